@@ -1,0 +1,232 @@
+"""Structured configs: the schema every composed config is checked against.
+
+The YAML files under `conf/` hold the values; the dataclasses here hold the types and
+the rules. Hydra rejects an unknown key or a wrongly typed value while composing;
+`validate` then checks every rule (ranges, choices, divisibility) and raises one
+`ConfigError` naming each offending key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A composed config breaks a rule; the message names the key and the valid values."""
+
+
+# --- field rules ------------------------------------------------------------------------
+
+
+def _rule(default: Any, description: str, test: Callable[[Any], bool]) -> Any:
+    return field(default=default, metadata={"rule": description, "test": test})
+
+
+def positive(default: Any = MISSING) -> Any:
+    return _rule(default, "a number > 0", lambda v: v > 0)
+
+
+def at_least(minimum: int, default: Any = MISSING) -> Any:
+    return _rule(default, f"an integer >= {minimum}", lambda v: v >= minimum)
+
+
+def in_range(low: float, high: float, default: Any = MISSING) -> Any:
+    return _rule(default, f"a number in [{low}, {high})", lambda v: low <= v < high)
+
+
+def one_of(choices: Callable[[], tuple[str, ...]], default: Any = MISSING) -> Any:
+    """`choices` is called lazily so registries can live in the modules that own them."""
+    return field(default=default, metadata={"choices": choices})
+
+
+def optional_positive(default: Any = None) -> Any:
+    return _rule(default, "null or a number > 0", lambda v: v is None or v > 0)
+
+
+def _activations() -> tuple[str, ...]:
+    from gan_jax.models.mlp import ACTIVATIONS
+
+    return tuple(ACTIVATIONS)
+
+
+def _losses() -> tuple[str, ...]:
+    from gan_jax import losses
+
+    return losses.names()
+
+
+def _latent_distributions() -> tuple[str, ...]:
+    from gan_jax.models import LATENT_DISTRIBUTIONS
+
+    return tuple(LATENT_DISTRIBUTIONS)
+
+
+def _optimisers() -> tuple[str, ...]:
+    from gan_jax.optim import OPTIMISERS
+
+    return tuple(OPTIMISERS)
+
+
+# --- datasets ---------------------------------------------------------------------------
+
+
+@dataclass
+class Gaussian1DConfig:
+    name: str = "gaussian_1d"
+    mean: float = MISSING
+    std: float = positive()
+
+
+@dataclass
+class Ring2DConfig:
+    name: str = "ring_2d"
+    num_modes: int = at_least(1)
+    radius: float = positive()
+    std: float = positive()
+
+
+@dataclass
+class Grid2DConfig:
+    name: str = "grid_2d"
+    num_modes_per_side: int = at_least(1)
+    spacing: float = positive()
+    std: float = positive()
+
+
+# --- model, loss, optimiser, logger -----------------------------------------------------
+
+
+@dataclass
+class MLPNetConfig:
+    width: int = at_least(1)
+    depth: int = at_least(0)
+    activation: str = one_of(_activations)
+
+
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    latent_dim: int = at_least(1)
+    latent_dist: str = one_of(_latent_distributions)
+    standardize: bool = MISSING
+    generator: MLPNetConfig = field(default_factory=MLPNetConfig)
+    discriminator: MLPNetConfig = field(default_factory=MLPNetConfig)
+
+
+@dataclass
+class LossConfig:
+    name: str = one_of(_losses)
+
+
+@dataclass
+class OptimConfig:
+    name: str = one_of(_optimisers)
+    lr: float = positive()
+    g_lr: Optional[float] = optional_positive()
+    d_lr: Optional[float] = optional_positive()
+    b1: float = in_range(0.0, 1.0, 0.9)
+    b2: float = in_range(0.0, 1.0, 0.999)
+
+
+@dataclass
+class LoggerConfig:
+    name: str = one_of(lambda: ("wandb", "none"))
+    project: str = "gan_jax"
+    entity: Optional[str] = None
+    # auto: online when WANDB_API_KEY is set, offline otherwise; WANDB_MODE wins if set.
+    mode: str = one_of(lambda: ("auto", "online", "offline"), "auto")
+    tags: list[str] = field(default_factory=list)
+
+
+# --- top level --------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    steps: int = at_least(1)
+    batch_size: int = at_least(1)
+    d_steps: int = at_least(1)
+    log_every: int = at_least(1)
+    eval_every: int = at_least(1)
+    steps_per_call: int = at_least(1)
+    num_eval_samples: int = at_least(1, 2500)
+    # null: every local device.
+    num_devices: Optional[int] = _rule(None, "null or an integer >= 1", lambda v: v is None or v >= 1)
+    progress_bar: bool = True
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = MISSING
+    dataset: Any = MISSING
+    model: Any = MISSING
+    loss: LossConfig = MISSING
+    logger: LoggerConfig = MISSING
+
+
+SCHEMAS = {
+    "config_schema": Config,
+    "dataset/gaussian_1d": Gaussian1DConfig,
+    "dataset/ring_2d": Ring2DConfig,
+    "dataset/grid_2d": Grid2DConfig,
+    "model/mlp": MLPConfig,
+    "loss/loss": LossConfig,
+    "optim/optim": OptimConfig,
+    "logger/logger": LoggerConfig,
+}
+
+
+def register_schemas() -> None:
+    """Stores the root schema as `config_schema` and the others as `schema/<group>/<name>`.
+
+    conf/config.yaml and each group's YAML files extend them in their defaults lists.
+    """
+    store = ConfigStore.instance()
+    for path, node in SCHEMAS.items():
+        group, _, name = path.rpartition("/")
+        store.store(group=f"schema/{group}" if group else None, name=name, node=node)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def _field_errors(node: Any, prefix: str) -> list[str]:
+    errors = []
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            errors += _field_errors(value, key + ".")
+        elif "choices" in f.metadata:
+            valid = f.metadata["choices"]()
+            if value not in valid:
+                errors.append(f"{key}={value!r}: valid values are {', '.join(valid)}")
+        elif "test" in f.metadata and not f.metadata["test"](value):
+            errors.append(f"{key}={value!r}: must be {f.metadata['rule']}")
+    return errors
+
+
+def validate(cfg: DictConfig, num_devices: int) -> None:
+    """Raises ConfigError listing every broken rule; returns None when the config is sound."""
+    errors = []
+    for section in ("train", "optim", "dataset", "model", "loss", "logger"):
+        node = OmegaConf.to_object(cfg[section])
+        if not dataclasses.is_dataclass(node):
+            errors.append(f"{section}: has no schema; choose a config from conf/{section}/")
+            continue
+        errors += _field_errors(node, section + ".")
+    if not errors and cfg.train.batch_size % num_devices:
+        errors.append(
+            f"train.batch_size={cfg.train.batch_size}: must be divisible by the number of "
+            f"devices ({num_devices}); set train.batch_size to a multiple of {num_devices} "
+            "or train.num_devices to a divisor of it"
+        )
+    if errors:
+        raise ConfigError("Invalid config:\n  " + "\n  ".join(errors))

@@ -1,0 +1,69 @@
+"""Toy distributions, sampled on the device inside the compiled step.
+
+Each dataset draws one example from one key; the step vmaps it over per-example keys,
+so a batch depends only on (seed, step, purpose, example index) and never on how
+the batch is split across devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class ToyDataset:
+    name: str
+    dim: int
+    sample_one: Callable[[jax.Array], jax.Array]  # key -> [dim]
+    modes: Optional[np.ndarray] = None  # [num_modes, dim] for mixtures
+    std: float = 1.0  # per-component std
+    density: Optional[Callable[[np.ndarray], np.ndarray]] = None  # 1-D only: p_data(x)
+    mean: Optional[float] = None  # 1-D only
+    # The distribution's exact per-dimension mean and std, to standardise model inputs.
+    loc: tuple[float, ...] = (0.0,)
+    scale: tuple[float, ...] = (1.0,)
+
+
+def gaussian_1d(mean: float, std: float) -> ToyDataset:
+    def sample_one(key):
+        return mean + std * jax.random.normal(key, (1,))
+
+    return ToyDataset(
+        "gaussian_1d", 1, sample_one, std=std, mean=mean,
+        density=lambda x: stats.norm.pdf(x, loc=mean, scale=std),
+        loc=(float(mean),), scale=(float(std),),
+    )
+
+
+def _mixture(name: str, modes: np.ndarray, std: float) -> ToyDataset:
+    centres = jnp.asarray(modes, dtype=jnp.float32)
+
+    def sample_one(key):
+        pick, noise = jax.random.split(key)
+        index = jax.random.randint(pick, (), 0, centres.shape[0])
+        return centres[index] + std * jax.random.normal(noise, (centres.shape[1],))
+
+    # Equal-weight mixture: variance = spread of the means + each component's variance.
+    scale = np.sqrt(modes.var(axis=0) + std**2)
+    return ToyDataset(name, modes.shape[1], sample_one, modes=modes, std=std,
+                      loc=tuple(map(float, modes.mean(axis=0))), scale=tuple(map(float, scale)))
+
+
+def ring_2d(num_modes: int, radius: float, std: float) -> ToyDataset:
+    """Gaussians with means evenly spaced on a circle (VEEGAN / PacGAN ring)."""
+    angles = 2 * np.pi * np.arange(num_modes) / num_modes
+    modes = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return _mixture("ring_2d", modes, std)
+
+
+def grid_2d(num_modes_per_side: int, spacing: float, std: float) -> ToyDataset:
+    """Gaussians on a square grid centred at 0 (VEEGAN / PacGAN grid: 5x5, spacing 2)."""
+    axis = spacing * (np.arange(num_modes_per_side) - (num_modes_per_side - 1) / 2)
+    modes = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)
+    return _mixture("grid_2d", modes, std)

@@ -1,0 +1,60 @@
+"""Evaluation of a training state: generated samples, moments and, in 1-D, the theory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Optional
+
+import jax
+import numpy as np
+
+from gan_jax import step
+from gan_jax.metrics import density_1d
+
+
+@dataclass
+class Evaluation:
+    step: int
+    scalars: dict[str, float]
+    samples: np.ndarray  # [num_samples, dim]
+    curves: Optional[dict[str, np.ndarray]] = None  # 1-D: grid, p_data, p_g, d_x, d_star
+    extras: dict = field(default_factory=dict)
+
+
+class Evaluator:
+    """Compiled once; called on an unreplicated state at chosen steps."""
+
+    def __init__(self, parts: step.GANParts, num_samples: int):
+        self.parts = parts
+        self.num_samples = num_samples
+        self._generate = jax.jit(partial(step.generate, parts), static_argnums=2)
+        self._d_prob = jax.jit(
+            lambda params, x: jax.nn.sigmoid(parts.models.discriminator.apply(params, x)))
+
+    def __call__(self, state: step.GANState) -> Evaluation:
+        fake = np.asarray(self._generate(state.generator.params, state.rng, self.num_samples))
+        scalars = _moment_scalars(fake)
+        curves = None
+        if self.parts.data.density is not None:
+            curves = self._theory_1d(state, fake)
+            scalars["jsd"] = density_1d.js_divergence(curves["p_data"], curves["p_g"], curves["grid"])
+            scalars["d_optimality_gap"] = density_1d.discriminator_gap(
+                curves["d_x"], curves["d_star"], curves["p_data"], curves["p_g"], curves["grid"])
+        return Evaluation(int(state.step), scalars, fake, curves)
+
+    def _theory_1d(self, state: step.GANState, fake: np.ndarray) -> dict[str, np.ndarray]:
+        data = self.parts.data
+        grid = density_1d.grid_1d(data.std, data.mean, fake)
+        p_data = data.density(grid)
+        p_g = density_1d.kde_density(fake, grid)
+        d_x = np.asarray(self._d_prob(state.discriminator.params, grid[:, None].astype(np.float32)))[:, 0]
+        return {"grid": grid, "p_data": p_data, "p_g": p_g, "d_x": d_x,
+                "d_star": density_1d.optimal_discriminator(p_data, p_g)}
+
+
+def _moment_scalars(samples: np.ndarray) -> dict[str, float]:
+    if samples.shape[1] == 1:
+        return {"sample_mean": float(samples.mean()), "sample_std": float(samples.std())}
+    return {f"sample_mean_{i}": float(v) for i, v in enumerate(samples.mean(0))} | {
+        f"sample_std_{i}": float(v) for i, v in enumerate(samples.std(0))}

@@ -1,0 +1,83 @@
+"""Where a run's numbers go: metrics.jsonl (always) and W&B (unless logger=none).
+
+W&B runs offline, with its files inside the run directory, whenever there is no API
+key; it is never allowed to wait on the network or ask for input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+log = logging.getLogger(__name__)
+
+WANDB_INIT_TIMEOUT_S = 20
+
+
+def wandb_mode(requested: str) -> str:
+    """WANDB_MODE wins; `auto` means online only when an API key is in the environment."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if requested != "auto":
+        return requested
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+def _finite_or_none(value: Any) -> Any:
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+class RunLogger:
+    """Appends one JSON object per logged step to metrics.jsonl and mirrors it to W&B."""
+
+    def __init__(self, run_dir: Path, wandb_settings: Optional[dict] = None):
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self._file = self.metrics_path.open("a")
+        self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings else None
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        # JSON has no NaN: a diverged value is written as null and kept in W&B as NaN.
+        row = {"step": step, **{k: _finite_or_none(v) for k, v in values.items()}}
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(values, step=step)
+
+    def log_images(self, step: int, images: dict[str, Path]) -> None:
+        if self.wandb_run is not None:
+            import wandb
+
+            self.wandb_run.log({k: wandb.Image(str(p)) for k, p in images.items()}, step=step)
+
+    def update_summary(self, values: dict[str, Any]) -> None:
+        if self.wandb_run is not None:
+            self.wandb_run.summary.update(values)
+
+    def finish(self, exit_code: int) -> None:
+        self._file.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish(exit_code=exit_code)
+
+
+def _start_wandb(run_dir: Path, *, project: str, entity: Optional[str], group: Optional[str],
+                 name: str, tags: list[str], mode: str, config: dict) -> Any:
+    import wandb
+
+    settings = wandb.Settings(silent=True, console="off", init_timeout=WANDB_INIT_TIMEOUT_S,
+                              disable_git=True, x_disable_stats=True)
+    kwargs = dict(project=project, entity=entity, group=group, name=name, tags=tags,
+                  config=config, dir=str(run_dir), job_type="train", reinit="finish_previous",
+                  settings=settings)
+    try:
+        run = wandb.init(mode=mode, **kwargs)
+    except Exception as error:  # online but unreachable: keep the run, log offline
+        if mode != "online":
+            raise
+        log.warning("W&B online init failed (%s); logging offline instead", error)
+        run = wandb.init(mode="offline", **kwargs)
+    log.info("W&B run %s (%s), files in %s", run.id, mode, Path(run.dir).parent)
+    return run

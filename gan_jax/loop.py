@@ -1,0 +1,212 @@
+"""The host loop: config -> parts -> state -> compiled step -> loop -> run directory.
+
+A run directory receives metrics.jsonl (one row per logged step), summary.json
+(written whatever the outcome), samples.npy (the final generator's samples), PNG
+figures and, unless logger=none, the W&B run files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import jax
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from gan_jax import config, data, losses, models, optim, parallel, plots, step
+from gan_jax.evaluate import Evaluation, Evaluator
+from gan_jax.logging import RunLogger, wandb_mode
+
+log = logging.getLogger(__name__)
+
+NUM_FIGURE_PANELS = 4
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or D output became NaN or infinite; the run directory keeps what was written."""
+
+
+@dataclass
+class Record:
+    """What the loop has seen so far; enough to write the summary at any point."""
+
+    rows: list[dict] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+    steps_done: int = 0
+    train_seconds: float = 0.0
+
+
+def build_parts(cfg: DictConfig) -> step.GANParts:
+    dataset = data.build(cfg.dataset)
+    g_optimiser, d_optimiser = optim.build(cfg.optim)
+    return step.GANParts(
+        data=dataset,
+        models=models.build(cfg.model, dataset),
+        loss=losses.get(cfg.loss.name),
+        g_optimiser=g_optimiser,
+        d_optimiser=d_optimiser,
+        d_steps=cfg.train.d_steps,
+    )
+
+
+def figure_steps(total: int, granularity: int) -> list[int]:
+    """The panels of Figure 1: at the start, early, a quarter of the way, and at the end.
+
+    Rounded to multiples of `granularity` (steps_per_call) so no extra program is compiled.
+    """
+    def round_down(s: int) -> int:
+        return max(granularity, s // granularity * granularity)
+
+    return sorted({0, round_down(total // 20), round_down(total // 4), total})
+
+
+def chunk_sizes(total: int, steps_per_call: int, stops: set[int]) -> Iterator[int]:
+    """Sizes of successive compiled calls: at most steps_per_call, never crossing a stop."""
+    done = 0
+    while done < total:
+        next_stop = min(s for s in stops | {total} if s > done)
+        size = min(steps_per_call, next_stop - done)
+        done += size
+        yield size
+
+
+def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
+        wandb_name: Optional[str] = None) -> dict[str, Any]:
+    """Trains one GAN as `cfg` says and fills `run_dir`; returns the summary."""
+    devices = parallel.select_devices(cfg.train.num_devices)
+    config.validate(cfg, len(devices))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    parts = build_parts(cfg)
+    logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name))
+    record = Record()
+    status, error, exit_code = "failed", None, 1
+    try:
+        state = _train(cfg, parts, devices, logger, record)
+        _write_final_outputs(cfg, parts, state, record, logger, run_dir)
+        status, exit_code = "finished", 0
+    except TrainingDiverged as diverged:
+        status, error = "diverged", str(diverged)
+        raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        summary = _summary(cfg, record, status, error, logger)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if record.rows:
+            plots.discriminator_outputs(record.rows, run_dir / "discriminator_outputs.png")
+        logger.update_summary(summary)
+        logger.finish(exit_code)
+    return summary
+
+
+def _train(cfg: DictConfig, parts: step.GANParts, devices: list, logger: RunLogger,
+           record: Record) -> step.GANState:
+    train = cfg.train
+    evaluate = Evaluator(parts, train.num_eval_samples)
+    panels = set(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else set()
+    eval_steps = set(range(train.eval_every, train.steps + 1, train.eval_every)) | panels | {train.steps}
+    train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
+
+    state = step.init_state(parts, cfg.seed)
+    if 0 in panels:
+        record.evaluations.append(evaluate(state))
+    replicated = parallel.replicate(state, len(devices))
+    start = time.perf_counter()
+    with tqdm(total=train.steps, unit="step", disable=not train.progress_bar,
+              dynamic_ncols=True, mininterval=0.5) as progress:
+        try:
+            for size in chunk_sizes(train.steps, train.steps_per_call, eval_steps):
+                replicated, metrics = train_steps(replicated, size)
+                metrics = {k: np.asarray(v[0]) for k, v in metrics.items()}  # same on every device
+                first_step = record.steps_done + 1
+                record.steps_done += size
+                _log_rows(metrics, first_step, train, logger, record)
+                if record.steps_done in eval_steps:
+                    evaluation = evaluate(parallel.unreplicate(replicated))
+                    logger.log(record.steps_done, evaluation.scalars)
+                    record.rows.append({"step": record.steps_done, **evaluation.scalars})
+                    if record.steps_done in panels or record.steps_done == train.steps:
+                        record.evaluations.append(evaluation)
+                progress.update(size)
+                progress.set_postfix(d_real=f"{metrics['d_real'][-1]:.3f}",
+                                     d_fake=f"{metrics['d_fake'][-1]:.3f}")
+        finally:
+            record.train_seconds = time.perf_counter() - start
+    return parallel.unreplicate(replicated)
+
+
+def _log_rows(metrics: dict[str, np.ndarray], first_step: int, train: DictConfig,
+              logger: RunLogger, record: Record) -> None:
+    """Logs every log_every-th step of a chunk; stops at the first non-finite one."""
+    finite = np.all([np.isfinite(v) for v in metrics.values()], axis=0)
+    for i in range(len(finite)):
+        step_number = first_step + i
+        if finite[i] and step_number % train.log_every and step_number != train.steps:
+            continue
+        values = {k: float(v[i]) for k, v in metrics.items()}
+        logger.log(step_number, values)
+        record.rows.append({"step": step_number, **values})
+        if not finite[i]:
+            record.steps_done = step_number
+            bad = ", ".join(f"{k}={v}" for k, v in values.items() if not np.isfinite(v))
+            raise TrainingDiverged(
+                f"training diverged at step {step_number}: {bad}. Everything written so far "
+                "is kept in the run directory; try a smaller optim.lr or another loss.")
+
+
+def _write_final_outputs(cfg: DictConfig, parts: step.GANParts, state: step.GANState,
+                         record: Record, logger: RunLogger, run_dir: Path) -> None:
+    final = record.evaluations[-1]
+    np.save(run_dir / "samples.npy", final.samples)
+    real = np.asarray(step.real_samples(parts, state.rng, cfg.train.num_eval_samples))
+    figures = {"samples": plots.samples(real, final.samples, run_dir / "samples.png")}
+    if final.curves is not None:
+        figures["figure1"] = plots.goodfellow_figure1(record.evaluations, run_dir / "figure1.png")
+    logger.log_images(cfg.train.steps, figures)
+
+
+def _summary(cfg: DictConfig, record: Record, status: str, error: Optional[str],
+             logger: RunLogger) -> dict[str, Any]:
+    train_rows = [r for r in record.rows if "d_real" in r]
+    summary: dict[str, Any] = {
+        "status": status,
+        "diverged": status == "diverged",
+        "error": error,
+        "steps_completed": record.steps_done,
+        "steps_requested": cfg.train.steps,
+        "train_seconds": round(record.train_seconds, 3),
+        "steps_per_second": round(record.steps_done / record.train_seconds, 2) if record.train_seconds else None,
+        "devices": cfg.train.num_devices or jax.local_device_count(),
+        "backend": jax.default_backend(),
+    }
+    if status == "diverged":
+        summary["diverged_step"] = record.steps_done
+    if train_rows:
+        summary["final"] = {k: v for k, v in train_rows[-1].items() if k != "step"}
+        tail = [r for r in train_rows if r["step"] > 0.9 * cfg.train.steps] or train_rows[-1:]
+        for key in ("d_real", "d_fake"):
+            summary[f"{key}_last_tenth"] = float(np.mean([r[key] for r in tail if r[key] is not None]))
+    if record.evaluations:
+        summary["eval"] = {"step": record.evaluations[-1].step, **record.evaluations[-1].scalars}
+    data_cfg = OmegaConf.to_container(cfg.dataset)
+    if data_cfg["name"] == "gaussian_1d":
+        summary["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}
+    if logger.wandb_run is not None:
+        summary["wandb"] = {"id": logger.wandb_run.id, "dir": str(Path(logger.wandb_run.dir).parent),
+                            "mode": wandb_mode(cfg.logger.mode)}
+    return summary
+
+
+def _wandb_settings(cfg: DictConfig, group: Optional[str], name: Optional[str]) -> Optional[dict]:
+    if cfg.logger.name == "none":
+        return None
+    return dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, name=name,
+                tags=list(cfg.logger.tags), mode=wandb_mode(cfg.logger.mode),
+                config=OmegaConf.to_container(cfg, resolve=True))

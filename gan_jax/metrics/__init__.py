@@ -1,0 +1,1 @@
+"""Evaluation metrics computed from generated samples (host side, NumPy)."""

@@ -1,0 +1,36 @@
+"""Model families, chosen by `model.name`, and the generator's latent prior."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import flax.linen as nn
+import jax
+
+from gan_jax.data import ToyDataset
+from gan_jax.models import mlp
+
+LATENT_DISTRIBUTIONS: dict[str, Callable[[jax.Array, tuple[int, ...]], jax.Array]] = {
+    "normal": jax.random.normal,
+    "uniform": lambda key, shape: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0),
+}
+
+_FAMILIES = {"mlp": mlp.build}
+
+
+@dataclass(frozen=True)
+class GANModels:
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_dim: int
+    latent_dist: str
+
+    def sample_latent(self, key: jax.Array) -> jax.Array:
+        """One latent vector, shape [latent_dim]; vmap it over per-example keys."""
+        return LATENT_DISTRIBUTIONS[self.latent_dist](key, (self.latent_dim,))
+
+
+def build(cfg, data: ToyDataset) -> GANModels:
+    generator, discriminator = _FAMILIES[cfg.name](cfg, data.dim, data.loc, data.scale)
+    return GANModels(generator, discriminator, cfg.latent_dim, cfg.latent_dist)

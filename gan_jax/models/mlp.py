@@ -1,0 +1,72 @@
+"""Multi-layer perceptrons for the generator and the discriminator of toy GANs."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = {
+    "relu": nn.relu,
+    "leaky_relu": partial(nn.leaky_relu, negative_slope=0.2),
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "tanh": nn.tanh,
+    "softplus": nn.softplus,
+}
+
+
+class MLP(nn.Module):
+    """`depth` hidden layers of `width` units, then a linear layer of `out_dim` units."""
+
+    width: int
+    depth: int
+    out_dim: int
+    activation: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for _ in range(self.depth):
+            x = act(nn.Dense(self.width)(x))
+        return nn.Dense(self.out_dim)(x)
+
+
+class Generator(nn.Module):
+    """z -> loc + scale * MLP(z): the network works in standardised data coordinates."""
+
+    net: MLP
+    loc: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def __call__(self, z: jax.Array) -> jax.Array:
+        return jnp.asarray(self.loc) + jnp.asarray(self.scale) * self.net(z)
+
+
+class Discriminator(nn.Module):
+    """x -> MLP((x - loc) / scale), a logit per example."""
+
+    net: MLP
+    loc: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.net((x - jnp.asarray(self.loc)) / jnp.asarray(self.scale))
+
+
+def build(cfg, data_dim: int, loc: tuple[float, ...], scale: tuple[float, ...]
+          ) -> tuple[nn.Module, nn.Module]:
+    """Generator maps [batch, latent_dim] to [batch, data_dim]; discriminator to logits [batch, 1].
+
+    With `cfg.standardize`, both networks see data standardised by the dataset's mean
+    and std, so a target's location and scale do not change how hard it is to learn
+    (ReLU units start with their kinks at 0, where standardised data lies).
+    """
+    g, d = cfg.generator, cfg.discriminator
+    if not cfg.standardize:
+        loc, scale = (0.0,) * data_dim, (1.0,) * data_dim
+    generator = Generator(MLP(g.width, g.depth, data_dim, g.activation), loc, scale)
+    discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation), loc, scale)
+    return generator, discriminator

@@ -1,0 +1,46 @@
+"""Data parallelism: the per-device step compiled with `jax.pmap` over local devices."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+
+from gan_jax import step
+from gan_jax.config import ConfigError
+
+AXIS = "devices"
+
+
+def select_devices(num_devices: Optional[int]) -> list:
+    available = jax.local_devices()
+    if num_devices is None:
+        return available
+    if num_devices > len(available):
+        raise ConfigError(
+            f"train.num_devices={num_devices}: only {len(available)} local "
+            f"{available[0].platform} device(s); valid values are null or 1..{len(available)}")
+    return available[:num_devices]
+
+
+def compile_train_steps(parts: step.GANParts, global_batch_size: int,
+                        devices: list) -> Callable[[Any, int], tuple[Any, dict]]:
+    """(replicated state, num_steps) -> (replicated state, metrics [devices, num_steps]).
+
+    The global batch is split evenly; the state's buffers are donated.
+    """
+    per_device = global_batch_size // len(devices)
+    fn = partial(step.train_steps, parts, per_device, AXIS)
+    return jax.pmap(fn, axis_name=AXIS, devices=devices,
+                    static_broadcasted_argnums=(1,), donate_argnums=(0,))
+
+
+def replicate(tree: Any, num_devices: int) -> Any:
+    """Host copies with a leading device axis; the first pmap call places them."""
+    return jax.tree.map(lambda x: np.stack([np.asarray(x)] * num_devices), tree)
+
+
+def unreplicate(tree: Any) -> Any:
+    return jax.tree.map(lambda x: x[0], tree)

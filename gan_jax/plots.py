@@ -1,0 +1,77 @@
+"""The figures people look at: Goodfellow et al.'s Figure 1, D's outputs, samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gan_jax.evaluate import Evaluation  # noqa: E402
+
+
+def goodfellow_figure1(snapshots: Sequence[Evaluation], path: Path) -> Path:
+    """p_data (black dots), p_g (green), D(x) (blue dashes) and D*(x) (grey) per snapshot."""
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.4 * len(snapshots), 3.0), sharey=True)
+    low = min(s.curves["grid"][0] for s in snapshots)
+    high = max(s.curves["grid"][-1] for s in snapshots)
+    peak = max(max(s.curves["p_data"].max(), s.curves["p_g"].max()) for s in snapshots)
+    for ax, snap, letter in zip(np.atleast_1d(axes), snapshots, "abcdefgh"):
+        c = snap.curves
+        ax.plot(c["grid"], c["p_data"] / peak, "k:", lw=2, label="p_data (scaled)")
+        ax.plot(c["grid"], c["p_g"] / peak, "g-", lw=1.5, label="p_g (scaled)")
+        ax.plot(c["grid"], c["d_x"], "b--", lw=1.5, label="D(x)")
+        ax.plot(c["grid"], c["d_star"], color="0.6", lw=1, label="D*(x)")
+        ax.axhline(0.5, color="r", lw=0.5, alpha=0.5)
+        ax.set_xlim(low, high)
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_title(f"({letter}) step {snap.step}, JSD {snap.scalars['jsd']:.3f}", fontsize=9)
+        ax.set_xlabel("x")
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def discriminator_outputs(rows: list[dict], path: Path) -> Path:
+    """d_real and d_fake against step, with the equilibrium value 0.5; losses below."""
+    train_rows = [r for r in rows if r.get("d_real") is not None]
+    steps = [r["step"] for r in train_rows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    top.plot(steps, [r["d_real"] for r in train_rows], label="D(x) on real")
+    top.plot(steps, [r["d_fake"] for r in train_rows], label="D(G(z)) on generated")
+    top.axhline(0.5, color="k", ls="--", lw=1, label="equilibrium 0.5")
+    top.set_ylim(0, 1)
+    top.set_ylabel("mean sigmoid(D)")
+    top.legend(fontsize=8)
+    bottom.plot(steps, [r["d_loss"] for r in train_rows], label="d_loss")
+    bottom.plot(steps, [r["g_loss"] for r in train_rows], label="g_loss")
+    bottom.set_xlabel("step")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def samples(real: np.ndarray, fake: np.ndarray, path: Path) -> Path:
+    """Histogram (1-D) or scatter (2-D) of generated against real samples."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    if real.shape[1] == 1:
+        bins = np.histogram_bin_edges(np.concatenate([real[:, 0], fake[:, 0]]), bins=80)
+        ax.hist(real[:, 0], bins=bins, density=True, alpha=0.5, label="real")
+        ax.hist(fake[:, 0], bins=bins, density=True, alpha=0.5, label="generated")
+    else:
+        ax.scatter(real[:, 0], real[:, 1], s=2, alpha=0.4, label="real")
+        ax.scatter(fake[:, 0], fake[:, 1], s=2, alpha=0.4, label="generated")
+        ax.set_aspect("equal")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

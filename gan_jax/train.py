@@ -1,0 +1,54 @@
+"""`gan-train`: the Hydra entry point. Composes the config, then hands it to the loop."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from gan_jax import loop
+from gan_jax.config import ConfigError, register_schemas
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+log = logging.getLogger("gan_jax")
+
+register_schemas()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> Optional[float]:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    group = Path(hydra_cfg.sweep.dir).name if sweeping else None
+    name = f"{hydra_cfg.job.num}-{hydra_cfg.job.override_dirname}" if sweeping else run_dir.name
+    try:
+        summary = loop.run(cfg, run_dir, wandb_group=group, wandb_name=name)
+    except ConfigError as error:
+        log.error("%s", error)
+        sys.exit(2)
+    except loop.TrainingDiverged as error:
+        log.error("%s (run directory: %s)", error, run_dir)
+        if sweeping:  # the job's summary.json says it diverged; the sweep goes on
+            return None
+        sys.exit(3)
+    log.info("finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
+             summary.get("d_real_last_tenth", float("nan")),
+             summary.get("d_fake_last_tenth", float("nan")), run_dir)
+    for figure in ("figure1.png", "discriminator_outputs.png", "samples.png"):
+        if (run_dir / figure).exists():
+            log.info("figure: %s", run_dir / figure)
+    if "wandb" in summary:
+        log.info("W&B (%s) files: %s", summary["wandb"]["mode"], summary["wandb"]["dir"])
+    return summary.get("eval", {}).get("jsd")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""`gan-train` as a user runs it: W&B offline files, and a Hydra multirun."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import TINY, gan_train
+from wandb_records import read_run
+
+CLI_TINY = [o for o in TINY if not o.startswith("logger=")]
+
+
+def _wandb_run_file(run_dir: Path) -> Path:
+    files = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def test_offline_wandb_run_holds_config_and_metrics(tmp_path):
+    """No API key: W&B runs offline, its files inside the run directory."""
+    result = gan_train(CLI_TINY + ["dataset=ring_2d", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = read_run(_wandb_run_file(tmp_path))
+    assert run["config"]["dataset"] == {"name": "ring_2d", "num_modes": 8, "radius": 1.0, "std": 0.01}
+    assert run["config"]["train"]["steps"] == 20
+    logged = [h for h in run["history"] if "d_real" in h]
+    assert [h["_step"] for h in logged] == [5, 10, 15, 20]
+    jsonl = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-1]["d_fake"] == next(r for r in jsonl if r["step"] == 20 and "d_fake" in r)["d_fake"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["wandb"]["mode"] == "offline" and summary["wandb"]["id"] == run["run"].run_id
+    assert "W&B (offline) files" in result.stdout + result.stderr
+
+
+def test_logger_none_writes_no_wandb_files(tmp_path):
+    result = gan_train(CLI_TINY + ["logger=none", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "wandb").exists()
+    assert (tmp_path / "summary.json").exists()
+
+
+def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
+    result = gan_train(["-m", "loss=minimax,non_saturating", "seed=0,1", *CLI_TINY,
+                        "dataset=ring_2d", f"hydra.sweep.dir={tmp_path}"], timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    job_dirs = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
+    assert len(job_dirs) == 4
+    runs = [read_run(_wandb_run_file(d)) for d in job_dirs]
+    assert len({r["run"].run_id for r in runs}) == 4
+    assert {r["run"].run_group for r in runs} == {tmp_path.name}
+    combos = {(r["config"]["loss"]["name"], r["config"]["seed"]) for r in runs}
+    assert combos == {("minimax", 0), ("minimax", 1), ("non_saturating", 0), ("non_saturating", 1)}
+    finals = [json.loads((d / "summary.json").read_text())["final"]["d_loss"] for d in job_dirs]
+    assert len(set(finals)) == 4

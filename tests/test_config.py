@@ -1,0 +1,110 @@
+"""Config composition and validation: every bad value fails at start, naming the key."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from conftest import compose_config, gan_train
+from gan_jax.config import ConfigError, validate
+
+
+def test_default_config_is_goodfellow_fig1_and_valid():
+    cfg = compose_config([])
+    validate(cfg, num_devices=1)
+    assert cfg.dataset.name == "gaussian_1d"
+    assert (cfg.dataset.mean, cfg.dataset.std) == (4.0, 0.5)
+    assert cfg.loss.name == "non_saturating"
+    assert cfg.model.latent_dim == 1
+    assert cfg.train.num_eval_samples == 2500
+
+
+@pytest.mark.parametrize("dataset, values", [
+    ("gaussian_1d", {"mean": 4.0, "std": 0.5}),
+    ("ring_2d", {"num_modes": 8, "radius": 1.0, "std": 0.01}),
+    ("grid_2d", {"num_modes_per_side": 5, "spacing": 2.0, "std": 0.05}),
+])
+def test_dataset_defaults_follow_the_papers(dataset, values):
+    cfg = compose_config([f"dataset={dataset}"])
+    assert cfg.dataset.name == dataset
+    assert {k: cfg.dataset[k] for k in values} == values
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.batch_size=-4", "train.batch_size=-4: must be an integer >= 1"),
+    ("train.steps=0", "train.steps=0: must be an integer >= 1"),
+    ("train.d_steps=0", "train.d_steps=0"),
+    ("dataset.std=0", "dataset.std=0.0: must be a number > 0"),
+    ("dataset.std=-1", "dataset.std=-1.0: must be a number > 0"),
+    ("optim.lr=0", "optim.lr=0.0: must be a number > 0"),
+    ("optim.b1=1.5", "optim.b1=1.5: must be a number in [0.0, 1.0)"),
+    ("loss.name=wasserstein", "loss.name='wasserstein': valid values are minimax, non_saturating"),
+    ("model.latent_dist=cauchy", "model.latent_dist='cauchy': valid values are normal, uniform"),
+    ("model.generator.activation=swishy", "model.generator.activation='swishy': valid values are relu"),
+])
+def test_out_of_range_values_name_key_and_valid_values(override, message):
+    cfg = compose_config([override])
+    with pytest.raises(ConfigError, match=None) as error:
+        validate(cfg, num_devices=1)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("dataset, override", [
+    ("ring_2d", "dataset.std=0"), ("grid_2d", "dataset.spacing=-2"), ("ring_2d", "dataset.num_modes=0"),
+])
+def test_each_dataset_checks_its_own_fields(dataset, override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        validate(compose_config([f"dataset={dataset}", override]), num_devices=1)
+
+
+def test_all_errors_are_reported_at_once():
+    cfg = compose_config(["train.batch_size=0", "dataset.std=0"])
+    with pytest.raises(ConfigError) as error:
+        validate(cfg, num_devices=1)
+    assert "train.batch_size" in str(error.value) and "dataset.std" in str(error.value)
+
+
+def test_batch_must_divide_over_devices():
+    cfg = compose_config(["train.batch_size=10"])
+    validate(cfg, num_devices=2)
+    with pytest.raises(ConfigError, match=r"train.batch_size=10: must be divisible by the number of devices \(3\)"):
+        validate(cfg, num_devices=3)
+
+
+def test_unknown_group_option_lists_the_options():
+    with pytest.raises(MissingConfigException) as error:
+        compose_config(["loss=wasserstein"])
+    assert "loss/wasserstein" in str(error.value)
+    assert "minimax" in str(error.value) and "non_saturating" in str(error.value)
+
+
+def test_unknown_key_is_rejected():
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(["dataset.meen=3"])
+    assert "meen" in str(error.value.__cause__ or error.value)
+
+
+def test_key_of_another_dataset_is_rejected():
+    with pytest.raises(ConfigCompositionException):
+        compose_config(["dataset=ring_2d", "dataset.mean=3"])
+
+
+def test_wrong_type_is_rejected():
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(["train.steps=many"])
+    assert isinstance(error.value.__cause__, (ValidationError, ConfigKeyError))
+
+
+def test_cli_bad_override_exits_nonzero_with_the_message(tmp_path):
+    result = gan_train(["train.batch_size=-4", "dataset.std=0", f"hydra.run.dir={tmp_path}"], timeout=120)
+    assert result.returncode == 2
+    assert "train.batch_size=-4: must be an integer >= 1" in result.stderr + result.stdout
+    assert "dataset.std=0.0: must be a number > 0" in result.stderr + result.stdout
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_cli_unknown_loss_exits_nonzero_listing_losses(tmp_path):
+    result = gan_train(["loss=wasserstein", f"hydra.run.dir={tmp_path}"], timeout=120)
+    assert result.returncode != 0
+    assert "Available options in 'loss'" in result.stderr and "non_saturating" in result.stderr

@@ -1,0 +1,67 @@
+"""Loss values against hand-computed closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import losses
+
+
+def _sigmoid(a):
+    return 1 / (1 + math.exp(-a))
+
+
+REAL = jnp.array([[2.0], [-1.0], [0.5]])
+FAKE = jnp.array([[-3.0], [0.0], [1.5]])
+
+
+def test_registry_names_and_error():
+    assert losses.names() == ("minimax", "non_saturating")
+    with pytest.raises(KeyError, match="valid losses: minimax, non_saturating"):
+        losses.get("wgan_typo")
+
+
+@pytest.mark.parametrize("name", ["minimax", "non_saturating"])
+def test_discriminator_loss_is_binary_cross_entropy(name):
+    expected = np.mean([-math.log(_sigmoid(r)) for r in (2.0, -1.0, 0.5)]) + np.mean(
+        [-math.log(1 - _sigmoid(f)) for f in (-3.0, 0.0, 1.5)])
+    assert float(losses.get(name).discriminator(REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_minimax_generator_is_log_one_minus_d():
+    expected = np.mean([math.log(1 - _sigmoid(f)) for f in (-3.0, 0.0, 1.5)])
+    assert float(losses.get("minimax").generator(REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_non_saturating_generator_is_minus_log_d():
+    expected = np.mean([-math.log(_sigmoid(f)) for f in (-3.0, 0.0, 1.5)])
+    assert float(losses.get("non_saturating").generator(REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_equilibrium_values():
+    """D = 1/2 everywhere: D's loss is log 4, the NS generator's log 2 (Goodfellow et al.)."""
+    zeros = jnp.zeros((8, 1))
+    assert float(losses.get("minimax").discriminator(zeros, zeros)) == pytest.approx(math.log(4), rel=1e-6)
+    assert float(losses.get("non_saturating").generator(zeros, zeros)) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(losses.get("minimax").generator(zeros, zeros)) == pytest.approx(-math.log(2), rel=1e-6)
+
+
+def test_minimax_saturates_where_non_saturating_does_not():
+    """Early on D(G(z)) ~ 0: minimax's gradient vanishes, non-saturating's does not."""
+    confident_fake = jnp.full((4, 1), -10.0)
+    grad = lambda name: jax.grad(lambda f: losses.get(name).generator(REAL, f))(confident_fake)  # noqa: E731
+    assert float(jnp.abs(grad("minimax")).sum()) < 1e-4
+    assert float(jnp.abs(grad("non_saturating")).sum()) > 0.9
+
+
+def test_losses_are_finite_for_extreme_logits():
+    extreme = jnp.array([[1e4], [-1e4]])
+    for name in losses.names():
+        loss = losses.get(name)
+        assert np.isfinite(float(loss.discriminator(extreme, -extreme)))
+        assert np.isfinite(float(loss.generator(extreme, extreme)))

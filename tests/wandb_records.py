@@ -1,0 +1,58 @@
+"""Reads the records of a W&B run file (`run-<id>.wandb`), to check what a run logged.
+
+The file is a LevelDB-style log: a 7-byte header (":W&B", magic, version), then 32 KiB
+blocks of chunks, each with a 7-byte header (crc32c, little-endian length, type),
+holding serialised `wandb_internal_pb2.Record` messages.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32 * 1024
+HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def _payloads(data: bytes):
+    assert data[:4] == b":W&B", "not a W&B run file"
+    pos, pending = HEADER, b""
+    while pos + HEADER <= len(data):
+        if BLOCK - pos % BLOCK < HEADER:  # block trailer: padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        if kind == 0 and length == 0:
+            break
+        chunk = data[pos + HEADER:pos + HEADER + length]
+        pos += HEADER + length
+        if kind == FULL:
+            yield chunk
+        elif kind == FIRST:
+            pending = chunk
+        elif kind == MIDDLE:
+            pending += chunk
+        elif kind == LAST:
+            yield pending + chunk
+
+
+def read_run(path: Path) -> dict:
+    """{'run': Record.run, 'config': {key: value}, 'history': [{key: value}]}"""
+    out = {"run": None, "config": {}, "history": []}
+    for payload in _payloads(Path(path).read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out["run"] = record.run
+            out["config"].update({i.key: json.loads(i.value_json) for i in record.run.config.update})
+        elif kind == "config":
+            out["config"].update({i.key: json.loads(i.value_json) for i in record.config.update})
+        elif kind == "history":
+            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                                   for i in record.history.item})
+    return out
