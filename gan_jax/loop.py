@@ -99,7 +99,7 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
     finally:
         summary = _summary(cfg, record, status, error, logger)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if record.rows:
+        if record.rows and status != "finished":  # keep the curves up to the failure
             plots.discriminator_outputs(record.rows, run_dir / "discriminator_outputs.png")
         logger.update_summary(summary)
         logger.finish(exit_code)
@@ -166,7 +166,11 @@ def _write_final_outputs(cfg: DictConfig, parts: step.GANParts, state: step.GANS
     final = record.evaluations[-1]
     np.save(run_dir / "samples.npy", final.samples)
     real = np.asarray(step.real_samples(parts, state.rng, cfg.train.num_eval_samples))
-    figures = {"samples": plots.samples(real, final.samples, run_dir / "samples.png")}
+    figures = {
+        "samples": plots.samples(real, final.samples, run_dir / "samples.png"),
+        "discriminator_outputs": plots.discriminator_outputs(
+            record.rows, run_dir / "discriminator_outputs.png"),
+    }
     if final.curves is not None:
         figures["figure1"] = plots.goodfellow_figure1(record.evaluations, run_dir / "figure1.png")
     logger.log_images(cfg.train.steps, figures)

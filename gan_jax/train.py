@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,10 @@ log = logging.getLogger("gan_jax")
 register_schemas()
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
     hydra_cfg = HydraConfig.get()
@@ -29,6 +34,8 @@ def main(cfg: DictConfig) -> Optional[float]:
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     group = Path(hydra_cfg.sweep.dir).name if sweeping else None
     name = f"{hydra_cfg.job.num}-{hydra_cfg.job.override_dirname}" if sweeping else run_dir.name
+    # SIGTERM unwinds like an exception, so summary.json is written and W&B finished.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         summary = loop.run(cfg, run_dir, wandb_group=group, wandb_name=name)
     except ConfigError as error:

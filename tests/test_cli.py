@@ -53,3 +53,31 @@ def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
     assert combos == {("minimax", 0), ("minimax", 1), ("non_saturating", 0), ("non_saturating", 1)}
     finals = [json.loads((d / "summary.json").read_text())["final"]["d_loss"] for d in job_dirs]
     assert len(set(finals)) == 4
+
+
+def test_sigterm_keeps_the_run_directory_with_a_summary(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gan_jax.train", "train.steps=1000000", "train.progress_bar=false",
+         "train.log_every=100", "train.eval_every=1000000", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "SystemExit" in summary["error"]
+    assert summary["steps_completed"] > 0
+    run = read_run(_wandb_run_file(tmp_path))
+    assert any("d_real" in h for h in run["history"])
