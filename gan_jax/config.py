@@ -57,7 +57,13 @@ def _activations() -> tuple[str, ...]:
 def _losses() -> tuple[str, ...]:
     from gan_jax import losses
 
-    return losses.names()
+    return tuple(n for n in losses.names() if n != "wgan")  # wgan has its own schema
+
+
+def _penalties() -> tuple[str, ...]:
+    from gan_jax import penalties
+
+    return penalties.names()
 
 
 def _latent_distributions() -> tuple[str, ...]:
@@ -91,6 +97,14 @@ class Ring2DConfig:
 
 
 @dataclass
+class DiracDataConfig:
+    """A point mass (Mescheder et al. 2018's Dirac-GAN data)."""
+
+    name: str = "dirac"
+    location: float = MISSING
+
+
+@dataclass
 class Grid2DConfig:
     name: str = "grid_2d"
     num_modes_per_side: int = at_least(1)
@@ -106,6 +120,7 @@ class MLPNetConfig:
     width: int = at_least(1)
     depth: int = at_least(0)
     activation: str = one_of(_activations)
+    spectral_norm: bool = False
 
 
 @dataclass
@@ -119,8 +134,30 @@ class MLPConfig:
 
 
 @dataclass
+class DiracModelConfig:
+    """G_theta(z) = theta, D_psi(x) = psi * x (Mescheder et al. 2018)."""
+
+    name: str = "dirac"
+    theta_init: float = MISSING
+    psi_init: float = MISSING
+
+
+@dataclass
 class LossConfig:
     name: str = one_of(_losses)
+
+
+@dataclass
+class WGANLossConfig:
+    name: str = one_of(lambda: ("wgan",))
+    # D's parameters are clipped to [-c, c] after each update; null: no clipping (WGAN-GP).
+    weight_clip: Optional[float] = optional_positive(MISSING)
+
+
+@dataclass
+class PenaltyConfig:
+    name: str = one_of(_penalties)
+    weight: float = _rule(MISSING, "a number >= 0", lambda v: v >= 0)  # lambda or gamma
 
 
 @dataclass
@@ -155,6 +192,9 @@ class TrainConfig:
     eval_every: int = at_least(1)
     steps_per_call: int = at_least(1)
     num_eval_samples: int = at_least(1, 2500)
+    # alternating: G steps against the D just updated (Algorithm 1); simultaneous: both
+    # players step from the same point.
+    schedule: str = one_of(lambda: ("alternating", "simultaneous"), "alternating")
     # null: every local device.
     num_devices: Optional[int] = _rule(None, "null or an integer >= 1", lambda v: v is None or v >= 1)
     progress_bar: bool = True
@@ -167,7 +207,8 @@ class Config:
     optim: OptimConfig = MISSING
     dataset: Any = MISSING
     model: Any = MISSING
-    loss: LossConfig = MISSING
+    loss: Any = MISSING
+    penalty: PenaltyConfig = MISSING
     logger: LoggerConfig = MISSING
 
 
@@ -176,8 +217,12 @@ SCHEMAS = {
     "dataset/gaussian_1d": Gaussian1DConfig,
     "dataset/ring_2d": Ring2DConfig,
     "dataset/grid_2d": Grid2DConfig,
+    "dataset/dirac": DiracDataConfig,
     "model/mlp": MLPConfig,
+    "model/dirac": DiracModelConfig,
     "loss/loss": LossConfig,
+    "loss/wgan": WGANLossConfig,
+    "penalty/penalty": PenaltyConfig,
     "optim/optim": OptimConfig,
     "logger/logger": LoggerConfig,
 }
@@ -213,15 +258,51 @@ def _field_errors(node: Any, prefix: str) -> list[str]:
     return errors
 
 
+def _simultaneous_needs_one_d_step(cfg: DictConfig) -> Optional[str]:
+    if cfg.train.schedule == "simultaneous" and cfg.train.d_steps != 1:
+        return (f"train.d_steps={cfg.train.d_steps}: simultaneous updates take one step of "
+                "each player from the same point; set train.d_steps=1 or train.schedule=alternating")
+    return None
+
+
+def _dirac_model_needs_1d_data(cfg: DictConfig) -> Optional[str]:
+    if cfg.model.name == "dirac" and cfg.dataset.name not in ("dirac", "gaussian_1d"):
+        return (f"model=dirac: its generator is one number, so the data must be 1-D; "
+                f"dataset={cfg.dataset.name} is not (valid: dirac, gaussian_1d)")
+    return None
+
+
+def _penalty_weight_must_act(cfg: DictConfig) -> Optional[str]:
+    name, weight = cfg.penalty.name, cfg.penalty.weight
+    if name != "none" and weight == 0:
+        return f"penalty.weight=0 makes penalty={name} do nothing; use penalty=none or a weight > 0"
+    if name == "none" and weight != 0:
+        return f"penalty.weight={weight} has no effect with penalty=none; choose a penalty"
+    return None
+
+
+def _gradient_penalty_replaces_clipping(cfg: DictConfig) -> Optional[str]:
+    if cfg.penalty.name == "wgan_gp" and cfg.loss.get("weight_clip") is not None:
+        return (f"penalty=wgan_gp with loss.weight_clip={cfg.loss.weight_clip}: the gradient "
+                "penalty replaces weight clipping (Gulrajani et al. 2017); set loss.weight_clip=null")
+    return None
+
+
+_COMBINATION_RULES = [_simultaneous_needs_one_d_step, _dirac_model_needs_1d_data,
+                      _penalty_weight_must_act, _gradient_penalty_replaces_clipping]
+
+
 def validate(cfg: DictConfig, num_devices: int) -> None:
     """Raises ConfigError listing every broken rule; returns None when the config is sound."""
     errors = []
-    for section in ("train", "optim", "dataset", "model", "loss", "logger"):
+    for section in ("train", "optim", "dataset", "model", "loss", "penalty", "logger"):
         node = OmegaConf.to_object(cfg[section])
         if not dataclasses.is_dataclass(node):
             errors.append(f"{section}: has no schema; choose a config from conf/{section}/")
             continue
         errors += _field_errors(node, section + ".")
+    if not errors:
+        errors += [message for rule in _COMBINATION_RULES if (message := rule(cfg))]
     if not errors and cfg.train.batch_size % num_devices:
         errors.append(
             f"train.batch_size={cfg.train.batch_size}: must be divisible by the number of "

@@ -30,10 +30,10 @@ class Evaluator:
         self.num_samples = num_samples
         self._generate = jax.jit(partial(step.generate, parts), static_argnums=2)
         self._d_prob = jax.jit(
-            lambda params, x: jax.nn.sigmoid(parts.models.discriminator.apply(params, x)))
+            lambda player, x: jax.nn.sigmoid(step.apply_model(parts.models.discriminator, player, x)[0]))
 
     def __call__(self, state: step.GANState) -> Evaluation:
-        fake = np.asarray(self._generate(state.generator.params, state.rng, self.num_samples))
+        fake = np.asarray(self._generate(state.generator, state.rng, self.num_samples))
         scalars = _moment_scalars(fake)
         curves = None
         if self.parts.data.density is not None:
@@ -48,7 +48,7 @@ class Evaluator:
         grid = density_1d.grid_1d(data.std, data.mean, fake)
         p_data = data.density(grid)
         p_g = density_1d.kde_density(fake, grid)
-        d_x = np.asarray(self._d_prob(state.discriminator.params, grid[:, None].astype(np.float32)))[:, 0]
+        d_x = np.asarray(self._d_prob(state.discriminator, grid[:, None].astype(np.float32)))[:, 0]
         return {"grid": grid, "p_data": p_data, "p_g": p_g, "d_x": d_x,
                 "d_star": density_1d.optimal_discriminator(p_data, p_g)}
 

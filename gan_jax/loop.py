@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gan_jax import config, data, losses, models, optim, parallel, plots, step
+from gan_jax import config, data, losses, models, optim, parallel, penalties, plots, step
 from gan_jax.evaluate import Evaluation, Evaluator
 from gan_jax.logging import RunLogger, wandb_mode
 
@@ -52,7 +53,14 @@ def build_parts(cfg: DictConfig) -> step.GANParts:
         g_optimiser=g_optimiser,
         d_optimiser=d_optimiser,
         d_steps=cfg.train.d_steps,
+        penalty=penalties.build(cfg.penalty.name, cfg.penalty.weight, dataset.scale),
+        d_constraint=_weight_clip(cfg.loss.weight_clip) if cfg.loss.get("weight_clip") else None,
+        simultaneous=cfg.train.schedule == "simultaneous",
     )
+
+
+def _weight_clip(limit: float):
+    return lambda params: jax.tree.map(lambda p: jnp.clip(p, -limit, limit), params)
 
 
 def figure_steps(total: int, granularity: int) -> list[int]:

@@ -1,7 +1,8 @@
 """The per-device update: Goodfellow et al.'s Algorithm 1 as one pure function.
 
 `train_step(parts, batch_size, axis_name, state) -> (state, metrics)` runs `d_steps`
-discriminator updates, then one generator update. Gradients and metrics are averaged
+discriminator updates, then one generator update (against the updated D, or, with
+simultaneous updates, against the D both players started from). Gradients and metrics are averaged
 over `axis_name` with `lax.pmean`, so the same function runs under `jit`
 (axis_name=None), `pmap`, `vmap` and `lax.scan`. Every random draw comes from a key
 derived from (seed, step, stream, sub-step, example index): a run's numbers do not
@@ -23,6 +24,7 @@ from jax import lax
 from gan_jax.data import ToyDataset
 from gan_jax.losses import GANLoss
 from gan_jax.models import GANModels
+from gan_jax.penalties import Penalty
 
 
 class Stream(enum.IntEnum):
@@ -36,12 +38,34 @@ class Stream(enum.IntEnum):
     G_LATENT = 5
     EVAL_LATENT = 6
     EVAL_REAL = 7
+    D_PENALTY = 8
 
 
 @flax.struct.dataclass
 class PlayerState:
-    params: Any
+    params: Any  # the trained variables (Flax collection "params")
+    model_state: Any  # other collections, e.g. spectral norm's power-iteration vectors
     opt_state: Any
+
+
+def apply_model(module, player: PlayerState, x: jax.Array, params: Any = None,
+                update_stats: bool = False) -> tuple[jax.Array, Any]:
+    """Runs `module` with the player's variables (`params` overrides, for gradients).
+
+    Returns (output, model_state); the state is updated only when `update_stats`.
+    """
+    variables = {"params": player.params if params is None else params, **player.model_state}
+    if update_stats and player.model_state:
+        out, new_state = module.apply(variables, x, update_stats=True, mutable=list(player.model_state))
+        return out, new_state
+    return module.apply(variables, x, update_stats=False), player.model_state
+
+
+def _init_player(module, key: jax.Array, example: jax.Array,
+                 optimiser: optax.GradientTransformation) -> PlayerState:
+    variables = dict(module.init(key, example))
+    params = variables.pop("params")
+    return PlayerState(params, variables, optimiser.init(params))
 
 
 @flax.struct.dataclass
@@ -62,6 +86,10 @@ class GANParts:
     g_optimiser: optax.GradientTransformation
     d_optimiser: optax.GradientTransformation
     d_steps: int
+    penalty: Optional[Penalty] = None
+    # Projects D's parameters after each update (WGAN's weight clipping).
+    d_constraint: Optional[Callable[[Any], Any]] = None
+    simultaneous: bool = False
 
 
 def stream_key(rng: jax.Array, step: jax.Array, stream: Stream, substep: Any = 0) -> jax.Array:
@@ -78,15 +106,13 @@ def sample_batch(sample_one: Callable[[jax.Array], jax.Array], key: jax.Array,
 def init_state(parts: GANParts, seed: int) -> GANState:
     rng = jax.random.PRNGKey(seed)
     models = parts.models
-    g_params = models.generator.init(
-        jax.random.fold_in(rng, Stream.INIT_G), jnp.zeros((1, models.latent_dim)))
-    d_params = models.discriminator.init(
-        jax.random.fold_in(rng, Stream.INIT_D), jnp.zeros((1, parts.data.dim)))
     return GANState(
         step=jnp.zeros((), jnp.int32),
         rng=rng,
-        generator=PlayerState(g_params, parts.g_optimiser.init(g_params)),
-        discriminator=PlayerState(d_params, parts.d_optimiser.init(d_params)),
+        generator=_init_player(models.generator, jax.random.fold_in(rng, Stream.INIT_G),
+                               jnp.zeros((1, models.latent_dim)), parts.g_optimiser),
+        discriminator=_init_player(models.discriminator, jax.random.fold_in(rng, Stream.INIT_D),
+                                   jnp.zeros((1, parts.data.dim)), parts.d_optimiser),
     )
 
 
@@ -97,7 +123,7 @@ def _mean_over_devices(tree: Any, axis_name: Optional[str]) -> Any:
 def _apply_gradients(optimiser: optax.GradientTransformation, player: PlayerState,
                      grads: Any) -> PlayerState:
     updates, opt_state = optimiser.update(grads, player.opt_state, player.params)
-    return PlayerState(optax.apply_updates(player.params, updates), opt_state)
+    return player.replace(params=optax.apply_updates(player.params, updates), opt_state=opt_state)
 
 
 def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str],
@@ -112,25 +138,38 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str],
 
     def d_update(player: PlayerState, substep: jax.Array):
         real = draw(Stream.D_REAL, substep, parts.data.sample_one)
-        fake = generator.apply(state.generator.params,
-                               draw(Stream.D_LATENT, substep, parts.models.sample_latent))
+        fake, _ = apply_model(generator, state.generator,
+                              draw(Stream.D_LATENT, substep, parts.models.sample_latent))
+        penalty_keys = draw(Stream.D_PENALTY, substep, lambda key: key)
 
         def loss_fn(params):
             # One pass over real and fake together: half the kernel launches.
-            real_out, fake_out = jnp.split(discriminator.apply(params, jnp.concatenate([real, fake])), 2)
-            return parts.loss.discriminator(real_out, fake_out), (real_out, fake_out)
+            out, model_state = apply_model(discriminator, player, jnp.concatenate([real, fake]),
+                                           params, update_stats=True)
+            real_out, fake_out = jnp.split(out, 2)
+            loss = parts.loss.discriminator(real_out, fake_out)
+            penalty = 0.0
+            if parts.penalty is not None:
+                d_fn = lambda x: apply_model(discriminator, player, x, params)[0]  # noqa: E731
+                penalty = parts.penalty(d_fn, real, fake, penalty_keys)
+            return loss + penalty, (loss, penalty, real_out, fake_out, model_state)
 
-        (loss, (real_out, fake_out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
+        (_, (loss, penalty, real_out, fake_out, model_state)), grads = jax.value_and_grad(
+            loss_fn, has_aux=True)(player.params)
         grads = _mean_over_devices(grads, axis_name)
+        player = _apply_gradients(parts.d_optimiser, player.replace(model_state=model_state), grads)
+        if parts.d_constraint is not None:
+            player = player.replace(params=parts.d_constraint(player.params))
         metrics = {
             "d_loss": loss,
+            "d_penalty": jnp.asarray(penalty, jnp.float32),
             "d_real": jnp.mean(jax.nn.sigmoid(real_out)),
             "d_fake": jnp.mean(jax.nn.sigmoid(fake_out)),
             "d_real_raw": jnp.mean(real_out),
             "d_fake_raw": jnp.mean(fake_out),
             "d_grad_norm": optax.tree.norm(grads),
         }
-        return _apply_gradients(parts.d_optimiser, player, grads), metrics
+        return player, metrics
 
     d_player, d_metrics = lax.scan(d_update, state.discriminator, jnp.arange(parts.d_steps))
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
@@ -138,15 +177,21 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str],
     real = draw(Stream.G_REAL, 0, parts.data.sample_one)
     latent = draw(Stream.G_LATENT, 0, parts.models.sample_latent)
 
-    def g_loss_fn(params):
-        fake_out = discriminator.apply(d_player.params, generator.apply(params, latent))
-        # Only relativistic losses read real_out; XLA drops this pass for the others.
-        real_out = discriminator.apply(d_player.params, real)
-        return parts.loss.generator(real_out, fake_out)
+    # Alternating: G plays against the D just updated; simultaneous: against the old one.
+    opponent = state.discriminator if parts.simultaneous else d_player
 
-    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state.generator.params)
+    def g_loss_fn(params):
+        fake, g_model_state = apply_model(generator, state.generator, latent, params, update_stats=True)
+        fake_out, _ = apply_model(discriminator, opponent, fake)
+        # Only relativistic losses read real_out; XLA drops this pass for the others.
+        real_out, _ = apply_model(discriminator, opponent, real)
+        return parts.loss.generator(real_out, fake_out), g_model_state
+
+    (g_loss, g_model_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+        state.generator.params)
     g_grads = _mean_over_devices(g_grads, axis_name)
-    g_player = _apply_gradients(parts.g_optimiser, state.generator, g_grads)
+    g_player = _apply_gradients(parts.g_optimiser, state.generator.replace(model_state=g_model_state),
+                                g_grads)
 
     metrics = {**d_metrics, "g_loss": g_loss, "g_grad_norm": optax.tree.norm(g_grads)}
     new_state = GANState(state.step + 1, state.rng, g_player, d_player)
@@ -162,11 +207,11 @@ def train_steps(parts: GANParts, batch_size: int, axis_name: Optional[str],
     return lax.scan(body, state, None, length=num_steps)
 
 
-def generate(parts: GANParts, g_params: Any, rng: jax.Array, num_samples: int) -> jax.Array:
+def generate(parts: GANParts, generator: PlayerState, rng: jax.Array, num_samples: int) -> jax.Array:
     """The evaluation samples: fixed latents, so successive evaluations are comparable."""
     latent = sample_batch(parts.models.sample_latent, jax.random.fold_in(rng, Stream.EVAL_LATENT),
                           0, num_samples)
-    return parts.models.generator.apply(g_params, latent)
+    return apply_model(parts.models.generator, generator, latent)[0]
 
 
 def real_samples(parts: GANParts, rng: jax.Array, num_samples: int) -> jax.Array:

@@ -20,10 +20,43 @@ REAL = jnp.array([[2.0], [-1.0], [0.5]])
 FAKE = jnp.array([[-3.0], [0.0], [1.5]])
 
 
+R = [2.0, -1.0, 0.5]
+F = [-3.0, 0.0, 1.5]
+
+
 def test_registry_names_and_error():
-    assert losses.names() == ("minimax", "non_saturating")
-    with pytest.raises(KeyError, match="valid losses: minimax, non_saturating"):
+    assert losses.names() == ("minimax", "non_saturating", "wgan", "hinge", "lsgan", "relativistic")
+    with pytest.raises(KeyError, match="valid losses: minimax, non_saturating, wgan"):
         losses.get("wgan_typo")
+
+
+def _value(name, player):
+    return float(getattr(losses.get(name), player)(REAL, FAKE))
+
+
+def test_wgan():
+    assert _value("wgan", "discriminator") == pytest.approx(np.mean(F) - np.mean(R), rel=1e-6)
+    assert _value("wgan", "generator") == pytest.approx(-np.mean(F), rel=1e-6)
+
+
+def test_hinge():
+    expected = np.mean([max(0, 1 - r) for r in R]) + np.mean([max(0, 1 + f) for f in F])
+    assert _value("hinge", "discriminator") == pytest.approx(expected, rel=1e-6)
+    assert _value("hinge", "generator") == pytest.approx(-np.mean(F), rel=1e-6)
+
+
+def test_lsgan():
+    expected = 0.5 * np.mean([(r - 1) ** 2 for r in R]) + 0.5 * np.mean([f**2 for f in F])
+    assert _value("lsgan", "discriminator") == pytest.approx(expected, rel=1e-6)
+    assert _value("lsgan", "generator") == pytest.approx(0.5 * np.mean([(f - 1) ** 2 for f in F]), rel=1e-6)
+
+
+def test_relativistic_average():
+    mr, mf = np.mean(R), np.mean(F)
+    d = np.mean([-math.log(_sigmoid(r - mf)) for r in R]) + np.mean([-math.log(1 - _sigmoid(f - mr)) for f in F])
+    g = np.mean([-math.log(_sigmoid(f - mr)) for f in F]) + np.mean([-math.log(1 - _sigmoid(r - mf)) for r in R])
+    assert _value("relativistic", "discriminator") == pytest.approx(d, rel=1e-6)
+    assert _value("relativistic", "generator") == pytest.approx(g, rel=1e-6)
 
 
 @pytest.mark.parametrize("name", ["minimax", "non_saturating"])
@@ -53,7 +86,7 @@ def test_equilibrium_values():
 
 def test_minimax_saturates_where_non_saturating_does_not():
     """Early on D(G(z)) ~ 0: minimax's gradient vanishes, non-saturating's does not."""
-    confident_fake = jnp.full((4, 1), -10.0)
+    confident_fake = jnp.full((3, 1), -10.0)
     grad = lambda name: jax.grad(lambda f: losses.get(name).generator(REAL, f))(confident_fake)  # noqa: E731
     assert float(jnp.abs(grad("minimax")).sum()) < 1e-4
     assert float(jnp.abs(grad("non_saturating")).sum()) > 0.9

@@ -41,6 +41,12 @@ def gaussian_1d(mean: float, std: float) -> ToyDataset:
     )
 
 
+def dirac(location: float) -> ToyDataset:
+    """A point mass at `location` (Mescheder et al. 2018)."""
+    return ToyDataset("dirac", 1, lambda key: jnp.full((1,), location), std=0.0,
+                      loc=(float(location),), scale=(1.0,))
+
+
 def _mixture(name: str, modes: np.ndarray, std: float) -> ToyDataset:
     centres = jnp.asarray(modes, dtype=jnp.float32)
 

@@ -9,14 +9,14 @@ import flax.linen as nn
 import jax
 
 from gan_jax.data import ToyDataset
-from gan_jax.models import mlp
+from gan_jax.models import dirac, mlp
 
 LATENT_DISTRIBUTIONS: dict[str, Callable[[jax.Array, tuple[int, ...]], jax.Array]] = {
     "normal": jax.random.normal,
     "uniform": lambda key, shape: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0),
 }
 
-_FAMILIES = {"mlp": mlp.build}
+_FAMILIES = {"mlp": mlp.build, "dirac": dirac.build}
 
 
 @dataclass(frozen=True)
@@ -33,4 +33,6 @@ class GANModels:
 
 def build(cfg, data: ToyDataset) -> GANModels:
     generator, discriminator = _FAMILIES[cfg.name](cfg, data.dim, data.loc, data.scale)
-    return GANModels(generator, discriminator, cfg.latent_dim, cfg.latent_dist)
+    # A family without a latent setting (dirac) ignores its input: one N(0, 1) number.
+    return GANModels(generator, discriminator, cfg.get("latent_dim", 1),
+                     cfg.get("latent_dist", "normal"))

@@ -19,19 +19,30 @@ ACTIVATIONS = {
 
 
 class MLP(nn.Module):
-    """`depth` hidden layers of `width` units, then a linear layer of `out_dim` units."""
+    """`depth` hidden layers of `width` units, then a linear layer of `out_dim` units.
+
+    With `spectral_norm`, every layer's weight is divided by its largest singular value,
+    estimated by one power iteration per training step (Miyato et al. 2018); the
+    iteration's vectors live in the "batch_stats" collection.
+    """
 
     width: int
     depth: int
     out_dim: int
     activation: str
+    spectral_norm: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+        def dense(features: int, inputs: jax.Array) -> jax.Array:
+            if self.spectral_norm:
+                return nn.SpectralNorm(nn.Dense(features), n_steps=1)(inputs, update_stats=update_stats)
+            return nn.Dense(features)(inputs)
+
         act = ACTIVATIONS[self.activation]
         for _ in range(self.depth):
-            x = act(nn.Dense(self.width)(x))
-        return nn.Dense(self.out_dim)(x)
+            x = act(dense(self.width, x))
+        return dense(self.out_dim, x)
 
 
 class Generator(nn.Module):
@@ -41,8 +52,8 @@ class Generator(nn.Module):
     loc: tuple[float, ...]
     scale: tuple[float, ...]
 
-    def __call__(self, z: jax.Array) -> jax.Array:
-        return jnp.asarray(self.loc) + jnp.asarray(self.scale) * self.net(z)
+    def __call__(self, z: jax.Array, update_stats: bool = False) -> jax.Array:
+        return jnp.asarray(self.loc) + jnp.asarray(self.scale) * self.net(z, update_stats)
 
 
 class Discriminator(nn.Module):
@@ -52,8 +63,8 @@ class Discriminator(nn.Module):
     loc: tuple[float, ...]
     scale: tuple[float, ...]
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.net((x - jnp.asarray(self.loc)) / jnp.asarray(self.scale))
+    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+        return self.net((x - jnp.asarray(self.loc)) / jnp.asarray(self.scale), update_stats)
 
 
 def build(cfg, data_dim: int, loc: tuple[float, ...], scale: tuple[float, ...]
@@ -67,6 +78,6 @@ def build(cfg, data_dim: int, loc: tuple[float, ...], scale: tuple[float, ...]
     g, d = cfg.generator, cfg.discriminator
     if not cfg.standardize:
         loc, scale = (0.0,) * data_dim, (1.0,) * data_dim
-    generator = Generator(MLP(g.width, g.depth, data_dim, g.activation), loc, scale)
-    discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation), loc, scale)
+    generator = Generator(MLP(g.width, g.depth, data_dim, g.activation, g.spectral_norm), loc, scale)
+    discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation, d.spectral_norm), loc, scale)
     return generator, discriminator

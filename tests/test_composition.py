@@ -1,0 +1,108 @@
+"""Every loss x penalty composes with the models and data by config alone."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import compose_config
+from gan_jax import loop, losses, penalties, step
+from gan_jax.config import ConfigError, validate
+
+SMALL = ["experiment=none", "model.generator.width=16", "model.discriminator.width=16",
+         "model.generator.depth=2", "model.discriminator.depth=2", "train.batch_size=32"]
+
+
+def _train(overrides: list[str], num_steps: int = 10, base: list[str] = SMALL):
+    cfg = compose_config(base + overrides)
+    validate(cfg, num_devices=1)
+    parts = loop.build_parts(cfg)
+    run = jax.jit(partial(step.train_steps, parts, cfg.train.batch_size, None), static_argnums=1)
+    return run(step.init_state(parts, 0), num_steps)
+
+
+def _loss_overrides(loss: str, penalty: str) -> list[str]:
+    overrides = [f"loss={loss}", f"penalty={penalty}"]
+    if loss == "wgan" and penalty == "wgan_gp":
+        overrides.append("loss.weight_clip=null")
+    return overrides
+
+
+@pytest.mark.parametrize("loss", losses.names())
+@pytest.mark.parametrize("penalty", penalties.names())
+def test_every_loss_and_penalty_trains_ring_2d(loss, penalty):
+    state, metrics = _train(["dataset=ring_2d", *_loss_overrides(loss, penalty)])
+    assert int(state.step) == 10
+    for name, values in metrics.items():
+        assert np.all(np.isfinite(values)), (name, values)
+    assert (np.all(metrics["d_penalty"] > 0)) == (penalty != "none")
+    assert np.all((metrics["d_real"] > 0) & (metrics["d_real"] < 1))
+
+
+@pytest.mark.parametrize("model", ["mlp", "dirac"])
+def test_penalised_losses_train_1d_models(model):
+    base = SMALL if model == "mlp" else ["experiment=none", "train.batch_size=32"]
+    _, metrics = _train([f"model={model}", "dataset=gaussian_1d", "loss=hinge", "penalty=r1"], base=base)
+    assert np.all(np.isfinite(metrics["d_loss"]))
+
+
+def test_weight_clipping_bounds_every_critic_parameter():
+    state, _ = _train(["dataset=ring_2d", "loss=wgan", "loss.weight_clip=0.01"])
+    leaves = jax.tree.leaves(state.discriminator.params)
+    assert max(float(np.abs(p).max()) for p in leaves) <= 0.01 + 1e-7
+    assert max(float(np.abs(p).max()) for p in jax.tree.leaves(state.generator.params)) > 0.01
+
+
+def test_spectral_norm_keeps_its_power_iteration_across_steps():
+    state, _ = _train(["dataset=ring_2d", "loss=hinge", "model.discriminator.spectral_norm=true"], 60)
+    stats = state.discriminator.model_state["batch_stats"]
+    assert stats, "spectral norm keeps its vectors in the batch_stats collection"
+    kernels = {path: leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state.discriminator.params)
+               if "kernel" in jax.tree_util.keystr(path)}
+    sigmas = {jax.tree_util.keystr(path): float(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(stats)
+              if "sigma" in jax.tree_util.keystr(path)}
+    assert len(sigmas) == len(kernels) == 3
+    for (path, kernel), sigma in zip(sorted(kernels.items(), key=lambda kv: jax.tree_util.keystr(kv[0])),
+                                     [sigmas[k] for k in sorted(sigmas)]):
+        assert sigma == pytest.approx(np.linalg.svd(np.asarray(kernel), compute_uv=False)[0], rel=0.05)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.schedule=simultaneous", "train.d_steps=5"], "train.d_steps=5: simultaneous updates"),
+    (["model=dirac", "dataset=ring_2d"], "model=dirac: its generator is one number"),
+    (["penalty=r1", "penalty.weight=0"], "penalty.weight=0 makes penalty=r1 do nothing"),
+    (["penalty=none", "penalty.weight=3"], "penalty.weight=3.0 has no effect with penalty=none"),
+    (["loss=wgan", "penalty=wgan_gp"], "the gradient penalty replaces weight clipping"),
+    (["loss.name=wgan"], "loss.name='wgan': valid values are minimax, non_saturating, hinge"),
+])
+def test_options_that_do_not_fit_fail_at_start(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config(["experiment=none"] + overrides), num_devices=1)
+    assert message in str(error.value)
+
+
+def test_weight_clip_belongs_to_wgan_only():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose_config(["loss=hinge", "loss.weight_clip=0.01"])
+
+
+@pytest.mark.parametrize("experiment, expected", [
+    ("arjovsky2017_wgan", {"loss.name": "wgan", "loss.weight_clip": 0.01, "optim.name": "rmsprop",
+                           "optim.lr": 5e-5, "train.d_steps": 5, "penalty.name": "none"}),
+    ("gulrajani2017_wgan_gp", {"loss.name": "wgan", "loss.weight_clip": None, "penalty.name": "wgan_gp",
+                               "penalty.weight": 10.0, "optim.lr": 1e-4, "optim.b1": 0.0,
+                               "optim.b2": 0.9, "train.d_steps": 5}),
+    ("miyato2018_sngan", {"loss.name": "hinge", "model.discriminator.spectral_norm": True,
+                          "optim.b1": 0.0, "optim.b2": 0.9, "train.d_steps": 5}),
+])
+def test_paper_presets(experiment, expected):
+    from omegaconf import OmegaConf
+
+    cfg = compose_config([f"experiment={experiment}"])
+    validate(cfg, num_devices=1)
+    assert {k: OmegaConf.select(cfg, k) for k in expected} == expected
