@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Optional
 
@@ -19,7 +19,16 @@ class Evaluation:
     scalars: dict[str, float]
     samples: np.ndarray  # [num_samples, dim]
     curves: Optional[dict[str, np.ndarray]] = None  # 1-D: grid, p_data, p_g, d_x, d_star
-    extras: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """Everything but the samples (kept in checkpoints for Figure 1's panels)."""
+        curves = {k: v.tolist() for k, v in self.curves.items()} if self.curves else None
+        return {"step": self.step, "scalars": self.scalars, "curves": curves}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> "Evaluation":
+        curves = {k: np.asarray(v) for k, v in saved["curves"].items()} if saved["curves"] else None
+        return cls(saved["step"], saved["scalars"], np.zeros((0, 1)), curves)
 
 
 class Evaluator:

@@ -64,14 +64,15 @@ class RunLogger:
 
 
 def _start_wandb(run_dir: Path, *, project: str, entity: Optional[str], group: Optional[str],
-                 name: str, tags: list[str], mode: str, config: dict) -> Any:
+                 name: str, tags: list[str], mode: str, config: dict, run_id: Optional[str]) -> Any:
+    """A new W&B run, or (given `run_id`, when a run directory is resumed) the same run continued."""
     import wandb
 
     settings = wandb.Settings(silent=True, console="off", init_timeout=WANDB_INIT_TIMEOUT_S,
                               disable_git=True, x_disable_stats=True)
     kwargs = dict(project=project, entity=entity, group=group, name=name, tags=tags,
                   config=config, dir=str(run_dir), job_type="train", reinit="finish_previous",
-                  settings=settings)
+                  settings=settings, id=run_id, resume="allow" if run_id else None)
     try:
         run = wandb.init(mode=mode, **kwargs)
     except Exception as error:  # online but unreachable: keep the run, log offline

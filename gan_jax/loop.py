@@ -20,7 +20,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gan_jax import config, data, losses, models, optim, parallel, penalties, plots, step
+from gan_jax import checkpoint, config, data, losses, models, optim, parallel, penalties, plots, step
+from gan_jax.checkpoint import Checkpoints
 from gan_jax.evaluate import Evaluation, Evaluator
 from gan_jax.logging import RunLogger, wandb_mode
 
@@ -40,6 +41,7 @@ class Record:
     rows: list[dict] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)
     steps_done: int = 0
+    start_step: int = 0  # > 0 when resumed from a checkpoint
     train_seconds: float = 0.0
 
 
@@ -74,9 +76,9 @@ def figure_steps(total: int, granularity: int) -> list[int]:
     return sorted({0, round_down(total // 20), round_down(total // 4), total})
 
 
-def chunk_sizes(total: int, steps_per_call: int, stops: set[int]) -> Iterator[int]:
-    """Sizes of successive compiled calls: at most steps_per_call, never crossing a stop."""
-    done = 0
+def chunk_sizes(total: int, steps_per_call: int, stops: set[int], start: int = 0) -> Iterator[int]:
+    """Sizes of successive compiled calls from `start`: at most steps_per_call, never crossing a stop."""
+    done = start
     while done < total:
         next_stop = min(s for s in stops | {total} if s > done)
         size = min(steps_per_call, next_stop - done)
@@ -91,11 +93,12 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
     config.validate(cfg, len(devices))
     run_dir.mkdir(parents=True, exist_ok=True)
     parts = build_parts(cfg)
-    logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name))
-    record = Record()
+    checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
+    state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
+    logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id))
     status, error, exit_code = "failed", None, 1
     try:
-        state = _train(cfg, parts, devices, logger, record)
+        state = _train(cfg, parts, devices, state, logger, record, checkpoints)
         _write_final_outputs(cfg, parts, state, record, logger, run_dir)
         status, exit_code = "finished", 0
     except TrainingDiverged as diverged:
@@ -111,26 +114,53 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
             plots.discriminator_outputs(record.rows, run_dir / "discriminator_outputs.png")
         logger.update_summary(summary)
         logger.finish(exit_code)
+        checkpoints.close()
     return summary
 
 
-def _train(cfg: DictConfig, parts: step.GANParts, devices: list, logger: RunLogger,
-           record: Record) -> step.GANState:
+def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpoints,
+                     run_dir: Path) -> tuple[step.GANState, Record, Optional[str]]:
+    """A fresh state, or the latest checkpoint's with the metrics logged up to it."""
+    fresh = step.init_state(parts, cfg.seed)
+    latest = checkpoints.latest_step()
+    if latest is None:
+        return fresh, Record(), None
+    if latest > cfg.train.steps:
+        raise config.ConfigError(
+            f"train.steps={cfg.train.steps}: {run_dir} holds a checkpoint at step {latest}; "
+            f"continue it with train.steps >= {latest}, or start a new run directory")
+    state, meta = checkpoints.restore(latest, fresh)
+    config_differences = checkpoint.differences(meta["config"], cfg)
+    if config_differences:
+        raise config.ConfigError(
+            f"{run_dir} holds a run with another config ({'; '.join(config_differences)}); "
+            "resume it with the same config, or start a new run directory")
+    rows = checkpoint.truncate_metrics(run_dir / "metrics.jsonl", latest)
+    panels = [Evaluation.from_json(p) for p in meta["panels"]]
+    log.info("resuming %s from its checkpoint at step %d", run_dir, latest)
+    return state, Record(rows=rows, evaluations=panels, steps_done=latest, start_step=latest), meta["wandb_id"]
+
+
+def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GANState,
+           logger: RunLogger, record: Record, checkpoints: Checkpoints) -> step.GANState:
     train = cfg.train
     evaluate = Evaluator(parts, train.num_eval_samples)
     panels = set(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else set()
     eval_steps = set(range(train.eval_every, train.steps + 1, train.eval_every)) | panels | {train.steps}
+    save_steps = set(range(train.checkpoint_every, train.steps + 1, train.checkpoint_every)) | {train.steps}
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
 
-    state = step.init_state(parts, cfg.seed)
-    if 0 in panels:
+    if record.steps_done == 0 and 0 in panels:
+        record.evaluations.append(evaluate(state))
+    if record.steps_done == train.steps:  # resumed a finished run: only its outputs remain
         record.evaluations.append(evaluate(state))
     replicated = parallel.replicate(state, len(devices))
     start = time.perf_counter()
-    with tqdm(total=train.steps, unit="step", disable=not train.progress_bar,
-              dynamic_ncols=True, mininterval=0.5) as progress:
+    with tqdm(total=train.steps, initial=record.steps_done, unit="step",
+              disable=not train.progress_bar, dynamic_ncols=True, mininterval=0.5) as progress:
         try:
-            for size in chunk_sizes(train.steps, train.steps_per_call, eval_steps):
+            for size in chunk_sizes(train.steps, train.steps_per_call, eval_steps | save_steps,
+                                    start=record.steps_done):
                 replicated, metrics = train_steps(replicated, size)
                 metrics = {k: np.asarray(v[0]) for k, v in metrics.items()}  # same on every device
                 first_step = record.steps_done + 1
@@ -142,6 +172,12 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, logger: RunLogg
                     record.rows.append({"step": record.steps_done, **evaluation.scalars})
                     if record.steps_done in panels or record.steps_done == train.steps:
                         record.evaluations.append(evaluation)
+                if record.steps_done in save_steps:
+                    checkpoints.save(record.steps_done, parallel.unreplicate(replicated), {
+                        "config": OmegaConf.to_container(cfg, resolve=True),
+                        "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
+                        "panels": [e.to_json() for e in record.evaluations if e.step in panels],
+                    })
                 progress.update(size)
                 progress.set_postfix(d_real=f"{metrics['d_real'][-1]:.3f}",
                                      d_fake=f"{metrics['d_fake'][-1]:.3f}")
@@ -194,7 +230,9 @@ def _summary(cfg: DictConfig, record: Record, status: str, error: Optional[str],
         "steps_completed": record.steps_done,
         "steps_requested": cfg.train.steps,
         "train_seconds": round(record.train_seconds, 3),
-        "steps_per_second": round(record.steps_done / record.train_seconds, 2) if record.train_seconds else None,
+        "steps_per_second": (round((record.steps_done - record.start_step) / record.train_seconds, 2)
+                             if record.train_seconds else None),
+        "resumed_from_step": record.start_step or None,
         "devices": cfg.train.num_devices or jax.local_device_count(),
         "backend": jax.default_backend(),
     }
@@ -216,9 +254,10 @@ def _summary(cfg: DictConfig, record: Record, status: str, error: Optional[str],
     return summary
 
 
-def _wandb_settings(cfg: DictConfig, group: Optional[str], name: Optional[str]) -> Optional[dict]:
+def _wandb_settings(cfg: DictConfig, group: Optional[str], name: Optional[str],
+                    run_id: Optional[str]) -> Optional[dict]:
     if cfg.logger.name == "none":
         return None
-    return dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, name=name,
+    return dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, name=name, run_id=run_id,
                 tags=list(cfg.logger.tags), mode=wandb_mode(cfg.logger.mode),
                 config=OmegaConf.to_container(cfg, resolve=True))

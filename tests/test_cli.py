@@ -55,7 +55,8 @@ def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
     assert len(set(finals)) == 4
 
 
-def test_sigterm_keeps_the_run_directory_with_a_summary(tmp_path):
+def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    """A killed run keeps its files; the same command continues it from its checkpoint."""
     import os
     import signal
     import subprocess
@@ -64,20 +65,37 @@ def test_sigterm_keeps_the_run_directory_with_a_summary(tmp_path):
 
     from conftest import ROOT
 
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    common = ["train.progress_bar=false", "train.log_every=100", "train.eval_every=100000",
+              "train.checkpoint_every=200"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gan_jax.train", "train.steps=1000000", "train.progress_bar=false",
-         "train.log_every=100", "train.eval_every=1000000", f"hydra.run.dir={tmp_path}"],
+        [sys.executable, "-m", "gan_jax.train", "train.steps=100000", *common, f"hydra.run.dir={killed}"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    metrics = tmp_path / "metrics.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
-        time.sleep(0.5)
+    while time.time() < deadline and not (killed / "checkpoints" / "200").exists():
+        time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((killed / "summary.json").read_text())
     assert summary["status"] == "failed" and "SystemExit" in summary["error"]
-    assert summary["steps_completed"] > 0
-    run = read_run(_wandb_run_file(tmp_path))
+    assert summary["steps_completed"] >= 200
+    run = read_run(_wandb_run_file(killed))
     assert any("d_real" in h for h in run["history"])
+
+    latest = max(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
+    steps = f"train.steps={latest + 400}"
+    resumed = gan_train([steps, *common, f"hydra.run.dir={killed}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"from its checkpoint at step {latest}" in resumed.stdout + resumed.stderr
+    uninterrupted = gan_train([steps, *common, "logger=none", f"hydra.run.dir={whole}"])
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    def train_rows(run_dir):
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [r for r in rows if "d_loss" in r]
+
+    assert train_rows(killed) == train_rows(whole)
+    resumed_runs = [read_run(f) for f in killed.glob("wandb/offline-run-*/run-*.wandb")]
+    assert len(resumed_runs) == 2 and len({r["run"].run_id for r in resumed_runs}) == 1
