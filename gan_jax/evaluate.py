@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from gan_jax import step
-from gan_jax.metrics import density_1d
+from gan_jax.metrics import density_1d, modes
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Evaluator:
     def __call__(self, state: step.GANState) -> Evaluation:
         fake = np.asarray(self._generate(state.generator, state.rng, self.num_samples))
         scalars = _moment_scalars(fake)
+        if self.parts.data.modes is not None:
+            scalars |= modes.mode_metrics(fake, self.parts.data.modes, self.parts.data.std)
         curves = None
         if self.parts.data.density is not None:
             curves = self._theory_1d(state, fake)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -27,6 +28,17 @@ def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def _exit_with(error: Exception, run_dir: Path) -> None:
+    """A single run's known failures end with their message and an exit code, no traceback."""
+    if isinstance(error, ConfigError):
+        log.error("%s", error)
+        sys.exit(2)
+    if isinstance(error, loop.TrainingDiverged):
+        log.error("%s (run directory: %s)", error, run_dir)
+        sys.exit(3)
+    raise error
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
     hydra_cfg = HydraConfig.get()
@@ -38,14 +50,17 @@ def main(cfg: DictConfig) -> Optional[float]:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         summary = loop.run(cfg, run_dir, wandb_group=group, wandb_name=name)
-    except ConfigError as error:
-        log.error("%s", error)
-        sys.exit(2)
-    except loop.TrainingDiverged as error:
-        log.error("%s (run directory: %s)", error, run_dir)
-        if sweeping:  # the job's summary.json says it diverged; the sweep goes on
-            return None
-        sys.exit(3)
+    except Exception as error:
+        if not sweeping:
+            _exit_with(error, run_dir)
+        # In a sweep the job's summary.json records the failure and the sweep goes on;
+        # SweepReport counts the failures when it ends.
+        log.error("job %s failed: %s", run_dir, error)
+        if isinstance(error, ConfigError):  # raised before the loop wrote a summary
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "summary.json").write_text(json.dumps(
+                {"status": "invalid_config", "diverged": False, "error": str(error)}, indent=2))
+        return None
     log.info("finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
              summary.get("d_real_last_tenth", float("nan")),
              summary.get("d_fake_last_tenth", float("nan")), run_dir)

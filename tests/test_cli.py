@@ -55,6 +55,16 @@ def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
     assert len(set(finals)) == 4
 
 
+def test_sweep_goes_on_past_a_diverging_job_and_says_how_many_failed(tmp_path):
+    result = gan_train(["-m", "optim=sgd", "optim.lr=0.001,1e30", *CLI_TINY, "logger=none",
+                        "dataset=ring_2d", f"hydra.sweep.dir={tmp_path}"])
+    assert result.returncode == 1
+    summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
+    assert [s["status"] for s in summaries] == ["finished", "diverged"]
+    assert summaries[1]["diverged"] and summaries[1]["diverged_step"] >= 1
+    assert "1 of 2 jobs failed (diverged: 1, finished: 1)" in result.stdout + result.stderr
+
+
 def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     """A killed run keeps its files; the same command continues it from its checkpoint."""
     import os
