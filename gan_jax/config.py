@@ -192,6 +192,8 @@ class TrainConfig:
     eval_every: int = at_least(1)
     steps_per_call: int = at_least(1)
     num_eval_samples: int = at_least(1, 2500)
+    # Independent replicas trained in one program, seeds seed .. seed + num_seeds - 1.
+    num_seeds: int = at_least(1, 1)
     checkpoint_every: int = at_least(1, 1000)
     keep_checkpoints: int = at_least(1, 3)
     # alternating: G steps against the D just updated (Algorithm 1); simultaneous: both

@@ -34,17 +34,20 @@ def _finite_or_none(value: Any) -> Any:
 class RunLogger:
     """Appends one JSON object per logged step to metrics.jsonl and mirrors it to W&B."""
 
-    def __init__(self, run_dir: Path, wandb_settings: Optional[dict] = None):
+    def __init__(self, run_dir: Path, wandb_settings: Optional[dict] = None, population: bool = False):
+        self.population = population  # W&B keys then carry the seed: seed_3/d_real
         self.metrics_path = run_dir / "metrics.jsonl"
         self._file = self.metrics_path.open("a")
         self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings else None
 
-    def log(self, step: int, values: dict[str, float]) -> None:
+    def log(self, step: int, seed: int, values: dict[str, float]) -> None:
         # JSON has no NaN: a diverged value is written as null and kept in W&B as NaN.
-        row = {"step": step, **{k: _finite_or_none(v) for k, v in values.items()}}
+        row = {"step": step, "seed": seed, **{k: _finite_or_none(v) for k, v in values.items()}}
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
         if self.wandb_run is not None:
+            if self.population:
+                values = {f"seed_{seed}/{k}": v for k, v in values.items()}
             self.wandb_run.log(values, step=step)
 
     def log_images(self, step: int, images: dict[str, Path]) -> None:

@@ -38,11 +38,16 @@ class TrainingDiverged(RuntimeError):
 class Record:
     """What the loop has seen so far; enough to write the summary at any point."""
 
-    rows: list[dict] = field(default_factory=list)
-    evaluations: list[Evaluation] = field(default_factory=list)
+    seeds: list[int]  # one per replica of the population (one for a plain run)
+    rows: list[dict] = field(default_factory=list)  # as in metrics.jsonl, each with its seed
+    panels: list[Evaluation] = field(default_factory=list)  # Figure 1, first replica
+    finals: dict[int, Evaluation] = field(default_factory=dict)  # seed -> latest evaluation
     steps_done: int = 0
     start_step: int = 0  # > 0 when resumed from a checkpoint
     train_seconds: float = 0.0
+
+    def rows_of(self, seed: int) -> list[dict]:
+        return [r for r in self.rows if r["seed"] == seed]
 
 
 def build_parts(cfg: DictConfig) -> step.GANParts:
@@ -95,7 +100,8 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
     parts = build_parts(cfg)
     checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
     state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
-    logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id))
+    logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
+                       population=len(record.seeds) > 1)
     status, error, exit_code = "failed", None, 1
     try:
         state = _train(cfg, parts, devices, state, logger, record, checkpoints)
@@ -111,7 +117,7 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
         summary = _summary(cfg, record, status, error, logger)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if record.rows and status != "finished":  # keep the curves up to the failure
-            plots.discriminator_outputs(record.rows, run_dir / "discriminator_outputs.png")
+            plots.discriminator_outputs(record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png")
         logger.update_summary(summary)
         logger.finish(exit_code)
         checkpoints.close()
@@ -121,10 +127,11 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
 def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpoints,
                      run_dir: Path) -> tuple[step.GANState, Record, Optional[str]]:
     """A fresh state, or the latest checkpoint's with the metrics logged up to it."""
-    fresh = step.init_state(parts, cfg.seed)
+    seeds = list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
+    fresh = step.init_population(parts, seeds)
     latest = checkpoints.latest_step()
     if latest is None:
-        return fresh, Record(), None
+        return fresh, Record(seeds), None
     if latest > cfg.train.steps:
         raise config.ConfigError(
             f"train.steps={cfg.train.steps}: {run_dir} holds a checkpoint at step {latest}; "
@@ -138,7 +145,8 @@ def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpo
     rows = checkpoint.truncate_metrics(run_dir / "metrics.jsonl", latest)
     panels = [Evaluation.from_json(p) for p in meta["panels"]]
     log.info("resuming %s from its checkpoint at step %d", run_dir, latest)
-    return state, Record(rows=rows, evaluations=panels, steps_done=latest, start_step=latest), meta["wandb_id"]
+    record = Record(seeds, rows=rows, panels=panels, steps_done=latest, start_step=latest)
+    return state, record, meta["wandb_id"]
 
 
 def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GANState,
@@ -150,10 +158,18 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
     save_steps = set(range(train.checkpoint_every, train.steps + 1, train.checkpoint_every)) | {train.steps}
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
 
-    if record.steps_done == 0 and 0 in panels:
-        record.evaluations.append(evaluate(state))
-    if record.steps_done == train.steps:  # resumed a finished run: only its outputs remain
-        record.evaluations.append(evaluate(state))
+    def evaluate_population(population: step.GANState, log_rows: bool = True) -> None:
+        for index, seed in enumerate(record.seeds):
+            evaluation = evaluate(parallel.replica(population, index))
+            record.finals[seed] = evaluation
+            if log_rows:
+                logger.log(record.steps_done, seed, evaluation.scalars)
+                record.rows.append({"step": record.steps_done, "seed": seed, **evaluation.scalars})
+            if index == 0 and record.steps_done in panels:
+                record.panels.append(evaluation)
+
+    if (record.steps_done == 0 and 0 in panels) or record.steps_done == train.steps:
+        evaluate_population(state, log_rows=False)  # Figure 1's start, or a resumed run already done
     replicated = parallel.replicate(state, len(devices))
     start = time.perf_counter()
     with tqdm(total=train.steps, initial=record.steps_done, unit="step",
@@ -162,25 +178,22 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
             for size in chunk_sizes(train.steps, train.steps_per_call, eval_steps | save_steps,
                                     start=record.steps_done):
                 replicated, metrics = train_steps(replicated, size)
-                metrics = {k: np.asarray(v[0]) for k, v in metrics.items()}  # same on every device
+                # [replicas, steps]: identical on every device after the pmean.
+                metrics = {k: np.asarray(v[0]) for k, v in metrics.items()}
                 first_step = record.steps_done + 1
                 record.steps_done += size
                 _log_rows(metrics, first_step, train, logger, record)
                 if record.steps_done in eval_steps:
-                    evaluation = evaluate(parallel.unreplicate(replicated))
-                    logger.log(record.steps_done, evaluation.scalars)
-                    record.rows.append({"step": record.steps_done, **evaluation.scalars})
-                    if record.steps_done in panels or record.steps_done == train.steps:
-                        record.evaluations.append(evaluation)
+                    evaluate_population(parallel.unreplicate(replicated))
                 if record.steps_done in save_steps:
                     checkpoints.save(record.steps_done, parallel.unreplicate(replicated), {
                         "config": OmegaConf.to_container(cfg, resolve=True),
                         "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
-                        "panels": [e.to_json() for e in record.evaluations if e.step in panels],
+                        "panels": [e.to_json() for e in record.panels],
                     })
                 progress.update(size)
-                progress.set_postfix(d_real=f"{metrics['d_real'][-1]:.3f}",
-                                     d_fake=f"{metrics['d_fake'][-1]:.3f}")
+                progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}",
+                                     d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
         finally:
             record.train_seconds = time.perf_counter() - start
     return parallel.unreplicate(replicated)
@@ -188,18 +201,24 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
 
 def _log_rows(metrics: dict[str, np.ndarray], first_step: int, train: DictConfig,
               logger: RunLogger, record: Record) -> None:
-    """Logs every log_every-th step of a chunk; stops at the first non-finite one."""
-    finite = np.all([np.isfinite(v) for v in metrics.values()], axis=0)
+    """Logs every log_every-th step of a chunk (metrics: [replicas, steps]).
+
+    Stops at the first step where any replica's value is not finite.
+    """
+    finite = np.all([np.isfinite(v) for v in metrics.values()], axis=(0, 1))
     for i in range(len(finite)):
         step_number = first_step + i
         if finite[i] and step_number % train.log_every and step_number != train.steps:
             continue
-        values = {k: float(v[i]) for k, v in metrics.items()}
-        logger.log(step_number, values)
-        record.rows.append({"step": step_number, **values})
+        for index, seed in enumerate(record.seeds):
+            values = {k: float(v[index, i]) for k, v in metrics.items()}
+            logger.log(step_number, seed, values)
+            record.rows.append({"step": step_number, "seed": seed, **values})
         if not finite[i]:
             record.steps_done = step_number
-            bad = ", ".join(f"{k}={v}" for k, v in values.items() if not np.isfinite(v))
+            bad = ", ".join(f"{k}={v[index, i]}" + (f" (seed {seed})" if len(record.seeds) > 1 else "")
+                            for index, seed in enumerate(record.seeds)
+                            for k, v in metrics.items() if not np.isfinite(v[index, i]))
             raise TrainingDiverged(
                 f"training diverged at step {step_number}: {bad}. Everything written so far "
                 "is kept in the run directory; try a smaller optim.lr or another loss.")
@@ -207,22 +226,40 @@ def _log_rows(metrics: dict[str, np.ndarray], first_step: int, train: DictConfig
 
 def _write_final_outputs(cfg: DictConfig, parts: step.GANParts, state: step.GANState,
                          record: Record, logger: RunLogger, run_dir: Path) -> None:
-    final = record.evaluations[-1]
-    np.save(run_dir / "samples.npy", final.samples)
-    real = np.asarray(step.real_samples(parts, state.rng, cfg.train.num_eval_samples))
+    """samples.npy: [num_eval_samples, dim], or [num_seeds, num_eval_samples, dim] for a
+    population; the figures show the first replica."""
+    finals = [record.finals[seed] for seed in record.seeds]
+    samples = np.stack([f.samples for f in finals])
+    np.save(run_dir / "samples.npy", samples[0] if len(finals) == 1 else samples)
+    first = parallel.replica(state, 0)
+    real = np.asarray(step.real_samples(parts, first.rng, cfg.train.num_eval_samples))
     figures = {
-        "samples": plots.samples(real, final.samples, run_dir / "samples.png"),
+        "samples": plots.samples(real, finals[0].samples, run_dir / "samples.png"),
         "discriminator_outputs": plots.discriminator_outputs(
-            record.rows, run_dir / "discriminator_outputs.png"),
+            record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png"),
     }
-    if final.curves is not None:
-        figures["figure1"] = plots.goodfellow_figure1(record.evaluations, run_dir / "figure1.png")
+    if finals[0].curves is not None:
+        figures["figure1"] = plots.goodfellow_figure1(record.panels, run_dir / "figure1.png")
     logger.log_images(cfg.train.steps, figures)
+
+
+def _replica_summary(cfg: DictConfig, record: Record, seed: int) -> dict[str, Any]:
+    """Final training values, d_real / d_fake over the last tenth, the latest evaluation."""
+    train_rows = [r for r in record.rows_of(seed) if "d_real" in r]
+    summary: dict[str, Any] = {}
+    if train_rows:
+        summary["final"] = {k: v for k, v in train_rows[-1].items() if k not in ("step", "seed")}
+        tail = [r for r in train_rows if r["step"] > 0.9 * cfg.train.steps] or train_rows[-1:]
+        for key in ("d_real", "d_fake"):
+            summary[f"{key}_last_tenth"] = float(np.mean([r[key] for r in tail if r[key] is not None]))
+    if seed in record.finals:
+        summary["eval"] = {"step": record.finals[seed].step, **record.finals[seed].scalars}
+    return summary
 
 
 def _summary(cfg: DictConfig, record: Record, status: str, error: Optional[str],
              logger: RunLogger) -> dict[str, Any]:
-    train_rows = [r for r in record.rows if "d_real" in r]
+    """A plain run's replica values sit at the top level; a population's under `replicas`."""
     summary: dict[str, Any] = {
         "status": status,
         "diverged": status == "diverged",
@@ -238,13 +275,12 @@ def _summary(cfg: DictConfig, record: Record, status: str, error: Optional[str],
     }
     if status == "diverged":
         summary["diverged_step"] = record.steps_done
-    if train_rows:
-        summary["final"] = {k: v for k, v in train_rows[-1].items() if k != "step"}
-        tail = [r for r in train_rows if r["step"] > 0.9 * cfg.train.steps] or train_rows[-1:]
-        for key in ("d_real", "d_fake"):
-            summary[f"{key}_last_tenth"] = float(np.mean([r[key] for r in tail if r[key] is not None]))
-    if record.evaluations:
-        summary["eval"] = {"step": record.evaluations[-1].step, **record.evaluations[-1].scalars}
+    if len(record.seeds) == 1:
+        summary.update(_replica_summary(cfg, record, record.seeds[0]))
+    else:
+        summary["seeds"] = record.seeds
+        summary["replicas"] = [{"seed": seed, **_replica_summary(cfg, record, seed)}
+                               for seed in record.seeds]
     data_cfg = OmegaConf.to_container(cfg.dataset)
     if data_cfg["name"] == "gaussian_1d":
         summary["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}

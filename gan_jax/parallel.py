@@ -27,13 +27,18 @@ def select_devices(num_devices: Optional[int]) -> list:
 
 def compile_train_steps(parts: step.GANParts, global_batch_size: int,
                         devices: list) -> Callable[[Any, int], tuple[Any, dict]]:
-    """(replicated state, num_steps) -> (replicated state, metrics [devices, num_steps]).
+    """(state [devices, replicas, ...], num_steps) -> (state, metrics [devices, replicas, num_steps]).
 
-    The global batch is split evenly; the state's buffers are donated.
+    Each device runs every replica (a population of independent GANs, vmapped) on its
+    share of the global batch; the state's buffers are donated.
     """
     per_device = global_batch_size // len(devices)
-    fn = partial(step.train_steps, parts, per_device, AXIS)
-    return jax.pmap(fn, axis_name=AXIS, devices=devices,
+
+    def population_steps(state, num_steps: int):
+        one_replica = partial(step.train_steps, parts, per_device, AXIS, num_steps=num_steps)
+        return jax.vmap(one_replica)(state)
+
+    return jax.pmap(population_steps, axis_name=AXIS, devices=devices,
                     static_broadcasted_argnums=(1,), donate_argnums=(0,))
 
 
@@ -44,3 +49,8 @@ def replicate(tree: Any, num_devices: int) -> Any:
 
 def unreplicate(tree: Any) -> Any:
     return jax.tree.map(lambda x: x[0], tree)
+
+
+def replica(tree: Any, index: int) -> Any:
+    """One member of a population (leading axis) as a state of its own."""
+    return jax.tree.map(lambda x: x[index], tree)

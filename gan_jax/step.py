@@ -116,6 +116,11 @@ def init_state(parts: GANParts, seed: int) -> GANState:
     )
 
 
+def init_population(parts: GANParts, seeds: Any) -> GANState:
+    """Independent replicas, one per seed, stacked on a leading axis (vmap the step over it)."""
+    return jax.vmap(lambda seed: init_state(parts, seed))(jnp.asarray(seeds))
+
+
 def _mean_over_devices(tree: Any, axis_name: Optional[str]) -> Any:
     return lax.pmean(tree, axis_name) if axis_name else tree
 

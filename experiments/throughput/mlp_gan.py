@@ -47,7 +47,7 @@ def jax_runner(steps_per_call: int, num_devices: int = 1):
     cfg, parts = gan_jax_parts()
     devices = jax.local_devices()[:num_devices]
     compiled = parallel.compile_train_steps(parts, cfg.train.batch_size, devices)
-    state = [parallel.replicate(step.init_state(parts, 0), num_devices)]
+    state = [parallel.replicate(step.init_population(parts, [0]), num_devices)]
 
     def run(n: int) -> None:
         for _ in range(n // steps_per_call):
