@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import TINY, gan_train
+from conftest import ROOT, TINY, gan_train
 from wandb_records import read_run
 
 CLI_TINY = [o for o in TINY if not o.startswith("logger=")]
+
+
+def gan_compare(args: list[str]):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "gan_jax.compare", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
 
 
 def _wandb_run_file(run_dir: Path) -> Path:
@@ -54,6 +62,14 @@ def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
     finals = [json.loads((d / "summary.json").read_text())["final"]["d_loss"] for d in job_dirs]
     assert len(set(finals)) == 4
 
+    compared = gan_compare([str(tmp_path), "--metrics", "modes_captured", "high_quality"])
+    assert compared.returncode == 0, compared.stderr
+    assert "4 runs in 2 groups (by loss.name)" in compared.stdout
+    assert "| loss.name=minimax | 2 | 0 | 0 |" in compared.stdout
+    assert "| loss.name=non_saturating | 2 | 0 | 0 |" in compared.stdout
+    assert (tmp_path / "comparison.md").read_text() == compared.stdout.rstrip("\n") + "\n"
+    assert (tmp_path / "compare_modes_captured.png").stat().st_size > 5_000
+
 
 def test_sweep_goes_on_past_a_diverging_job_and_says_how_many_failed(tmp_path):
     result = gan_train(["-m", "optim=sgd", "optim.lr=0.001,1e30", *CLI_TINY, "logger=none",
@@ -63,6 +79,10 @@ def test_sweep_goes_on_past_a_diverging_job_and_says_how_many_failed(tmp_path):
     assert [s["status"] for s in summaries] == ["finished", "diverged"]
     assert summaries[1]["diverged"] and summaries[1]["diverged_step"] >= 1
     assert "1 of 2 jobs failed (diverged: 1, finished: 1)" in result.stdout + result.stderr
+    compared = gan_compare([str(tmp_path), "--metrics", "modes_captured"])
+    assert "| optim.lr=0.001 | 1 | 0 | 0 |" in compared.stdout
+    assert "| optim.lr=1e+30 | 1 | 1 | 0 | - | - | - |" in compared.stdout
+    assert gan_compare([str(tmp_path), "--by", "optim.lrr"]).returncode != 0
 
 
 def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):

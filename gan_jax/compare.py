@@ -1,0 +1,147 @@
+"""`gan-compare SWEEP_DIR`: tabulate and plot a sweep's runs, grouped by what varied.
+
+Reads each job directory's resolved config (.hydra/config.yaml) and summary.json (a
+population's replicas count as runs of their own); groups runs by the config keys that
+differ between jobs, seed excluded (or by --by KEY ...); prints one Markdown table per
+metric (runs, diverged, other failures, mean +- std, median, best over finished runs) and writes it, with one box plot per
+metric (one box per group, as in Lucic et al. 2018), to the sweep directory or --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+# Which way is better, for the metrics that have a direction.
+HIGHER_IS_BETTER = {"modes_captured": True, "high_quality": True, "jsd": False, "reverse_kl": False,
+                    "d_optimality_gap": False}
+IGNORED_KEYS = ("seed", "logger.", "train.progress_bar")
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix[:-1]: tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}{key}."))
+    return flat
+
+
+def load_runs(sweep_dir: Path) -> list[dict]:
+    """One record per run: its flat config, status and numeric final metrics."""
+    runs = []
+    for summary_path in sorted(sweep_dir.glob("*/summary.json")):
+        job = summary_path.parent
+        summary = json.loads(summary_path.read_text())
+        config_path = job / ".hydra" / "config.yaml"
+        config = _flatten(OmegaConf.to_container(OmegaConf.load(config_path))) if config_path.exists() else {}
+        for replica in summary.get("replicas", [summary]):
+            metrics = {k: v for k, v in {**_flatten(replica.get("eval", {})),
+                                         "d_real_last_tenth": replica.get("d_real_last_tenth"),
+                                         "d_fake_last_tenth": replica.get("d_fake_last_tenth")}.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
+            runs.append({"job": job.name, "config": config, "status": summary.get("status", "unknown"),
+                         "metrics": metrics})
+    return runs
+
+
+def varying_keys(runs: list[dict]) -> list[str]:
+    keys = sorted({k for r in runs for k in r["config"]})
+    return [k for k in keys if not k.startswith(IGNORED_KEYS)
+            and len({json.dumps(r["config"].get(k)) for r in runs}) > 1]
+
+
+def group_runs(runs: list[dict], by: list[str]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        label = ", ".join(f"{k}={run['config'].get(k)}" for k in by) or "all"
+        groups[label].append(run)
+    return dict(groups)
+
+
+def _best(values: list[float], metric: str) -> Optional[float]:
+    if metric not in HIGHER_IS_BETTER:
+        return None
+    return max(values) if HIGHER_IS_BETTER[metric] else min(values)
+
+
+def metric_table(groups: dict[str, list[dict]], metric: str) -> str:
+    lines = [f"### {metric}", "", "| group | runs | diverged | other failures | mean +- std | median | best |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, runs in groups.items():
+        values = [r["metrics"][metric] for r in runs
+                  if r["status"] == "finished" and metric in r["metrics"] and math.isfinite(r["metrics"][metric])]
+        diverged = sum(r["status"] == "diverged" for r in runs)
+        failed = sum(r["status"] not in ("finished", "diverged") for r in runs)
+        if values:
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            best = _best(values, metric)
+            cells = [f"{statistics.mean(values):.4g} +- {std:.2g}", f"{statistics.median(values):.4g}",
+                     "-" if best is None else f"{best:.4g}"]
+        else:
+            cells = ["-", "-", "-"]
+        lines.append(f"| {label} | {len(runs)} | {diverged} | {failed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def box_plot(groups: dict[str, list[dict]], metric: str, path: Path) -> Path:
+    labels = list(groups)
+    data = [[r["metrics"][metric] for r in groups[label]
+             if r["status"] == "finished" and metric in r["metrics"]] for label in labels]
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(labels)), 3.8))
+    ax.boxplot(data, showmeans=True)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def compare(sweep_dir: Path, by: Optional[list[str]] = None, out: Optional[Path] = None,
+            metrics: Optional[list[str]] = None) -> str:
+    runs = load_runs(sweep_dir)
+    if not runs:
+        raise SystemExit(f"gan-compare: no */summary.json under {sweep_dir}; is it a sweep directory?")
+    by = by or varying_keys(runs)
+    unknown = [k for k in by if not any(k in r["config"] for r in runs)]
+    if unknown:
+        raise SystemExit(f"gan-compare: --by {', '.join(unknown)}: not a config key of these runs; "
+                         f"keys that vary: {', '.join(varying_keys(runs)) or 'none'}")
+    groups = group_runs(runs, by)
+    names = metrics or sorted({m for r in runs for m in r["metrics"]})
+    out = out or sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    header = (f"# {sweep_dir.name}: {len(runs)} runs in {len(groups)} groups "
+              f"(by {', '.join(by) or 'nothing'})\n")
+    report = header + "\n" + "\n\n".join(metric_table(groups, m) for m in names) + "\n"
+    (out / "comparison.md").write_text(report)
+    for name in names:
+        box_plot(groups, name, out / f"compare_{name}.png")
+    return report
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="gan-compare", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--by", nargs="+", help="config keys to group by (default: those that vary)")
+    parser.add_argument("--metrics", nargs="+", help="metrics to tabulate (default: all)")
+    parser.add_argument("--out", type=Path, help="where to write comparison.md and the plots")
+    args = parser.parse_args(argv)
+    print(compare(args.sweep_dir, args.by, args.out, args.metrics))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
