@@ -207,6 +207,9 @@ class TrainConfig:
 @dataclass
 class Config:
     seed: int = 0
+    # A summary.json key ("eval.jsd", "d_real_last_tenth", ...) that gan-train returns to
+    # Hydra's sweeper (e.g. Optuna); a population returns its replicas' mean.
+    objective: Optional[str] = None
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = MISSING
     dataset: Any = MISSING

@@ -98,6 +98,10 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
     config.validate(cfg, len(devices))
     run_dir.mkdir(parents=True, exist_ok=True)
     parts = build_parts(cfg)
+    if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts)):
+        raise config.ConfigError(
+            f"objective={cfg.objective!r}: not a key of this run's summary.json; "
+            f"valid values are {', '.join(keys)}")
     checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
     state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
     logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
@@ -122,6 +126,27 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
         logger.finish(exit_code)
         checkpoints.close()
     return summary
+
+
+def summary_keys(parts: step.GANParts) -> list[str]:
+    """The numeric keys a run's summary.json will have, found without training."""
+    state = step.init_state(parts, 0)
+    metrics = jax.eval_shape(lambda s: step.train_step(parts, 1, None, s)[1], state)
+    scalars = Evaluator(parts, num_samples=16)(state).scalars
+    return (["d_real_last_tenth", "d_fake_last_tenth"] + [f"final.{k}" for k in sorted(metrics)]
+            + [f"eval.{k}" for k in scalars])
+
+
+def objective_value(summary: dict[str, Any], key: str) -> Optional[float]:
+    """`key` ("eval.jsd") of a summary; the mean over a population's replicas."""
+    def lookup(tree: dict) -> Optional[float]:
+        for part in key.split("."):
+            tree = tree.get(part) if isinstance(tree, dict) else None
+        return tree
+
+    values = [lookup(r) for r in summary.get("replicas", [summary])]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpoints,

@@ -69,7 +69,7 @@ def main(cfg: DictConfig) -> Optional[float]:
             log.info("figure: %s", run_dir / figure)
     if "wandb" in summary:
         log.info("W&B (%s) files: %s", summary["wandb"]["mode"], summary["wandb"]["dir"])
-    return summary.get("eval", {}).get("jsd")
+    return loop.objective_value(summary, cfg.objective) if cfg.objective else None
 
 
 if __name__ == "__main__":

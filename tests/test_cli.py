@@ -129,3 +129,27 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert train_rows(killed) == train_rows(whole)
     resumed_runs = [read_run(f) for f in killed.glob("wandb/offline-run-*/run-*.wandb")]
     assert len(resumed_runs) == 2 and len({r["run"].run_id for r in resumed_runs}) == 1
+
+
+def test_optuna_sweep_maximises_an_objective_from_the_summaries(tmp_path):
+    import yaml
+
+    result = gan_train(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
+                        "hydra.sweeper.direction=maximize", "optim.lr=interval(1e-4,1e-2)",
+                        "objective=eval.high_quality", *CLI_TINY, "logger=none", "dataset=ring_2d",
+                        f"hydra.sweep.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = [json.loads(p.read_text())["eval"]["high_quality"] for p in tmp_path.glob("*/summary.json")]
+    assert len(values) == 3
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(values)
+    assert 1e-4 <= best["best_params"]["optim.lr"] <= 1e-2
+
+
+def test_submitit_local_launcher_runs_jobs_in_fresh_processes(tmp_path):
+    result = gan_train(["-m", "hydra/launcher=submitit_local", "loss=minimax,hinge", *CLI_TINY,
+                        "logger=none", "dataset=ring_2d", f"hydra.sweep.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
+    assert [s["status"] for s in summaries] == ["finished", "finished"]
+    assert "all 2 jobs finished" in result.stdout + result.stderr

@@ -108,3 +108,21 @@ def test_cli_unknown_loss_exits_nonzero_listing_losses(tmp_path):
     result = gan_train(["loss=wasserstein", f"hydra.run.dir={tmp_path}"], timeout=120)
     assert result.returncode != 0
     assert "Available options in 'loss'" in result.stderr and "non_saturating" in result.stderr
+
+
+def test_objective_must_be_a_summary_key(tmp_path, tiny):
+    from gan_jax import loop
+
+    with pytest.raises(ConfigError) as error:
+        loop.run(compose_config(tiny + ["dataset=ring_2d", "objective=eval.jsd"]), tmp_path)
+    assert "objective='eval.jsd': not a key of this run's summary.json" in str(error.value)
+    assert "eval.modes_captured" in str(error.value) and "final.d_loss" in str(error.value)
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_objective_value_reads_summaries_and_population_means():
+    from gan_jax.loop import objective_value
+
+    assert objective_value({"eval": {"jsd": 0.25}}, "eval.jsd") == 0.25
+    population = {"replicas": [{"eval": {"modes_captured": 7}}, {"eval": {"modes_captured": 8}}]}
+    assert objective_value(population, "eval.modes_captured") == 7.5
