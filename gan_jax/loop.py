@@ -27,8 +27,6 @@ from gan_jax.logging import RunLogger, wandb_mode
 
 log = logging.getLogger(__name__)
 
-NUM_FIGURE_PANELS = 4
-
 
 class TrainingDiverged(RuntimeError):
     """A loss or D output became NaN or infinite; the run directory keeps what was written."""

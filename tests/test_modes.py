@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from conftest import TINY, compose_config
+from conftest import compose_config
 from gan_jax import loop
 from gan_jax.data import toy
 from gan_jax.metrics.modes import mode_metrics

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import jax
-import numpy as np
 from hydra import compose, initialize_config_dir
 
 from gan_jax import loop, parallel, step
