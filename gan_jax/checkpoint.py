@@ -43,7 +43,7 @@ class Checkpoints:
 
 # Keys that may change when a run directory is continued.
 RESUMABLE_CHANGES = ("train.steps", "train.progress_bar", "train.checkpoint_every",
-                     "train.keep_checkpoints", "logger")
+                     "train.keep_checkpoints", "train.sample_every", "dataset.data_dir", "logger")
 
 
 def differences(saved: dict, cfg: DictConfig) -> list[str]:

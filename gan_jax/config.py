@@ -112,6 +112,23 @@ class Grid2DConfig:
     std: float = positive()
 
 
+@dataclass
+class ImageDataConfig:
+    """A TFDS image dataset, read as an array_record data source (gan_jax/data/images.py)."""
+
+    name: str = one_of(lambda: IMAGE_DATASETS)
+    tfds_name: str = MISSING
+    split: str = "train"
+    # null: TFDS's default ($TFDS_DATA_DIR, else ~/tensorflow_datasets).
+    data_dir: Optional[str] = None
+    image_size: int = at_least(1)  # the models see size x size images
+    crop: Optional[int] = optional_positive()  # centre crop before resizing (CelebA: 108)
+    download: bool = True  # false: never touch the network; fail at once when not prepared
+
+
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeb_a", "tfds")
+
+
 # --- model, loss, optimiser, logger -----------------------------------------------------
 
 
@@ -131,6 +148,41 @@ class MLPConfig:
     standardize: bool = MISSING
     generator: MLPNetConfig = field(default_factory=MLPNetConfig)
     discriminator: MLPNetConfig = field(default_factory=MLPNetConfig)
+
+
+def _upsamplers() -> tuple[str, ...]:
+    from gan_jax.models.dcgan import UPSAMPLERS
+
+    return UPSAMPLERS
+
+
+def _norms() -> tuple[str, ...]:
+    from gan_jax.models.dcgan import NORMS
+
+    return NORMS
+
+
+@dataclass
+class DCGANGeneratorConfig:
+    width: int = at_least(1)  # channels of the last hidden layer; doubled per stage inwards
+    upsample: str = one_of(_upsamplers)
+    norm: str = one_of(_norms)
+
+
+@dataclass
+class DCGANDiscriminatorConfig:
+    width: int = at_least(1)  # channels of the first layer; doubled per stage
+    norm: str = one_of(_norms)
+    spectral_norm: bool = False
+
+
+@dataclass
+class DCGANConfig:
+    name: str = "dcgan"
+    latent_dim: int = at_least(1)
+    latent_dist: str = one_of(_latent_distributions)
+    generator: DCGANGeneratorConfig = field(default_factory=DCGANGeneratorConfig)
+    discriminator: DCGANDiscriminatorConfig = field(default_factory=DCGANDiscriminatorConfig)
 
 
 @dataclass
@@ -196,6 +248,12 @@ class TrainConfig:
     num_seeds: int = at_least(1, 1)
     checkpoint_every: int = at_least(1, 1000)
     keep_checkpoints: int = at_least(1, 3)
+    sample_every: int = at_least(1, 1000)  # samples/step_<step>.png from a fixed latent batch
+    # Exponential moving average of G's parameters, used for samples and evaluation;
+    # null: none. Before ema_start the average just copies G.
+    ema_decay: Optional[float] = _rule(None, "null or a number in [0, 1)",
+                                       lambda v: v is None or 0 <= v < 1)
+    ema_start: int = at_least(0, 0)
     # alternating: G steps against the D just updated (Algorithm 1); simultaneous: both
     # players step from the same point.
     schedule: str = one_of(lambda: ("alternating", "simultaneous"), "alternating")
@@ -225,8 +283,10 @@ SCHEMAS = {
     "dataset/ring_2d": Ring2DConfig,
     "dataset/grid_2d": Grid2DConfig,
     "dataset/dirac": DiracDataConfig,
+    "dataset/image": ImageDataConfig,
     "model/mlp": MLPConfig,
     "model/dirac": DiracModelConfig,
+    "model/dcgan": DCGANConfig,
     "loss/loss": LossConfig,
     "loss/wgan": WGANLossConfig,
     "penalty/penalty": PenaltyConfig,
@@ -295,8 +355,32 @@ def _gradient_penalty_replaces_clipping(cfg: DictConfig) -> Optional[str]:
     return None
 
 
+def _dcgan_needs_supported_images(cfg: DictConfig) -> Optional[str]:
+    from gan_jax.models.dcgan import SUPPORTED_SIZES
+
+    if cfg.model.name != "dcgan":
+        return None
+    if cfg.dataset.name not in IMAGE_DATASETS:
+        return (f"model=dcgan: needs an image dataset ({', '.join(IMAGE_DATASETS)}); "
+                f"dataset={cfg.dataset.name} is not one")
+    if cfg.dataset.image_size not in SUPPORTED_SIZES:
+        return (f"dataset.image_size={cfg.dataset.image_size}: model=dcgan supports "
+                f"{', '.join(map(str, SUPPORTED_SIZES))}")
+    return None
+
+
+def _gradient_penalty_needs_per_example_d(cfg: DictConfig) -> Optional[str]:
+    discriminator = cfg.model.get("discriminator") or {}
+    if cfg.penalty.name != "none" and discriminator.get("norm") == "batch":
+        return (f"penalty={cfg.penalty.name} with model.discriminator.norm=batch: the penalty takes "
+                "D's gradient per example, which batch norm couples across the batch (Gulrajani et "
+                "al. 2017 drop it from the critic); set model.discriminator.norm=layer or none")
+    return None
+
+
 _COMBINATION_RULES = [_simultaneous_needs_one_d_step, _dirac_model_needs_1d_data,
-                      _penalty_weight_must_act, _gradient_penalty_replaces_clipping]
+                      _penalty_weight_must_act, _gradient_penalty_replaces_clipping,
+                      _dcgan_needs_supported_images, _gradient_penalty_needs_per_example_d]
 
 
 def validate(cfg: DictConfig, num_devices: int) -> None:

@@ -17,7 +17,7 @@ from gan_jax.metrics import density_1d, modes
 class Evaluation:
     step: int
     scalars: dict[str, float]
-    samples: np.ndarray  # [num_samples, dim]
+    samples: np.ndarray  # [num_samples, *data shape]
     curves: Optional[dict[str, np.ndarray]] = None  # 1-D: grid, p_data, p_g, d_x, d_star
 
     def to_json(self) -> dict:
@@ -42,7 +42,7 @@ class Evaluator:
             lambda player, x: jax.nn.sigmoid(step.apply_model(parts.models.discriminator, player, x)[0]))
 
     def __call__(self, state: step.GANState) -> Evaluation:
-        fake = np.asarray(self._generate(state.generator, state.rng, self.num_samples))
+        fake = np.asarray(self._generate(step.sampling_generator(state), state.rng, self.num_samples))
         scalars = _moment_scalars(fake)
         if self.parts.data.modes is not None:
             scalars |= modes.mode_metrics(fake, self.parts.data.modes, self.parts.data.std)
@@ -53,6 +53,10 @@ class Evaluator:
             scalars["d_optimality_gap"] = density_1d.discriminator_gap(
                 curves["d_x"], curves["d_star"], curves["p_data"], curves["p_g"], curves["grid"])
         return Evaluation(int(state.step), scalars, fake, curves)
+
+    def fixed_batch(self, state: step.GANState, count: int = 64) -> np.ndarray:
+        """`count` samples from the same latents at every call: the sample grids."""
+        return np.asarray(self._generate(step.sampling_generator(state), state.rng, count))
 
     def _theory_1d(self, state: step.GANState, fake: np.ndarray) -> dict[str, np.ndarray]:
         data = self.parts.data
@@ -65,7 +69,7 @@ class Evaluator:
 
 
 def _moment_scalars(samples: np.ndarray) -> dict[str, float]:
-    if samples.shape[1] == 1:
+    if samples.ndim > 2 or samples.shape[1] == 1:  # 1-D, or images: over all pixels
         return {"sample_mean": float(samples.mean()), "sample_std": float(samples.std())}
     return {f"sample_mean_{i}": float(v) for i, v in enumerate(samples.mean(0))} | {
         f"sample_std_{i}": float(v) for i, v in enumerate(samples.std(0))}

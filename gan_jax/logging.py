@@ -36,6 +36,7 @@ class RunLogger:
 
     def __init__(self, run_dir: Path, wandb_settings: Optional[dict] = None, population: bool = False):
         self.population = population  # W&B keys then carry the seed: seed_3/d_real
+        self.run_dir = run_dir
         self.metrics_path = run_dir / "metrics.jsonl"
         self._file = self.metrics_path.open("a")
         self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings else None

@@ -2,7 +2,8 @@
 
 A run directory receives metrics.jsonl (one row per logged step), summary.json
 (written whatever the outcome), samples.npy (the final generator's samples), PNG
-figures and, unless logger=none, the W&B run files.
+figures (samples/step_*.png every train.sample_every steps), checkpoints/ and, unless
+logger=none, the W&B run files.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from gan_jax import checkpoint, config, data, losses, models, optim, parallel, penalties, plots, step
 from gan_jax.checkpoint import Checkpoints
+from gan_jax.data import ImageDataset, feed
 from gan_jax.evaluate import Evaluation, Evaluator
 from gan_jax.logging import RunLogger, wandb_mode
 
@@ -61,6 +63,8 @@ def build_parts(cfg: DictConfig) -> step.GANParts:
         penalty=penalties.build(cfg.penalty.name, cfg.penalty.weight, dataset.scale),
         d_constraint=_weight_clip(cfg.loss.weight_clip) if cfg.loss.get("weight_clip") else None,
         simultaneous=cfg.train.schedule == "simultaneous",
+        ema_decay=cfg.train.ema_decay,
+        ema_start=cfg.train.ema_start,
     )
 
 
@@ -102,6 +106,7 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
             f"valid values are {', '.join(keys)}")
     checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
     state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
+    (run_dir / "samples").mkdir(exist_ok=True)
     logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
                        population=len(record.seeds) > 1)
     status, error, exit_code = "failed", None, 1
@@ -179,7 +184,13 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
     panels = set(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else set()
     eval_steps = set(range(train.eval_every, train.steps + 1, train.eval_every)) | panels | {train.steps}
     save_steps = set(range(train.checkpoint_every, train.steps + 1, train.checkpoint_every)) | {train.steps}
+    sample_steps = set(range(train.sample_every, train.steps + 1, train.sample_every)) | {train.steps}
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
+    chunks = list(chunk_sizes(train.steps, train.steps_per_call, eval_steps | save_steps | sample_steps,
+                              start=record.steps_done))
+    real_batches = (feed.device_batches(parts.data, record.seeds, record.steps_done, chunks, train.d_steps,
+                                        train.batch_size, devices)
+                    if isinstance(parts.data, ImageDataset) else iter(lambda: None, 0))
 
     def evaluate_population(population: step.GANState, log_rows: bool = True) -> None:
         for index, seed in enumerate(record.seeds):
@@ -198,9 +209,8 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
     with tqdm(total=train.steps, initial=record.steps_done, unit="step",
               disable=not train.progress_bar, dynamic_ncols=True, mininterval=0.5) as progress:
         try:
-            for size in chunk_sizes(train.steps, train.steps_per_call, eval_steps | save_steps,
-                                    start=record.steps_done):
-                replicated, metrics = train_steps(replicated, size)
+            for size in chunks:
+                replicated, metrics = train_steps(replicated, size, next(real_batches))
                 # [replicas, steps]: identical on every device after the pmean.
                 metrics = {k: np.asarray(v[0]) for k, v in metrics.items()}
                 first_step = record.steps_done + 1
@@ -208,11 +218,16 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
                 _log_rows(metrics, first_step, train, logger, record)
                 if record.steps_done in eval_steps:
                     evaluate_population(parallel.unreplicate(replicated))
+                if record.steps_done in sample_steps:
+                    _save_sample_grid(parts, evaluate, parallel.unreplicate(replicated), record, logger)
                 if record.steps_done in save_steps:
                     checkpoints.save(record.steps_done, parallel.unreplicate(replicated), {
                         "config": OmegaConf.to_container(cfg, resolve=True),
                         "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
                         "panels": [e.to_json() for e in record.panels],
+                        # Batches are keyed by step: this is where the data stream resumes.
+                        "data_position": {"step": record.steps_done,
+                                          "next_batch": record.steps_done * train.d_steps},
                     })
                 progress.update(size)
                 progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}",
@@ -220,6 +235,25 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
         finally:
             record.train_seconds = time.perf_counter() - start
     return parallel.unreplicate(replicated)
+
+
+def _save_sample_grid(parts: step.GANParts, evaluate: Evaluator, population: step.GANState,
+                      record: Record, logger: RunLogger) -> None:
+    """The first replica's generator on a fixed latent batch: samples/step_<step>.png."""
+    first = parallel.replica(population, 0)
+    fake = evaluate.fixed_batch(first)
+    path = logger.run_dir / "samples" / f"step_{record.steps_done:08d}.png"
+    if fake.ndim == 4:
+        plots.sample_grid(fake, path)
+    else:
+        plots.samples(_real_examples(parts, first, record.seeds[0], len(fake)), fake, path)
+    logger.log_images(record.steps_done, {"sample_grid": path})
+
+
+def _real_examples(parts: step.GANParts, state: step.GANState, seed: int, count: int) -> np.ndarray:
+    if isinstance(parts.data, ImageDataset):
+        return parts.data.batch(seed, 0, count)
+    return np.asarray(step.real_samples(parts, state.rng, count))
 
 
 def _log_rows(metrics: dict[str, np.ndarray], first_step: int, train: DictConfig,
@@ -255,7 +289,7 @@ def _write_final_outputs(cfg: DictConfig, parts: step.GANParts, state: step.GANS
     samples = np.stack([f.samples for f in finals])
     np.save(run_dir / "samples.npy", samples[0] if len(finals) == 1 else samples)
     first = parallel.replica(state, 0)
-    real = np.asarray(step.real_samples(parts, first.rng, cfg.train.num_eval_samples))
+    real = _real_examples(parts, first, record.seeds[0], cfg.train.num_eval_samples)
     figures = {
         "samples": plots.samples(real, finals[0].samples, run_dir / "samples.png"),
         "discriminator_outputs": plots.discriminator_outputs(

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from gan_jax.evaluate import Evaluation  # noqa: E402
 
@@ -56,7 +57,10 @@ def discriminator_outputs(rows: list[dict], path: Path) -> Path:
 
 
 def samples(real: np.ndarray, fake: np.ndarray, path: Path) -> Path:
-    """Histogram (1-D) or scatter (2-D) of generated against real samples."""
+    """Histogram (1-D) or scatter (2-D) of generated against real samples; images: a grid
+    of generated images (left) beside real ones (right)."""
+    if fake.ndim == 4:
+        return sample_grid(np.concatenate([_grid(fake[:64]), _grid(real[:64])], axis=1), path)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     if real.shape[1] == 1:
         bins = np.histogram_bin_edges(np.concatenate([real[:, 0], fake[:, 0]]), bins=80)
@@ -69,6 +73,27 @@ def samples(real: np.ndarray, fake: np.ndarray, path: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def sample_grid(images: np.ndarray, path: Path) -> Path:
+    """Images in [-1, 1], [N, H, W, C] (tiled 8 wide) or one tiled [H, W, C], as a PNG."""
+    tiled = _grid(images) if images.ndim == 4 else images
+    pixels = np.round((np.clip(tiled, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+    return path
+
+
+def _grid(images: np.ndarray, columns: int = 8, border: int = 1) -> np.ndarray:
+    """[N, H, W, C] -> [rows * (H + border), columns * (W + border), C], with a white border."""
+    count, height, width, channels = images.shape
+    rows = -(-count // columns)
+    canvas = np.ones((rows * (height + border) + border, columns * (width + border) + border, channels),
+                     images.dtype)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = border + row * (height + border), border + column * (width + border)
+        canvas[top:top + height, left:left + width] = image
+    return canvas
 
 
 def _save(fig, path: Path) -> Path:

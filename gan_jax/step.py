@@ -1,12 +1,14 @@
 """The per-device update: Goodfellow et al.'s Algorithm 1 as one pure function.
 
-`train_step(parts, batch_size, axis_name, state) -> (state, metrics)` runs `d_steps`
-discriminator updates, then one generator update (against the updated D, or, with
-simultaneous updates, against the D both players started from). Gradients and metrics are averaged
+`train_step(parts, batch_size, axis_name, state, real_batches) -> (state, metrics)` runs
+`d_steps` discriminator updates, then one generator update (against the updated D, or,
+with simultaneous updates, against the D both players started from), then moves the
+generator's exponential moving average (EMA), if any. Gradients and metrics are averaged
 over `axis_name` with `lax.pmean`, so the same function runs under `jit`
 (axis_name=None), `pmap`, `vmap` and `lax.scan`. Every random draw comes from a key
 derived from (seed, step, stream, sub-step, example index): a run's numbers do not
-depend on how many devices share the batch.
+depend on how many devices share the batch. Toy data is drawn the same way, inside the
+step; image batches come from the host, [d_steps, batch_size, H, W, C] per step.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from gan_jax.data import ToyDataset
+from gan_jax.data import Dataset
 from gan_jax.losses import GANLoss
 from gan_jax.models import GANModels
 from gan_jax.penalties import Penalty
@@ -49,16 +51,18 @@ class PlayerState:
 
 
 def apply_model(module, player: PlayerState, x: jax.Array, params: Any = None,
-                update_stats: bool = False) -> tuple[jax.Array, Any]:
+                update_stats: bool = False, axis_name: Optional[str] = None) -> tuple[jax.Array, Any]:
     """Runs `module` with the player's variables (`params` overrides, for gradients).
 
     Returns (output, model_state); the state is updated only when `update_stats`.
+    BatchNorm averages its statistics over `axis_name`'s devices.
     """
     variables = {"params": player.params if params is None else params, **player.model_state}
     if update_stats and player.model_state:
-        out, new_state = module.apply(variables, x, update_stats=True, mutable=list(player.model_state))
+        out, new_state = module.apply(variables, x, update_stats=True, axis_name=axis_name,
+                                      mutable=list(player.model_state))
         return out, new_state
-    return module.apply(variables, x, update_stats=False), player.model_state
+    return module.apply(variables, x, update_stats=False, axis_name=axis_name), player.model_state
 
 
 def _init_player(module, key: jax.Array, example: jax.Array,
@@ -74,13 +78,14 @@ class GANState:
     rng: jax.Array  # the run's base key; keys are derived from it, it never advances
     generator: PlayerState
     discriminator: PlayerState
+    generator_ema: Any = None  # EMA of G's params (None without EMA); samples come from it
 
 
 @dataclass(frozen=True)
 class GANParts:
     """Everything static that the compiled step closes over."""
 
-    data: ToyDataset
+    data: Dataset
     models: GANModels
     loss: GANLoss
     g_optimiser: optax.GradientTransformation
@@ -90,6 +95,8 @@ class GANParts:
     # Projects D's parameters after each update (WGAN's weight clipping).
     d_constraint: Optional[Callable[[Any], Any]] = None
     simultaneous: bool = False
+    ema_decay: Optional[float] = None
+    ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
 
 
 def stream_key(rng: jax.Array, step: jax.Array, stream: Stream, substep: Any = 0) -> jax.Array:
@@ -106,13 +113,15 @@ def sample_batch(sample_one: Callable[[jax.Array], jax.Array], key: jax.Array,
 def init_state(parts: GANParts, seed: int) -> GANState:
     rng = jax.random.PRNGKey(seed)
     models = parts.models
+    generator = _init_player(models.generator, jax.random.fold_in(rng, Stream.INIT_G),
+                             jnp.zeros((2, models.latent_dim)), parts.g_optimiser)
     return GANState(
         step=jnp.zeros((), jnp.int32),
         rng=rng,
-        generator=_init_player(models.generator, jax.random.fold_in(rng, Stream.INIT_G),
-                               jnp.zeros((1, models.latent_dim)), parts.g_optimiser),
+        generator=generator,
         discriminator=_init_player(models.discriminator, jax.random.fold_in(rng, Stream.INIT_D),
-                                   jnp.zeros((1, parts.data.dim)), parts.d_optimiser),
+                                   jnp.zeros((2, *parts.data.shape)), parts.d_optimiser),
+        generator_ema=generator.params if parts.ema_decay is not None else None,
     )
 
 
@@ -131,9 +140,21 @@ def _apply_gradients(optimiser: optax.GradientTransformation, player: PlayerStat
     return player.replace(params=optax.apply_updates(player.params, updates), opt_state=opt_state)
 
 
-def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str],
-               state: GANState) -> tuple[GANState, dict[str, jax.Array]]:
-    """One iteration of Algorithm 1 on this device's `batch_size` examples."""
+def _moving_average(parts: GANParts, state: GANState, params: Any) -> Any:
+    if parts.ema_decay is None:
+        return None
+    decay = jnp.where(state.step >= parts.ema_start, parts.ema_decay, 0.0)
+    return jax.tree.map(lambda average, p: decay * average + (1.0 - decay) * p,
+                        state.generator_ema, params)
+
+
+def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str], state: GANState,
+               real_batches: Optional[jax.Array] = None) -> tuple[GANState, dict[str, jax.Array]]:
+    """One iteration of Algorithm 1 on this device's `batch_size` examples.
+
+    `real_batches`: this device's image batches, one per D step (the G step, which reads real
+    data only for relativistic losses, reuses the last); None for toy data.
+    """
     generator, discriminator = parts.models.generator, parts.models.discriminator
     first_index = lax.axis_index(axis_name) * batch_size if axis_name else 0
 
@@ -141,21 +162,28 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str],
         return sample_batch(sample_one, stream_key(state.rng, state.step, stream, substep),
                             first_index, batch_size)
 
+    def real_batch(stream: Stream, substep: Any) -> jax.Array:
+        if real_batches is None:
+            return draw(stream, substep, parts.data.sample_one)
+        return real_batches[substep]
+
     def d_update(player: PlayerState, substep: jax.Array):
-        real = draw(Stream.D_REAL, substep, parts.data.sample_one)
+        real = real_batch(Stream.D_REAL, substep)
         fake, _ = apply_model(generator, state.generator,
-                              draw(Stream.D_LATENT, substep, parts.models.sample_latent))
+                              draw(Stream.D_LATENT, substep, parts.models.sample_latent),
+                              axis_name=axis_name)
         penalty_keys = draw(Stream.D_PENALTY, substep, lambda key: key)
 
         def loss_fn(params):
             # One pass over real and fake together: half the kernel launches.
             out, model_state = apply_model(discriminator, player, jnp.concatenate([real, fake]),
-                                           params, update_stats=True)
+                                           params, update_stats=True, axis_name=axis_name)
             real_out, fake_out = jnp.split(out, 2)
             loss = parts.loss.discriminator(real_out, fake_out)
             penalty = 0.0
             if parts.penalty is not None:
-                d_fn = lambda x: apply_model(discriminator, player, x, params)[0]  # noqa: E731
+                d_fn = lambda x: apply_model(discriminator, player, x, params,  # noqa: E731
+                                             axis_name=axis_name)[0]
                 penalty = parts.penalty(d_fn, real, fake, penalty_keys)
             return loss + penalty, (loss, penalty, real_out, fake_out, model_state)
 
@@ -176,20 +204,24 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str],
         }
         return player, metrics
 
-    d_player, d_metrics = lax.scan(d_update, state.discriminator, jnp.arange(parts.d_steps))
-    d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
+    # A Python loop, not lax.scan: XLA's CPU backend ran DCGAN's D step 8x slower inside
+    # a loop body (experiments/throughput/README.md). d_steps is small.
+    d_player = state.discriminator
+    for substep in range(parts.d_steps):
+        d_player, d_metrics = d_update(d_player, substep)
 
-    real = draw(Stream.G_REAL, 0, parts.data.sample_one)
+    g_real = real_batch(Stream.G_REAL, 0 if real_batches is None else parts.d_steps - 1)
     latent = draw(Stream.G_LATENT, 0, parts.models.sample_latent)
 
     # Alternating: G plays against the D just updated; simultaneous: against the old one.
     opponent = state.discriminator if parts.simultaneous else d_player
 
     def g_loss_fn(params):
-        fake, g_model_state = apply_model(generator, state.generator, latent, params, update_stats=True)
-        fake_out, _ = apply_model(discriminator, opponent, fake)
+        fake, g_model_state = apply_model(generator, state.generator, latent, params,
+                                          update_stats=True, axis_name=axis_name)
+        fake_out, _ = apply_model(discriminator, opponent, fake, axis_name=axis_name)
         # Only relativistic losses read real_out; XLA drops this pass for the others.
-        real_out, _ = apply_model(discriminator, opponent, real)
+        real_out, _ = apply_model(discriminator, opponent, g_real, axis_name=axis_name)
         return parts.loss.generator(real_out, fake_out), g_model_state
 
     (g_loss, g_model_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
@@ -199,17 +231,32 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str],
                                 g_grads)
 
     metrics = {**d_metrics, "g_loss": g_loss, "g_grad_norm": optax.tree.norm(g_grads)}
-    new_state = GANState(state.step + 1, state.rng, g_player, d_player)
+    new_state = GANState(state.step + 1, state.rng, g_player, d_player,
+                         _moving_average(parts, state, g_player.params))
     return new_state, _mean_over_devices(metrics, axis_name)
 
 
-def train_steps(parts: GANParts, batch_size: int, axis_name: Optional[str],
-                state: GANState, num_steps: int) -> tuple[GANState, dict[str, jax.Array]]:
-    """`num_steps` iterations in one program; metrics come back stacked, [num_steps]."""
-    def body(carry, _):
-        return train_step(parts, batch_size, axis_name, carry)
+def train_steps(parts: GANParts, batch_size: int, axis_name: Optional[str], state: GANState,
+                num_steps: int, real_batches: Optional[jax.Array] = None
+                ) -> tuple[GANState, dict[str, jax.Array]]:
+    """`num_steps` iterations in one program; metrics come back stacked, [num_steps].
 
-    return lax.scan(body, state, None, length=num_steps)
+    `real_batches`: None, or image batches [num_steps, d_steps, batch_size, H, W, C].
+    """
+    def body(carry, real_for_step):
+        return train_step(parts, batch_size, axis_name, carry, real_for_step)
+
+    if num_steps == 1:  # no loop: XLA's CPU convolutions run ~8x slower inside one
+        state, metrics = body(state, None if real_batches is None else real_batches[0])
+        return state, jax.tree.map(lambda m: m[None], metrics)
+    return lax.scan(body, state, real_batches, length=num_steps)
+
+
+def sampling_generator(state: GANState) -> PlayerState:
+    """G as samples are drawn from it: with the EMA's parameters when there is one."""
+    if state.generator_ema is None:
+        return state.generator
+    return state.generator.replace(params=state.generator_ema)
 
 
 def generate(parts: GANParts, generator: PlayerState, rng: jax.Array, num_samples: int) -> jax.Array:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,13 @@ TINY = [
 
 register_schemas()
 
+# Runs in one test session compile the same programs again and again: share them
+# through JAX's persistent cache (subprocesses inherit the variables).
+_CACHE = Path(tempfile.gettempdir()) / f"gan_jax_test_jax_cache_{os.getuid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 
 def compose_config(overrides: list[str]):
     with initialize_config_dir(version_base="1.3", config_dir=CONF):
@@ -37,6 +45,27 @@ def gan_train(args: list[str], env_extra: dict | None = None, timeout: int = 300
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "gan_jax.train", *args], env=env, cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# experiment=fashion_mnist_dcgan, shrunk: 8-channel networks, a few steps.
+TINY_DCGAN = [
+    "experiment=fashion_mnist_dcgan", "logger=none", "train.progress_bar=false",
+    "model.generator.width=8", "model.discriminator.width=8", "model.latent_dim=16",
+    "train.batch_size=16", "train.steps=6", "train.log_every=1", "train.eval_every=3",
+    "train.sample_every=3", "train.checkpoint_every=3", "train.num_eval_samples=32", "train.ema_start=2",
+]
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir(tmp_path_factory) -> Path:
+    """A TFDS data directory with fashion_mnist prepared from Debian's dataset-fashion-mnist."""
+    from gan_jax.data import images
+
+    assert images.DEBIAN_FASHION_MNIST.is_dir(), (
+        "the image tests read Debian's Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    data_dir = tmp_path_factory.mktemp("tfds")
+    images.prepare_fashion_mnist_from_debian(data_dir)
+    return data_dir
 
 
 @pytest.fixture

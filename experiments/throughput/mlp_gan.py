@@ -21,6 +21,7 @@ from pathlib import Path
 import jax
 from hydra import compose, initialize_config_dir
 
+import torch_reference
 from gan_jax import loop, parallel, step
 from gan_jax.config import register_schemas
 
@@ -89,34 +90,11 @@ def torch_runner():
     g_net, d_net = mlp(latent_dim, 2), mlp(2, 1)
     generate = lambda z: loc + scale * g_net(z)  # noqa: E731
     discriminate = lambda x: d_net((x - loc) / scale)  # noqa: E731
-    g_opt = torch.optim.Adam(g_net.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    d_opt = torch.optim.Adam(d_net.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    softplus = nn.functional.softplus
-
     def real_batch():
         return modes[torch.randint(len(modes), (batch,))] + data.std * torch.randn(batch, 2)
 
-    def one_step():
-        real = real_batch()
-        with torch.no_grad():
-            fake = generate(torch.randn(batch, latent_dim))
-        out = discriminate(torch.cat([real, fake]))
-        real_out, fake_out = out[:batch], out[batch:]
-        d_loss = softplus(-real_out).mean() + softplus(fake_out).mean()
-        d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_opt.step()
-        g_loss = softplus(-discriminate(generate(torch.randn(batch, latent_dim)))).mean()
-        g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_opt.step()
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            one_step()
-
-    run(20)  # warm up
-    return run
+    return torch_reference.gan_runner(generate, discriminate, g_net.parameters(), d_net.parameters(),
+                                      real_batch, lambda: torch.randn(batch, latent_dim), warm_up=20)
 
 
 def steps_per_second(run, steps: int) -> float:

@@ -29,6 +29,10 @@ class ToyDataset:
     loc: tuple[float, ...] = (0.0,)
     scale: tuple[float, ...] = (1.0,)
 
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.dim,)
+
 
 def gaussian_1d(mean: float, std: float) -> ToyDataset:
     def sample_one(key):

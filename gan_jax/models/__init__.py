@@ -8,15 +8,15 @@ from typing import Callable
 import flax.linen as nn
 import jax
 
-from gan_jax.data import ToyDataset
-from gan_jax.models import dirac, mlp
+from gan_jax.models import dcgan, dirac, mlp
 
 LATENT_DISTRIBUTIONS: dict[str, Callable[[jax.Array, tuple[int, ...]], jax.Array]] = {
     "normal": jax.random.normal,
     "uniform": lambda key, shape: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0),
 }
 
-_FAMILIES = {"mlp": mlp.build, "dirac": dirac.build}
+_FAMILIES = {"mlp": mlp.build, "dirac": dirac.build,
+             "dcgan": lambda cfg, data: dcgan.build(cfg, data.shape)}
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ class GANModels:
         return LATENT_DISTRIBUTIONS[self.latent_dist](key, (self.latent_dim,))
 
 
-def build(cfg, data: ToyDataset) -> GANModels:
-    generator, discriminator = _FAMILIES[cfg.name](cfg, data.dim, data.loc, data.scale)
+def build(cfg, data) -> GANModels:
+    generator, discriminator = _FAMILIES[cfg.name](cfg, data)
     # A family without a latent setting (dirac) ignores its input: one N(0, 1) number.
     return GANModels(generator, discriminator, cfg.get("latent_dim", 1),
                      cfg.get("latent_dist", "normal"))

@@ -14,7 +14,7 @@ class DiracGenerator(nn.Module):
     theta_init: float
 
     @nn.compact
-    def __call__(self, z: jax.Array, update_stats: bool = False) -> jax.Array:
+    def __call__(self, z: jax.Array, update_stats: bool = False, axis_name=None) -> jax.Array:
         theta = self.param("theta", nn.initializers.constant(self.theta_init), (1,))
         return jnp.broadcast_to(theta, (z.shape[0], 1))
 
@@ -23,10 +23,10 @@ class DiracDiscriminator(nn.Module):
     psi_init: float
 
     @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool = False, axis_name=None) -> jax.Array:
         psi = self.param("psi", nn.initializers.constant(self.psi_init), (1,))
         return x * psi
 
 
-def build(cfg, data_dim: int, loc, scale) -> tuple[nn.Module, nn.Module]:
+def build(cfg, data) -> tuple[nn.Module, nn.Module]:
     return DiracGenerator(cfg.theta_init), DiracDiscriminator(cfg.psi_init)

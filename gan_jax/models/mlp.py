@@ -46,38 +46,43 @@ class MLP(nn.Module):
 
 
 class Generator(nn.Module):
-    """z -> loc + scale * MLP(z): the network works in standardised data coordinates."""
+    """z -> loc + scale * MLP(z): the network works in standardised data coordinates.
+
+    Images (Goodfellow et al.'s MNIST MLPs) are generated flat, then shaped.
+    """
 
     net: MLP
     loc: tuple[float, ...]
     scale: tuple[float, ...]
+    data_shape: tuple[int, ...]
 
-    def __call__(self, z: jax.Array, update_stats: bool = False) -> jax.Array:
-        return jnp.asarray(self.loc) + jnp.asarray(self.scale) * self.net(z, update_stats)
+    def __call__(self, z: jax.Array, update_stats: bool = False, axis_name=None) -> jax.Array:
+        x = jnp.asarray(self.loc) + jnp.asarray(self.scale) * self.net(z, update_stats)
+        return x.reshape(z.shape[0], *self.data_shape)
 
 
 class Discriminator(nn.Module):
-    """x -> MLP((x - loc) / scale), a logit per example."""
+    """x -> MLP((x - loc) / scale), a logit per example (images are flattened)."""
 
     net: MLP
     loc: tuple[float, ...]
     scale: tuple[float, ...]
 
-    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
-        return self.net((x - jnp.asarray(self.loc)) / jnp.asarray(self.scale), update_stats)
+    def __call__(self, x: jax.Array, update_stats: bool = False, axis_name=None) -> jax.Array:
+        x = (x - jnp.asarray(self.loc)) / jnp.asarray(self.scale)
+        return self.net(x.reshape(x.shape[0], -1), update_stats)
 
 
-def build(cfg, data_dim: int, loc: tuple[float, ...], scale: tuple[float, ...]
-          ) -> tuple[nn.Module, nn.Module]:
-    """Generator maps [batch, latent_dim] to [batch, data_dim]; discriminator to logits [batch, 1].
+def build(cfg, data) -> tuple[nn.Module, nn.Module]:
+    """Generator maps [batch, latent_dim] to [batch, *data.shape]; discriminator to logits [batch, 1].
 
     With `cfg.standardize`, both networks see data standardised by the dataset's mean
     and std, so a target's location and scale do not change how hard it is to learn
     (ReLU units start with their kinks at 0, where standardised data lies).
     """
     g, d = cfg.generator, cfg.discriminator
-    if not cfg.standardize:
-        loc, scale = (0.0,) * data_dim, (1.0,) * data_dim
-    generator = Generator(MLP(g.width, g.depth, data_dim, g.activation, g.spectral_norm), loc, scale)
+    loc, scale = (data.loc, data.scale) if cfg.standardize else ((0.0,), (1.0,))
+    generator = Generator(MLP(g.width, g.depth, data.dim, g.activation, g.spectral_norm), loc, scale,
+                          data.shape)
     discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation, d.spectral_norm), loc, scale)
     return generator, discriminator

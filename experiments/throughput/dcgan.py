@@ -1,0 +1,190 @@
+"""Throughput of the DCGAN step on 28x28 images: gan_jax against a same-architecture PyTorch loop.
+
+The Fashion-MNIST DCGAN of `experiment=fashion_mnist_dcgan`: G 100 -> 7x7x128 -> 14x14x64
+-> 28x28x1, D 28x28x1 -> 14x14x64 -> 7x7x128 -> 1 (BatchNorm, LeakyReLU 0.2), batch 64,
+non-saturating loss, Adam(2e-4, b1=0.5), one D step per G step, D seeing real and
+generated images in one pass. Both sides train on the same fixed real batch, so the
+step alone is timed; the input pipeline is measured separately, against the step's
+consumption. Rounds alternate the contenders; medians are printed.
+
+Also: the first call's time (compilation) in a fresh process, with JAX's persistent
+compilation cache empty and then warm.
+
+    python experiments/throughput/dcgan.py [--rounds 5] [--steps 20] [--data-dir DIR] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+import torch_reference
+from gan_jax import loop, parallel, step
+from gan_jax.config import register_schemas
+from gan_jax.data import feed
+
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
+BATCH = 64
+
+
+def compose_config(upsample: str, data_dir: str | None):
+    register_schemas()
+    overrides = ["experiment=fashion_mnist_dcgan", "logger=none", f"model.generator.upsample={upsample}"]
+    if data_dir:
+        overrides.append(f"dataset.data_dir={data_dir}")
+    with initialize_config_dir(version_base="1.3", config_dir=CONF):
+        return compose("config", overrides=overrides)
+
+
+def fixed_real_batch() -> np.ndarray:
+    return np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype(np.float32)
+
+
+def jax_runner(upsample: str, data_dir: str | None):
+    """A function that runs n steps, one compiled call each (as gan-train does for DCGAN), and blocks."""
+    cfg = compose_config(upsample, data_dir)
+    parts = loop.build_parts(cfg)
+    devices = jax.local_devices()[:1]
+    compiled = parallel.compile_train_steps(parts, BATCH, devices)
+    real = parallel.shard_batches(fixed_real_batch()[None, None, None], devices)
+    state = [parallel.replicate(step.init_population(parts, [0]), 1)]
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            state[0], metrics = compiled(state[0], 1, real)
+        jax.block_until_ready(metrics)
+
+    start = time.perf_counter()
+    run(1)
+    return run, time.perf_counter() - start
+
+
+def torch_runner(upsample: str):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    def up(c_in: int, c_out: int) -> nn.Module:
+        if upsample == "transpose":
+            return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+        return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 2, padding="same"), nn.PixelShuffle(2))
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.project = nn.Sequential(nn.Linear(100, 7 * 7 * 128), nn.Unflatten(1, (128, 7, 7)),
+                                         nn.BatchNorm2d(128), nn.ReLU())
+            self.body = nn.Sequential(up(128, 64), nn.BatchNorm2d(64), nn.ReLU(), up(64, 1), nn.Tanh())
+
+        def forward(self, z):
+            return self.body(self.project(z))
+
+    g_net = Generator()
+    d_net = nn.Sequential(nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+                          nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+                          nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
+    real = torch.from_numpy(fixed_real_batch()).permute(0, 3, 1, 2).contiguous()
+    return torch_reference.gan_runner(g_net, d_net, g_net.parameters(), d_net.parameters(),
+                                      lambda: real, lambda: torch.randn(BATCH, 100), warm_up=3)
+
+
+def images_per_second(run, steps: int) -> float:
+    start = time.perf_counter()
+    run(steps)
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def pipeline_images_per_second(data_dir: str | None, steps: int = 200) -> dict[str, float]:
+    """Real Fashion-MNIST batches: host assembly alone, and through the prefetching device feed."""
+    cfg = compose_config("subpixel", data_dir)
+    dataset = loop.build_parts(cfg).data
+    start = time.perf_counter()
+    for s in range(steps):
+        feed.host_batches(dataset, [0], s, 1, 1, BATCH)
+    host = steps * BATCH / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for batch in feed.device_batches(dataset, [0], 0, [1] * steps, 1, BATCH, jax.local_devices()[:1]):
+        jax.block_until_ready(batch)
+    device = steps * BATCH / (time.perf_counter() - start)
+    return {"host_batches": host, "device_feed": device}
+
+
+def first_call_seconds(cache_dir: str, data_dir: str | None) -> float:
+    """Runs this script in a fresh process that only compiles and runs the first step."""
+    command = [sys.executable, __file__, "--first-call-only", "--cache-dir", cache_dir]
+    if data_dir:
+        command += ["--data-dir", data_dir]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="steps per contender per round")
+    parser.add_argument("--data-dir", help="TFDS data directory (Fashion-MNIST is prepared there if absent)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--first-call-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.first_call_only:
+        jax.config.update("jax_compilation_cache_dir", args.cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        print(jax_runner("subpixel", args.data_dir)[1])
+        return
+
+    with tempfile.TemporaryDirectory() as cache:
+        cold = first_call_seconds(cache, args.data_dir)
+        warm = first_call_seconds(cache, args.data_dir)
+    pipeline = pipeline_images_per_second(args.data_dir)
+
+    contenders = {"pytorch_transpose": torch_runner("transpose"), "pytorch_subpixel": torch_runner("subpixel")}
+    for upsample in ("subpixel", "transpose", "resize_conv"):
+        contenders[f"gan_jax_{upsample}"] = jax_runner(upsample, args.data_dir)[0]
+    rates = {name: [] for name in contenders}
+    for _ in range(args.rounds):
+        for name, run in contenders.items():
+            rates[name].append(images_per_second(run, args.steps))
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+
+    print(f"DCGAN step, 28x28x1, batch {BATCH}, {args.rounds} rounds x {args.steps} steps; "
+          f"jax {jax.__version__} on {jax.default_backend()}, torch threads {_torch_threads()}")
+    print(f"{'contender':22s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s} "
+          f"{'vs PT transpose':>16s} {'vs PT subpixel':>15s}")
+    for name, r in rates.items():
+        print(f"{name:22s} {medians[name]:9.0f} {min(r):7.0f} {max(r):7.0f} {BATCH / medians[name] * 1e3:8.1f} "
+              f"{medians[name] / medians['pytorch_transpose']:15.2f}x "
+              f"{medians[name] / medians['pytorch_subpixel']:14.2f}x")
+    consumed = medians["gan_jax_subpixel"]
+    print(f"first call (compile + 1 step), fresh process: cache cold {cold:.1f} s, warm {warm:.1f} s")
+    print(f"input pipeline: host {pipeline['host_batches']:.0f} images/s "
+          f"({pipeline['host_batches'] / consumed:.0f}x the step's {consumed:.0f}), "
+          f"prefetching device feed {pipeline['device_feed']:.0f} images/s "
+          f"({pipeline['device_feed'] / consumed:.0f}x)")
+    if args.json:
+        args.json.write_text(json.dumps({"rates": rates, "medians": medians, "first_call_cold_s": cold,
+                                         "first_call_warm_s": warm, "pipeline": pipeline}, indent=2))
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

@@ -1,0 +1,64 @@
+"""Image batches for the compiled step, read and placed on the devices ahead of time.
+
+A background thread assembles each compiled call's batches (every replica's stream,
+every step, every D step), splits them over the devices and starts the transfer while
+the previous call is still running, so the step does not wait for the host.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterable, Iterator
+
+import jax
+import numpy as np
+
+from gan_jax import parallel
+from gan_jax.data.images import ImageDataset
+
+
+def host_batches(dataset: ImageDataset, seeds: list[int], first_step: int, num_steps: int,
+                 d_steps: int, batch_size: int) -> np.ndarray:
+    """[replicas, num_steps, d_steps, batch_size, H, W, C]: D step k of step s reads batch s * d_steps + k."""
+    return np.stack([
+        np.stack([
+            np.stack([dataset.batch(seed, step * d_steps + k, batch_size) for k in range(d_steps)])
+            for step in range(first_step, first_step + num_steps)])
+        for seed in seeds])
+
+
+def device_batches(dataset: ImageDataset, seeds: list[int], first_step: int, chunk_sizes: Iterable[int],
+                   d_steps: int, batch_size: int, devices: list, depth: int = 2) -> Iterator[jax.Array]:
+    """One sharded array per compiled call (chunk), `depth` calls ahead of the consumer."""
+    def produce() -> Iterator[jax.Array]:
+        step = first_step
+        for size in chunk_sizes:
+            yield parallel.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size),
+                                         devices)
+            step += size
+
+    return prefetch(produce(), depth)
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterator, depth: int) -> Iterator:
+    """Runs `items` in a daemon thread, `depth` ahead; re-raises its errors in the consumer."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+
+    def fill() -> None:
+        try:
+            for item in items:
+                ready.put(item)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            ready.put(error)
+            return
+        ready.put(_DONE)
+
+    threading.Thread(target=fill, daemon=True, name="gan_jax-prefetch").start()
+    while (item := ready.get()) is not _DONE:
+        if isinstance(item, BaseException):
+            raise item
+        yield item

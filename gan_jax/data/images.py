@@ -1,0 +1,246 @@
+"""Image datasets from TFDS, read through random-access array_record data sources.
+
+The order of examples is a fresh permutation each epoch, drawn from (seed, epoch), so
+batch b of a run depends only on (seed, b): the step is the data position, and a
+resumed run reads exactly the batches an uninterrupted one would. Images arrive as
+float32 in [-1, 1], [batch, size, size, channels].
+
+A dataset that is not prepared in `data_dir` is prepared on first use: Fashion-MNIST
+from Debian's `dataset-fashion-mnist` package when it is installed, anything else
+through TFDS's download when the network answers. Otherwise the run stops at once,
+saying what to fetch and where to put it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import logging
+import socket
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image
+
+from gan_jax.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+NETWORK_TIMEOUT_S = 3.0
+
+
+class DataError(ConfigError):
+    """The data is missing, damaged or not usable as configured; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    name: str  # the TFDS name
+    shape: tuple[int, int, int]  # what the models see: (size, size, channels)
+    source: Any = None  # random access: len() and __getitems__(indices)
+    crop: Optional[int] = None  # centre crop (pixels) before resizing to `shape`
+    # The toy datasets' fields, absent for images.
+    sample_one: None = None
+    modes: None = None
+    density: None = None
+    std: float = 1.0
+    # Pixels are scaled to [-1, 1]: already standard for the models.
+    loc: tuple[float, ...] = (0.0,)
+    scale: tuple[float, ...] = (1.0,)
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.source)
+
+    def batch(self, seed: int, index: int, batch_size: int) -> np.ndarray:
+        """Batch `index` (0-based, over the whole run) of the stream for `seed`."""
+        per_epoch = self.num_examples // batch_size  # the last partial batch is dropped
+        epoch, position = divmod(index, per_epoch)
+        order = _epoch_order(seed, epoch, self.num_examples)
+        indices = order[position * batch_size:(position + 1) * batch_size]
+        images = np.stack([example["image"] for example in self.source.__getitems__(indices.tolist())])
+        return self.preprocess(images)
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [B, H, W, C] -> float32 [-1, 1] [B, size, size, C]: centre crop, then resize."""
+        height, width = images.shape[1:3]
+        if self.crop is not None:
+            top, left = (height - self.crop) // 2, (width - self.crop) // 2
+            images = images[:, top:top + self.crop, left:left + self.crop]
+        size = self.shape[0]
+        if images.shape[1:3] != (size, size):
+            images = np.stack([_resize(image, size) for image in images])
+        return images.astype(np.float32) / 127.5 - 1.0
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    squeezed = image[..., 0] if image.shape[-1] == 1 else image
+    resized = np.asarray(Image.fromarray(squeezed).resize((size, size), Image.BILINEAR))
+    return resized.reshape(size, size, image.shape[-1])
+
+
+def build(cfg) -> ImageDataset:
+    """Opens (preparing first if needed) `cfg.tfds_name`'s `cfg.split` and checks it is readable."""
+    builder = _builder(cfg.tfds_name, cfg.data_dir)
+    if not builder.is_prepared():
+        _prepare(builder, cfg)
+        builder = _builder(cfg.tfds_name, cfg.data_dir)  # reads what was just written
+    source = _open(builder, cfg.split)
+    source_shape = tuple(source[0]["image"].shape)
+    crop = cfg.crop
+    if crop is not None and crop > min(source_shape[:2]):
+        raise DataError(f"dataset.crop={crop}: larger than {cfg.tfds_name}'s "
+                        f"{source_shape[0]}x{source_shape[1]} images; use at most {min(source_shape[:2])}")
+    return ImageDataset(cfg.tfds_name, (cfg.image_size, cfg.image_size, source_shape[2]), source, crop)
+
+
+def _builder(name: str, data_dir: Optional[str]):
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise DataError(f"dataset.tfds_name={name!r}: not a TFDS dataset ({error})") from None
+
+
+def _open(builder, split: str):
+    where = Path(builder.data_dir)
+    try:
+        source = builder.as_data_source(split=split)
+    except NotImplementedError:
+        raise DataError(
+            f"{builder.name} in {where} was prepared as {builder.info.file_format.value}; random access "
+            f"needs array_record: run `tfds build {builder.name} --file_format=array_record "
+            f"--data_dir {where.parents[1]}`, or delete {where} and run again") from None
+    except KeyError:
+        raise DataError(f"dataset.split={split!r}: {builder.name} has the splits "
+                        f"{', '.join(builder.info.splits)}") from None
+    try:
+        source[0], source[len(source) - 1]
+    except Exception as error:  # noqa: BLE001 - any failure to read means the same thing
+        raise DataError(f"{where} holds a damaged copy of {builder.name} ({type(error).__name__}: "
+                        f"{error}); delete {where} and run again to prepare it anew") from None
+    return source
+
+
+def _prepare(builder, cfg) -> None:
+    data_root = Path(builder.data_dir).parents[1]
+    data_root.mkdir(parents=True, exist_ok=True)
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    with _lock(data_root / f".{builder.name}.prepare.lock"):
+        if builder.is_prepared():  # another job of the sweep prepared it meanwhile
+            return
+        if builder.name == "fashion_mnist" and _debian_fashion_mnist_present():
+            log.info("preparing fashion_mnist in %s from %s (once; about 20 s)", data_root, DEBIAN_FASHION_MNIST)
+            prepare_fashion_mnist_from_debian(data_root)
+            return
+        unreachable = _unreachable_hosts(builder) if cfg.download else ["downloads disabled"]
+        if unreachable:
+            raise DataError(_missing_data_message(builder, data_root, unreachable))
+        log.info("downloading and preparing %s in %s", builder.name, data_root)
+        _tensorflow_for_preparation(builder.name)
+        builder.download_and_prepare(file_format="array_record")
+
+
+def _missing_data_message(builder, data_root: Path, reasons: list[str]) -> str:
+    name = builder.name
+    message = (
+        f"dataset {name} is not prepared in {data_root} and cannot be downloaded "
+        f"({'; '.join(reasons)}). On a machine with internet run\n"
+        f"    tfds build {name} --file_format=array_record --data_dir DIR\n"
+        f"and copy DIR/{name} to {data_root}/{name}, or set dataset.data_dir to a directory that holds it.")
+    if name == "fashion_mnist":
+        message += (" Offline, Debian's package dataset-fashion-mnist provides it "
+                    "(apt-get install dataset-fashion-mnist).")
+    return message
+
+
+def _unreachable_hosts(builder) -> list[str]:
+    """Empty when every host the dataset downloads from accepts a connection within seconds.
+
+    TFDS itself retries for minutes before it gives up on a dead network.
+    """
+    hosts = sorted({urllib.parse.urlsplit(url).hostname for url in (builder.url_infos or {})})
+    problems = []
+    for host in hosts:
+        try:
+            socket.create_connection((host, 443), timeout=NETWORK_TIMEOUT_S).close()
+        except OSError as error:
+            problems.append(f"cannot reach {host}: {error}")
+    return problems
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _tensorflow_for_preparation(name: str) -> None:
+    try:
+        import tensorflow  # noqa: F401  TFDS writes datasets with it; reading needs none
+    except ImportError:
+        raise DataError(f"preparing {name} needs TensorFlow: pip install tensorflow-cpu") from None
+
+
+def _debian_fashion_mnist_present() -> bool:
+    return all((DEBIAN_FASHION_MNIST / f).is_file() for f in FASHION_MNIST_FILES)
+
+
+def prepare_fashion_mnist_from_debian(data_root: Path, source: Path = DEBIAN_FASHION_MNIST) -> Path:
+    """Prepares TFDS's fashion_mnist (array_record) in `data_root` from Debian's IDX files.
+
+    Debian re-compressed the upstream files, so their sha256 differ from the ones TFDS
+    registered while the images and labels inside are the same. Instead of switching
+    checksum validation off, the builder is told the checksums of the files at hand,
+    after their contents have been checked (IDX headers and example counts).
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import checksums
+    from tensorflow_datasets.image_classification.mnist import FashionMNIST
+
+    _tensorflow_for_preparation("fashion_mnist")
+    for filename, count in zip(FASHION_MNIST_FILES, (60000, 60000, 10000, 10000)):
+        _check_idx(source / filename, count)
+    local_files = {FashionMNIST.URL + f: checksums.compute_url_info(source / f) for f in FASHION_MNIST_FILES}
+
+    class DebianFashionMNIST(FashionMNIST, skip_registration=True):
+        name = "fashion_mnist"  # the same dataset, version and features as TFDS's
+        url_infos = local_files
+
+    builder = DebianFashionMNIST(data_dir=str(data_root), file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(source)))
+    return Path(builder.data_dir)
+
+
+def _check_idx(path: Path, count: int) -> None:
+    import gzip
+
+    with gzip.open(path, "rb") as handle:
+        header = handle.read(8)
+    magic, items = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+    if magic not in (2049, 2051) or items != count:
+        raise DataError(f"{path}: not Fashion-MNIST's IDX file (magic {magic}, {items} items; "
+                        f"expected {count}); reinstall dataset-fashion-mnist")
