@@ -34,6 +34,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python experiments/throughput/mlp_gan.py
+	$(BIN)/python experiments/throughput/dcgan.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

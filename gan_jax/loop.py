@@ -50,8 +50,9 @@ class Record:
         return [r for r in self.rows if r["seed"] == seed]
 
 
-def build_parts(cfg: DictConfig) -> step.GANParts:
-    dataset = data.build(cfg.dataset)
+def build_parts(cfg: DictConfig, dataset: Optional[data.Dataset] = None) -> step.GANParts:
+    """`dataset` replaces cfg.dataset's (a benchmark times the step on a shape-only one)."""
+    dataset = dataset or data.build(cfg.dataset)
     g_optimiser, d_optimiser = optim.build(cfg.optim)
     return step.GANParts(
         data=dataset,
@@ -134,7 +135,9 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
 def summary_keys(parts: step.GANParts) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
-    metrics = jax.eval_shape(lambda s: step.train_step(parts, 1, None, s)[1], state)
+    real = (jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32)
+            if isinstance(parts.data, ImageDataset) else None)
+    metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
     scalars = Evaluator(parts, num_samples=16)(state).scalars
     return (["d_real_last_tenth", "d_fake_last_tenth"] + [f"final.{k}" for k in sorted(metrics)]
             + [f"eval.{k}" for k in scalars])

@@ -174,11 +174,22 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str], state
                               axis_name=axis_name)
         penalty_keys = draw(Stream.D_PENALTY, substep, lambda key: key)
 
-        def loss_fn(params):
+        def discriminate(params):
+            if parts.models.d_batch_norm:
+                # Separate passes, as the DCGAN reference does: D's batch statistics then
+                # match the all-generated batch it judges in G's step.
+                real_out, model_state = apply_model(discriminator, player, real, params,
+                                                    update_stats=True, axis_name=axis_name)
+                fake_out, model_state = apply_model(discriminator, player.replace(model_state=model_state),
+                                                    fake, params, update_stats=True, axis_name=axis_name)
+                return real_out, fake_out, model_state
             # One pass over real and fake together: half the kernel launches.
             out, model_state = apply_model(discriminator, player, jnp.concatenate([real, fake]),
                                            params, update_stats=True, axis_name=axis_name)
-            real_out, fake_out = jnp.split(out, 2)
+            return *jnp.split(out, 2), model_state
+
+        def loss_fn(params):
+            real_out, fake_out, model_state = discriminate(params)
             loss = parts.loss.discriminator(real_out, fake_out)
             penalty = 0.0
             if parts.penalty is not None:

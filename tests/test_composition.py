@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import compose_config
+from conftest import TINY_DCGAN, compose_config
+from gan_jax.data import feed
 from gan_jax import loop, losses, penalties, step
 from gan_jax.config import ConfigError, validate
 
@@ -46,6 +47,29 @@ def test_every_loss_and_penalty_trains_ring_2d(loss, penalty):
         assert np.all(np.isfinite(values)), (name, values)
     assert (np.all(metrics["d_penalty"] > 0)) == (penalty != "none")
     assert np.all((metrics["d_real"] > 0) & (metrics["d_real"] < 1))
+
+
+IMAGE_COVERING = {("minimax", "none"), ("wgan", "wgan_gp"), ("relativistic", "r1")}
+IMAGE_PAIRS = [pytest.param(*pair, marks=() if pair in IMAGE_COVERING else pytest.mark.slow)
+               for pair in ALL_PAIRS]
+
+
+@pytest.mark.parametrize("loss, penalty", IMAGE_PAIRS)
+def test_every_loss_and_penalty_trains_fashion_mnist_dcgan(loss, penalty, fashion_mnist_dir):
+    # Gradient penalties are per example: D normalises per example (layer norm) then.
+    norm = "batch" if penalty == "none" else "layer"
+    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", f"model.discriminator.norm={norm}",
+                                       *_loss_overrides(loss, penalty)])
+    validate(cfg, num_devices=1)
+    parts = loop.build_parts(cfg)
+    batch = cfg.train.batch_size
+    real = feed.host_batches(parts.data, [0], 0, 3, cfg.train.d_steps, batch)[0]
+    run = jax.jit(partial(step.train_steps, parts, batch, None), static_argnums=1)
+    state, metrics = run(step.init_state(parts, 0), 3, real)
+    assert int(state.step) == 3
+    for name, values in metrics.items():
+        assert np.all(np.isfinite(values)), (name, values)
+    assert (np.all(metrics["d_penalty"] > 0)) == (penalty != "none")
 
 
 @pytest.mark.parametrize("model", ["mlp", "dirac"])

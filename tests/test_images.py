@@ -130,3 +130,12 @@ def test_batch_norm_records_running_statistics_only_when_asked():
 def test_image_config_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate(compose_config(overrides), 1)
+
+
+def test_an_image_run_knows_its_summary_keys_for_sweep_objectives(fashion_mnist_dir):
+    from conftest import TINY_DCGAN
+    from gan_jax import loop
+
+    parts = loop.build_parts(compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}"]))
+    keys = loop.summary_keys(parts)
+    assert {"final.d_loss", "final.d_real", "eval.sample_std", "d_real_last_tenth"} <= set(keys)

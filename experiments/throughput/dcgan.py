@@ -3,14 +3,15 @@
 The Fashion-MNIST DCGAN of `experiment=fashion_mnist_dcgan`: G 100 -> 7x7x128 -> 14x14x64
 -> 28x28x1, D 28x28x1 -> 14x14x64 -> 7x7x128 -> 1 (BatchNorm, LeakyReLU 0.2), batch 64,
 non-saturating loss, Adam(2e-4, b1=0.5), one D step per G step, D seeing real and
-generated images in one pass. Both sides train on the same fixed real batch, so the
+generated images in separate passes (its batch norm needs them apart). Both sides train on the same fixed real batch, so the
 step alone is timed; the input pipeline is measured separately, against the step's
 consumption. Rounds alternate the contenders; medians are printed.
 
 Also: the first call's time (compilation) in a fresh process, with JAX's persistent
 compilation cache empty and then warm.
 
-    python experiments/throughput/dcgan.py [--rounds 5] [--steps 20] [--data-dir DIR] [--json OUT]
+    python experiments/throughput/dcgan.py [--rounds 5] [--steps 20] [--data-dir DIR] [--torch-device cuda]
+        [--skip-pipeline] [--json OUT]
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from hydra import compose, initialize_config_dir
 import torch_reference
 from gan_jax import loop, parallel, step
 from gan_jax.config import register_schemas
-from gan_jax.data import feed
+from gan_jax.data import ImageDataset, feed
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 BATCH = 64
+SHAPE_ONLY = ImageDataset("fashion_mnist", (28, 28, 1))  # the step reads no data: a fixed batch is fed
 
 
 def compose_config(upsample: str, data_dir: str | None):
@@ -51,10 +53,10 @@ def fixed_real_batch() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype(np.float32)
 
 
-def jax_runner(upsample: str, data_dir: str | None):
+def jax_runner(upsample: str):
     """A function that runs n steps, one compiled call each (as gan-train does for DCGAN), and blocks."""
-    cfg = compose_config(upsample, data_dir)
-    parts = loop.build_parts(cfg)
+    cfg = compose_config(upsample, None)
+    parts = loop.build_parts(cfg, SHAPE_ONLY)
     devices = jax.local_devices()[:1]
     compiled = parallel.compile_train_steps(parts, BATCH, devices)
     real = parallel.shard_batches(fixed_real_batch()[None, None, None], devices)
@@ -70,11 +72,12 @@ def jax_runner(upsample: str, data_dir: str | None):
     return run, time.perf_counter() - start
 
 
-def torch_runner(upsample: str):
+def torch_runner(upsample: str, device: str):
     import torch
     from torch import nn
 
     torch.manual_seed(0)
+    torch.set_default_device(device)
 
     def up(c_in: int, c_out: int) -> nn.Module:
         if upsample == "transpose":
@@ -95,9 +98,11 @@ def torch_runner(upsample: str):
     d_net = nn.Sequential(nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
                           nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
                           nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
-    real = torch.from_numpy(fixed_real_batch()).permute(0, 3, 1, 2).contiguous()
-    return torch_reference.gan_runner(g_net, d_net, g_net.parameters(), d_net.parameters(),
-                                      lambda: real, lambda: torch.randn(BATCH, 100), warm_up=3)
+    real = torch.from_numpy(fixed_real_batch()).permute(0, 3, 1, 2).contiguous().to(device)
+    run = torch_reference.gan_runner(g_net, d_net, g_net.parameters(), d_net.parameters(),
+                                     lambda: real, lambda: torch.randn(BATCH, 100), warm_up=3,
+                                     joint_d_pass=False)
+    return torch_reference.synchronised(run, device)
 
 
 def images_per_second(run, steps: int) -> float:
@@ -121,11 +126,9 @@ def pipeline_images_per_second(data_dir: str | None, steps: int = 200) -> dict[s
     return {"host_batches": host, "device_feed": device}
 
 
-def first_call_seconds(cache_dir: str, data_dir: str | None) -> float:
+def first_call_seconds(cache_dir: str) -> float:
     """Runs this script in a fresh process that only compiles and runs the first step."""
     command = [sys.executable, __file__, "--first-call-only", "--cache-dir", cache_dir]
-    if data_dir:
-        command += ["--data-dir", data_dir]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return float(out.strip().splitlines()[-1])
 
@@ -135,6 +138,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20, help="steps per contender per round")
     parser.add_argument("--data-dir", help="TFDS data directory (Fashion-MNIST is prepared there if absent)")
+    parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--skip-pipeline", action="store_true", help="do not measure the input pipeline")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--first-call-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
@@ -143,17 +148,18 @@ def main() -> None:
     if args.first_call_only:
         jax.config.update("jax_compilation_cache_dir", args.cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        print(jax_runner("subpixel", args.data_dir)[1])
+        print(jax_runner("subpixel")[1])
         return
 
     with tempfile.TemporaryDirectory() as cache:
-        cold = first_call_seconds(cache, args.data_dir)
-        warm = first_call_seconds(cache, args.data_dir)
-    pipeline = pipeline_images_per_second(args.data_dir)
+        cold = first_call_seconds(cache)
+        warm = first_call_seconds(cache)
+    pipeline = None if args.skip_pipeline else pipeline_images_per_second(args.data_dir)
 
-    contenders = {"pytorch_transpose": torch_runner("transpose"), "pytorch_subpixel": torch_runner("subpixel")}
+    contenders = {"pytorch_transpose": torch_runner("transpose", args.torch_device),
+                  "pytorch_subpixel": torch_runner("subpixel", args.torch_device)}
     for upsample in ("subpixel", "transpose", "resize_conv"):
-        contenders[f"gan_jax_{upsample}"] = jax_runner(upsample, args.data_dir)[0]
+        contenders[f"gan_jax_{upsample}"] = jax_runner(upsample)[0]
     rates = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, run in contenders.items():
@@ -161,7 +167,8 @@ def main() -> None:
     medians = {name: statistics.median(r) for name, r in rates.items()}
 
     print(f"DCGAN step, 28x28x1, batch {BATCH}, {args.rounds} rounds x {args.steps} steps; "
-          f"jax {jax.__version__} on {jax.default_backend()}, torch threads {_torch_threads()}")
+          f"jax {jax.__version__} on {jax.default_backend()}, torch on {args.torch_device} "
+          f"({_torch_threads()} threads)")
     print(f"{'contender':22s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s} "
           f"{'vs PT transpose':>16s} {'vs PT subpixel':>15s}")
     for name, r in rates.items():
@@ -170,10 +177,11 @@ def main() -> None:
               f"{medians[name] / medians['pytorch_subpixel']:14.2f}x")
     consumed = medians["gan_jax_subpixel"]
     print(f"first call (compile + 1 step), fresh process: cache cold {cold:.1f} s, warm {warm:.1f} s")
-    print(f"input pipeline: host {pipeline['host_batches']:.0f} images/s "
-          f"({pipeline['host_batches'] / consumed:.0f}x the step's {consumed:.0f}), "
-          f"prefetching device feed {pipeline['device_feed']:.0f} images/s "
-          f"({pipeline['device_feed'] / consumed:.0f}x)")
+    if pipeline:
+        print(f"input pipeline: host {pipeline['host_batches']:.0f} images/s "
+              f"({pipeline['host_batches'] / consumed:.0f}x the step's {consumed:.0f}), "
+              f"prefetching device feed {pipeline['device_feed']:.0f} images/s "
+              f"({pipeline['device_feed'] / consumed:.0f}x)")
     if args.json:
         args.json.write_text(json.dumps({"rates": rates, "medians": medians, "first_call_cold_s": cold,
                                          "first_call_warm_s": warm, "pipeline": pipeline}, indent=2))

@@ -7,7 +7,7 @@ output the same way.
 
 Rounds alternate the contenders, so machine noise hits both; medians are printed.
 
-    python experiments/throughput/mlp_gan.py [--rounds 7] [--steps 2000] [--json OUT]
+    python experiments/throughput/mlp_gan.py [--rounds 7] [--steps 2000] [--torch-device cuda] [--json OUT]
 """
 
 from __future__ import annotations
@@ -68,10 +68,11 @@ def flops_per_step() -> float:
     return float(analysis["flops"])
 
 
-def torch_runner():
+def torch_runner(device: str):
     import torch
     from torch import nn
 
+    torch.set_default_device(device)
     cfg, parts = gan_jax_parts()
     data = parts.data
     modes = torch.tensor(data.modes, dtype=torch.float32)
@@ -90,11 +91,13 @@ def torch_runner():
     g_net, d_net = mlp(latent_dim, 2), mlp(2, 1)
     generate = lambda z: loc + scale * g_net(z)  # noqa: E731
     discriminate = lambda x: d_net((x - loc) / scale)  # noqa: E731
+
     def real_batch():
         return modes[torch.randint(len(modes), (batch,))] + data.std * torch.randn(batch, 2)
 
-    return torch_reference.gan_runner(generate, discriminate, g_net.parameters(), d_net.parameters(),
-                                      real_batch, lambda: torch.randn(batch, latent_dim), warm_up=20)
+    run = torch_reference.gan_runner(generate, discriminate, g_net.parameters(), d_net.parameters(),
+                                     real_batch, lambda: torch.randn(batch, latent_dim), warm_up=20)
+    return torch_reference.synchronised(run, device)
 
 
 def steps_per_second(run, steps: int) -> float:
@@ -107,11 +110,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=2000, help="steps per contender per round")
+    parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     contenders = {
-        "pytorch_eager": torch_runner(),
+        "pytorch_eager": torch_runner(args.torch_device),
         "gan_jax_jit_1step": jax_runner(steps_per_call=1),
         "gan_jax_scan_100": jax_runner(steps_per_call=100),
     }

@@ -25,6 +25,8 @@ class GANModels:
     discriminator: nn.Module
     latent_dim: int
     latent_dist: str
+    # D normalises over the batch: real and generated examples then go through it apart.
+    d_batch_norm: bool = False
 
     def sample_latent(self, key: jax.Array) -> jax.Array:
         """One latent vector, shape [latent_dim]; vmap it over per-example keys."""
@@ -35,4 +37,5 @@ def build(cfg, data) -> GANModels:
     generator, discriminator = _FAMILIES[cfg.name](cfg, data)
     # A family without a latent setting (dirac) ignores its input: one N(0, 1) number.
     return GANModels(generator, discriminator, cfg.get("latent_dim", 1),
-                     cfg.get("latent_dist", "normal"))
+                     cfg.get("latent_dist", "normal"),
+                     d_batch_norm=(cfg.get("discriminator") or {}).get("norm") == "batch")
