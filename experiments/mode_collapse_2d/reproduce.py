@@ -6,11 +6,13 @@ GANs (seeds 0 .. N-1) trained in one compiled program, evaluated on 2,500 sample
 All methods share the MLPs (3 x 128 ReLU, z ~ N(0, I_2)), batch size, steps and
 optimiser (Adam 1e-3, betas 0.5 / 0.999); WGAN-GP also takes its paper's 5 critic steps.
 
+`--methods a,b` runs only those and merges them into an existing DIR/results.json.
+
 Writes DIR/results.json (per dataset and method: each seed's metrics, mean and std),
 DIR/table.md (ours beside the VEEGAN and PacGAN rows) and DIR/samples_<dataset>.png
 (the first seed's samples per method).
 
-    python experiments/mode_collapse_2d/reproduce.py --out DIR [--seeds 10] [--steps 2500]
+    python experiments/mode_collapse_2d/reproduce.py --out DIR [--seeds 10] [--steps 2500] [--methods a,b]
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ METHODS = {
                 "train.d_steps=5"],
     "non_saturating+r1": ["loss=non_saturating", "penalty=r1", "penalty.weight=1.0"],
     "non_saturating+spectral_norm": ["loss=non_saturating", "model.discriminator.spectral_norm=true"],
+    # An exponential moving average of G's parameters (samples come from it).
+    "non_saturating+ema": ["loss=non_saturating", "train.ema_decay=0.999", "train.ema_start=500"],
+    "hinge+ema": ["loss=hinge", "train.ema_decay=0.999", "train.ema_start=500"],
 }
 METRICS = ("modes_captured", "high_quality", "reverse_kl")
 # Published rows (modes captured, % high-quality, reverse KL), ../../README's references.
@@ -97,10 +102,20 @@ def table(results: dict, seeds: int, steps: int) -> str:
     return "\n".join(lines)
 
 
-def scatter(dataset: str, out: Path) -> Path:
+def _previous_results(path: Path, seeds: int, steps: int) -> dict:
+    if not path.exists():
+        return {dataset: {} for dataset in DATASETS}
+    saved = json.loads(path.read_text())
+    if (saved["seeds"], saved["steps"]) != (seeds, steps):
+        raise SystemExit(f"{path} holds {saved['seeds']} seeds x {saved['steps']} steps; "
+                         f"use those, or another --out")
+    return saved["results"]
+
+
+def scatter(dataset: str, names: list[str], out: Path) -> Path:
     modes = data.build(compose_run(dataset, [], 1, 1).dataset).modes
-    fig, axes = plt.subplots(1, len(METHODS), figsize=(3 * len(METHODS), 3.1))
-    for ax, name in zip(axes, METHODS):
+    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3.1))
+    for ax, name in zip(axes, names):
         samples = np.load(out / "runs" / f"{dataset}_{name}" / "samples.npy")[0]
         ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.3)
         ax.scatter(modes[:, 0], modes[:, 1], s=12, c="r", marker="x")
@@ -121,17 +136,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--methods", help=f"comma-separated subset of {', '.join(METHODS)}")
     args = parser.parse_args()
+    methods = args.methods.split(",") if args.methods else list(METHODS)
+    if unknown := set(methods) - set(METHODS):
+        parser.error(f"--methods: unknown {', '.join(sorted(unknown))}; valid: {', '.join(METHODS)}")
     register_schemas()
     logging.getLogger("absl").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {dataset: {name: run_method(dataset, name, args.seeds, args.steps, args.out) for name in METHODS}
-               for dataset in DATASETS}
+    results = _previous_results(args.out / "results.json", args.seeds, args.steps)
+    for dataset in DATASETS:
+        for name in methods:
+            results[dataset][name] = run_method(dataset, name, args.seeds, args.steps, args.out)
+        results[dataset] = {name: results[dataset][name] for name in METHODS if name in results[dataset]}
     (args.out / "results.json").write_text(json.dumps(
         {"seeds": args.seeds, "steps": args.steps, "results": results}, indent=2) + "\n")
     (args.out / "table.md").write_text(table(results, args.seeds, args.steps))
     for dataset in DATASETS:
-        scatter(dataset, args.out)
+        scatter(dataset, list(results[dataset]), args.out)
     print(table(results, args.seeds, args.steps))
 
 
