@@ -1,9 +1,10 @@
 """Orbax checkpoints of the whole training state, in `<run dir>/checkpoints/<step>/`.
 
-A checkpoint holds both players' parameters, model state (e.g. spectral norm's
-vectors) and optimiser states, the step and the run's key, plus a JSON item with the
-resolved config, the W&B run id and the Figure 1 panels drawn so far. Random draws are
-keyed by step, so the step is the data position: a resumed run continues bit for bit.
+A checkpoint holds both players' parameters, model state (BatchNorm's statistics,
+spectral norm's vectors) and optimiser states, G's EMA, the step and the run's key, plus
+a JSON item with the resolved config, the W&B run id, the Figure 1 panels drawn so far
+and the data position. Random draws and image batches are keyed by step, so the step is
+the data position: a resumed run continues bit for bit.
 """
 
 from __future__ import annotations

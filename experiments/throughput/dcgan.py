@@ -3,9 +3,10 @@
 The Fashion-MNIST DCGAN of `experiment=fashion_mnist_dcgan`: G 100 -> 7x7x128 -> 14x14x64
 -> 28x28x1, D 28x28x1 -> 14x14x64 -> 7x7x128 -> 1 (BatchNorm, LeakyReLU 0.2), batch 64,
 non-saturating loss, Adam(2e-4, b1=0.5), one D step per G step, D seeing real and
-generated images in separate passes (its batch norm needs them apart). Both sides train on the same fixed real batch, so the
-step alone is timed; the input pipeline is measured separately, against the step's
-consumption. Rounds alternate the contenders; medians are printed.
+generated images in separate passes (its batch norm needs them apart). Both sides train
+on the same fixed real batch, so the step alone is timed; the input pipeline is measured
+separately, against the step's consumption. Rounds alternate the contenders; medians
+are printed.
 
 Also: the first call's time (compilation) in a fresh process, with JAX's persistent
 compilation cache empty and then warm.
