@@ -8,6 +8,7 @@ logger=none, the W&B run files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -193,7 +194,7 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
                               start=record.steps_done))
     real_batches = (feed.device_batches(parts.data, record.seeds, record.steps_done, chunks, train.d_steps,
                                         train.batch_size, devices)
-                    if isinstance(parts.data, ImageDataset) else iter(lambda: None, 0))
+                    if isinstance(parts.data, ImageDataset) else itertools.repeat(None))
 
     def evaluate_population(population: step.GANState, log_rows: bool = True) -> None:
         for index, seed in enumerate(record.seeds):

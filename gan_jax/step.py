@@ -221,7 +221,7 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str], state
     for substep in range(parts.d_steps):
         d_player, d_metrics = d_update(d_player, substep)
 
-    g_real = real_batch(Stream.G_REAL, 0 if real_batches is None else parts.d_steps - 1)
+    g_real = real_batch(Stream.G_REAL, 0) if real_batches is None else real_batches[-1]
     latent = draw(Stream.G_LATENT, 0, parts.models.sample_latent)
 
     # Alternating: G plays against the D just updated; simultaneous: against the old one.

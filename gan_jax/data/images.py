@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import gzip
 import logging
 import socket
 import urllib.parse
@@ -236,8 +237,6 @@ def prepare_fashion_mnist_from_debian(data_root: Path, source: Path = DEBIAN_FAS
 
 
 def _check_idx(path: Path, count: int) -> None:
-    import gzip
-
     with gzip.open(path, "rb") as handle:
         header = handle.read(8)
     magic, items = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
