@@ -58,12 +58,25 @@ TINY_DCGAN = [
 
 @pytest.fixture(scope="session")
 def fashion_mnist_dir(tmp_path_factory) -> Path:
-    """A TFDS data directory with fashion_mnist prepared from Debian's dataset-fashion-mnist."""
+    """A TFDS data directory with a small fashion_mnist (512 train, 128 test examples)
+    prepared, through the real preparation path, from IDX files the tests write."""
+    from gan_jax.data import images
+    from idx_files import write_fashion_mnist_like
+
+    source = write_fashion_mnist_like(tmp_path_factory.mktemp("idx"))
+    data_dir = tmp_path_factory.mktemp("tfds")
+    images.prepare_fashion_mnist_from_debian(data_dir, source, counts=None)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mnist_dir(tmp_path_factory) -> Path:
+    """The whole Fashion-MNIST, prepared from Debian's dataset-fashion-mnist (CI installs it)."""
     from gan_jax.data import images
 
-    assert images.DEBIAN_FASHION_MNIST.is_dir(), (
-        "the image tests read Debian's Fashion-MNIST: apt-get install dataset-fashion-mnist")
-    data_dir = tmp_path_factory.mktemp("tfds")
+    if not images.DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("needs Debian's Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    data_dir = tmp_path_factory.mktemp("tfds_real")
     images.prepare_fashion_mnist_from_debian(data_dir)
     return data_dir
 

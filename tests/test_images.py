@@ -19,15 +19,35 @@ def _dataset(data_dir, *extra):
     return images.build(compose_config(["dataset=fashion_mnist", f"dataset.data_dir={data_dir}", *extra]).dataset)
 
 
-def test_fashion_mnist_prepared_from_debian_reads_as_tfds(fashion_mnist_dir):
-    dataset = _dataset(fashion_mnist_dir)
+def test_fashion_mnist_prepared_from_debian_reads_as_tfds(real_fashion_mnist_dir):
+    dataset = _dataset(real_fashion_mnist_dir)
     assert dataset.num_examples == 60000 and dataset.shape == (28, 28, 1)
     batch = dataset.batch(seed=0, index=0, batch_size=32)
     assert batch.shape == (32, 28, 28, 1) and batch.dtype == np.float32
     assert batch.min() == -1.0 and batch.max() == 1.0  # uint8 0 and 255 map to the ends
-    assert (fashion_mnist_dir / "fashion_mnist" / "3.0.1" / "dataset_info.json").is_file()
-    test = _dataset(fashion_mnist_dir, "dataset.split=test")
+    assert (real_fashion_mnist_dir / "fashion_mnist" / "3.0.1" / "dataset_info.json").is_file()
+    test = _dataset(real_fashion_mnist_dir, "dataset.split=test")
     assert test.num_examples == 10000
+
+
+def test_idx_files_prepare_into_exactly_their_images_and_labels(fashion_mnist_dir):
+    from idx_files import synthetic_images
+
+    dataset = _dataset(fashion_mnist_dir)
+    assert dataset.num_examples == 512 and _dataset(fashion_mnist_dir, "dataset.split=test").num_examples == 128
+    written, labels = synthetic_images(512, seed=0)
+    read = dataset.source.__getitems__(list(range(512)))  # TFDS stores them shuffled
+    assert (sorted((r["image"][..., 0].tobytes(), int(r["label"])) for r in read)
+            == sorted(zip((image.tobytes() for image in written), labels.tolist())))
+    assert (fashion_mnist_dir / "fashion_mnist" / "3.0.1" / "dataset_info.json").is_file()
+
+
+def test_idx_files_with_wrong_counts_are_refused(tmp_path):
+    from idx_files import write_fashion_mnist_like
+
+    source = write_fashion_mnist_like(tmp_path / "idx", train=16, test=8)
+    with pytest.raises(images.DataError, match=r"train-images-idx3-ubyte.gz: .*16 items; expected 60000"):
+        images.prepare_fashion_mnist_from_debian(tmp_path / "tfds", source)
 
 
 def test_batches_depend_only_on_seed_and_index(fashion_mnist_dir):
@@ -36,9 +56,10 @@ def test_batches_depend_only_on_seed_and_index(fashion_mnist_dir):
     assert not np.array_equal(dataset.batch(3, 7, 16), dataset.batch(4, 7, 16))
     assert not np.array_equal(dataset.batch(3, 7, 16), dataset.batch(3, 8, 16))
     # Each epoch is a permutation: every example once, a different order each epoch.
-    first, second = images._epoch_order(3, 0, 60000), images._epoch_order(3, 1, 60000)
-    assert sorted(first.tolist()) == list(range(60000)) and not np.array_equal(first, second)
-    np.testing.assert_array_equal(dataset.batch(3, 60000 // 16, 16), dataset.preprocess(
+    n = dataset.num_examples
+    first, second = images._epoch_order(3, 0, n), images._epoch_order(3, 1, n)
+    assert sorted(first.tolist()) == list(range(n)) and not np.array_equal(first, second)
+    np.testing.assert_array_equal(dataset.batch(3, n // 16, 16), dataset.preprocess(
         np.stack([dataset.source[int(i)]["image"] for i in second[:16]])))
 
 
