@@ -9,7 +9,9 @@ the data position: a resumed run continues bit for bit.
 
 from __future__ import annotations
 
-import json
+import logging
+import os
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,12 +19,38 @@ import jax
 import orbax.checkpoint as ocp
 from omegaconf import DictConfig, OmegaConf
 
+log = logging.getLogger(__name__)
+
+_GLOB_CHARACTERS = set("[]*?")
+
 
 class Checkpoints:
     def __init__(self, run_dir: Path, keep: int):
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+        self.directory = (run_dir / "checkpoints").resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._keep = keep
+        self._alias_fd: Optional[int] = None
+        self.manager = self._open_manager()
+
+    def _open_manager(self) -> ocp.CheckpointManager:
+        options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
                                                enable_async_checkpointing=False)
-        self.manager = ocp.CheckpointManager((run_dir / "checkpoints").resolve(), options=options)
+        return ocp.CheckpointManager(self._orbax_path(), options=options)
+
+    def _orbax_path(self) -> Path:
+        """Orbax reads a path with [ ] * ? as a glob pattern (Hydra's sweep directories have
+        brackets for list-valued overrides) and then cannot restore what it saved; on Linux
+        the directory is reached through its open descriptor instead, a path without them."""
+        if not _GLOB_CHARACTERS & set(str(self.directory)):
+            return self.directory
+        if self._alias_fd is None:
+            if not Path("/proc/self/fd").is_dir():
+                from gan_jax.errors import ConfigError
+
+                raise ConfigError(f"{self.directory}: checkpoints cannot be kept under a path with any "
+                                  "of [ ] * ? on this system; choose another run directory")
+            self._alias_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        return Path(f"/proc/self/fd/{self._alias_fd}")
 
     def latest_step(self) -> Optional[int]:
         return self.manager.latest_step()
@@ -38,8 +66,37 @@ class Checkpoints:
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return restored.state, restored.meta
 
+    def saved_config(self) -> Optional[dict]:
+        """The config recorded with the newest checkpoint whose metadata can be read."""
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+                return meta["config"]
+            except Exception:  # noqa: BLE001 - a damaged checkpoint; restore_latest_intact sets it aside
+                continue
+        return None
+
+    def restore_latest_intact(self, like: Any) -> Optional[tuple[int, Any, dict]]:
+        """(step, state, meta) of the newest checkpoint that restores; a damaged newer one is
+        moved to checkpoints/damaged-<step>-<time>/ (kept, not deleted) with a warning."""
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                state, meta = self.restore(step, like)
+                return step, state, meta
+            except Exception as error:  # noqa: BLE001 - whatever broke, this checkpoint is unusable
+                aside = self.directory / f"damaged-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+                log.warning("checkpoint %s cannot be restored (%s: %s); moved to %s, trying the previous one",
+                            self.directory / str(step), type(error).__name__, str(error)[:200], aside)
+                (self.directory / str(step)).rename(aside)
+                self.manager.close()
+                self.manager = self._open_manager()
+        return None
+
     def close(self) -> None:
         self.manager.close()
+        if self._alias_fd is not None:
+            os.close(self._alias_fd)
+            self._alias_fd = None
 
 
 # Keys that may change when a run directory is continued.
@@ -53,7 +110,11 @@ def differences(saved: dict, cfg: DictConfig) -> list[str]:
     before = _flatten(saved)
     keys = sorted(set(now) | set(before))
     return [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys
-            if before.get(k) != now.get(k) and not k.startswith(RESUMABLE_CHANGES)]
+            if before.get(k) != now.get(k) and not _resumable(k)]
+
+
+def _resumable(key: str) -> bool:
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in RESUMABLE_CHANGES)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -64,15 +125,3 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def truncate_metrics(path: Path, last_step: int) -> list[dict]:
-    """Keeps metrics.jsonl's rows up to `last_step` (a resumed run logs the rest again)."""
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    kept = [r for r in rows if r["step"] <= last_step]
-    temporary = path.with_suffix(".jsonl.tmp")
-    temporary.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    temporary.replace(path)
-    return kept

@@ -9,16 +9,34 @@ the rules. Hydra rejects an unknown key or a wrongly typed value while composing
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
 
-class ConfigError(ValueError):
-    """A composed config breaks a rule; the message names the key and the valid values."""
 
+def _config_dir() -> str:
+    """conf/ of a source checkout, else the copy installed inside the package."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "conf"
+    return str(checkout if (checkout / "config.yaml").is_file() else package / "conf")
+
+
+CONFIG_DIR = _config_dir()
+
+
+def compose(overrides: list[str] = ()) -> DictConfig:
+    """The config `gan-train OVERRIDES` would run, for scripts, notebooks and tests."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    register_schemas()
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        return hydra_compose("config", overrides=list(overrides))
 
 # --- field rules ------------------------------------------------------------------------
 
@@ -304,6 +322,23 @@ def register_schemas() -> None:
     for path, node in SCHEMAS.items():
         group, _, name = path.rpartition("/")
         store.store(group=f"schema/{group}" if group else None, name=name, node=node)
+    OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+
+
+MAX_DIRNAME_BYTES = 200  # file systems allow 255 bytes a name
+
+
+def job_dirname(number: Any, overrides: str) -> str:
+    """A sweep job's directory name, `<number>_<overrides>`, shortened (the overrides cut,
+    a hash of all of them appended) when it would be too long for a file name."""
+    import hashlib
+
+    name = f"{number}_{overrides}"
+    if len(name.encode()) <= MAX_DIRNAME_BYTES:
+        return name
+    digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
+    cut = name.encode()[:MAX_DIRNAME_BYTES - 12].decode(errors="ignore")
+    return f"{cut}~{digest}"
 
 
 # --- validation -------------------------------------------------------------------------
@@ -316,6 +351,8 @@ def _field_errors(node: Any, prefix: str) -> list[str]:
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             errors += _field_errors(value, key + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"{key}={value}: must be a finite number")
         elif "choices" in f.metadata:
             valid = f.metadata["choices"]()
             if value not in valid:
@@ -323,6 +360,24 @@ def _field_errors(node: Any, prefix: str) -> list[str]:
         elif "test" in f.metadata and not f.metadata["test"](value):
             errors.append(f"{key}={value!r}: must be {f.metadata['rule']}")
     return errors
+
+
+def _unknown_keys(node: DictConfig, schema: Any, prefix: str) -> list[str]:
+    """Keys the schema does not have (Hydra lets `+key=value` add them to any node)."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    errors = []
+    for key in node.keys():
+        if key not in fields:
+            errors.append(f"{prefix}{key}: not a key of {prefix.rstrip('.') or 'the config'}; "
+                          f"valid keys are {', '.join(fields)}")
+            continue
+        value = getattr(schema, key) if not isinstance(schema, type) else None
+        if isinstance(node.get(key), DictConfig) and dataclasses.is_dataclass(value):
+            errors += _unknown_keys(node[key], value, f"{prefix}{key}.")
+    return errors
+
+
+MAX_SEED = 2**31 - 1  # seeds travel through int32 arrays
 
 
 def _simultaneous_needs_one_d_step(cfg: DictConfig) -> Optional[str]:
@@ -385,13 +440,18 @@ _COMBINATION_RULES = [_simultaneous_needs_one_d_step, _dirac_model_needs_1d_data
 
 def validate(cfg: DictConfig, num_devices: int) -> None:
     """Raises ConfigError listing every broken rule; returns None when the config is sound."""
-    errors = []
+    errors = _unknown_keys(cfg, Config, "")
     for section in ("train", "optim", "dataset", "model", "loss", "penalty", "logger"):
         node = OmegaConf.to_object(cfg[section])
         if not dataclasses.is_dataclass(node):
             errors.append(f"{section}: has no schema; choose a config from conf/{section}/")
             continue
+        errors += _unknown_keys(cfg[section], node, section + ".")
         errors += _field_errors(node, section + ".")
+    last_seed = cfg.seed + cfg.train.num_seeds - 1
+    if not 0 <= cfg.seed or last_seed > MAX_SEED:
+        errors.append(f"seed={cfg.seed}: must be an integer in [0, {MAX_SEED - cfg.train.num_seeds + 1}] "
+                      f"(the last seed of the run, seed + train.num_seeds - 1, at most {MAX_SEED})")
     if not errors:
         errors += [message for rule in _COMBINATION_RULES if (message := rule(cfg))]
     if not errors and cfg.train.batch_size % num_devices:

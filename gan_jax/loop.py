@@ -1,20 +1,20 @@
 """The host loop: config -> parts -> state -> compiled step -> loop -> run directory.
 
 A run directory receives metrics.jsonl (one row per logged step), summary.json
-(written whatever the outcome), samples.npy (the final generator's samples), PNG
-figures (samples/step_*.png every train.sample_every steps), checkpoints/ and, unless
-logger=none, the W&B run files.
+(written whatever the outcome, once the run is accepted), samples.npy (the final
+generator's samples), PNG figures (samples/step_*.png every train.sample_every steps),
+checkpoints/, the recorded config (.hydra/) and, unless logger=none, the W&B run files.
+One process owns a run directory at a time (gan_jax/rundir.py).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
@@ -22,17 +22,16 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gan_jax import checkpoint, config, data, losses, models, optim, parallel, penalties, plots, step
+from gan_jax import (checkpoint, config, data, losses, models, optim, parallel, penalties, plots, run_logger,
+                     rundir, step)
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.data import ImageDataset, feed
+from gan_jax.errors import TrainingDiverged
 from gan_jax.evaluate import Evaluation, Evaluator
-from gan_jax.logging import RunLogger, wandb_mode
+from gan_jax.run_logger import RunLogger
+from gan_jax.rundir import Status
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or D output became NaN or infinite; the run directory keeps what was written."""
 
 
 @dataclass
@@ -45,7 +44,12 @@ class Record:
     finals: dict[int, Evaluation] = field(default_factory=dict)  # seed -> latest evaluation
     steps_done: int = 0
     start_step: int = 0  # > 0 when resumed from a checkpoint
-    train_seconds: float = 0.0
+    seconds_before: float = 0.0  # training time of earlier attempts, up to start_step
+    attempt_seconds: float = 0.0  # training time of this attempt
+
+    @property
+    def train_seconds(self) -> float:
+        return self.seconds_before + self.attempt_seconds
 
     def rows_of(self, seed: int) -> list[dict]:
         return [r for r in self.rows if r["seed"] == seed]
@@ -85,52 +89,109 @@ def figure_steps(total: int, granularity: int) -> list[int]:
     return sorted({0, round_down(total // 20), round_down(total // 4), total})
 
 
-def chunk_sizes(total: int, steps_per_call: int, stops: set[int], start: int = 0) -> Iterator[int]:
+@dataclass(frozen=True)
+class Stops:
+    """The steps where the loop stops to evaluate, sample or save, found without listing them.
+
+    Each kind is due every `every` steps and at the last step; `extra` adds single steps
+    (Figure 1's panels). Works for any number of steps without materialising them.
+    """
+
+    total: int
+    eval_every: int
+    sample_every: int
+    save_every: int
+    extra: frozenset = frozenset()
+
+    def evaluates(self, s: int) -> bool:
+        return s % self.eval_every == 0 or s == self.total or s in self.extra
+
+    def samples(self, s: int) -> bool:
+        return s % self.sample_every == 0 or s == self.total
+
+    def saves(self, s: int) -> bool:
+        return s % self.save_every == 0 or s == self.total
+
+    def next_after(self, done: int) -> int:
+        following = [(done // every + 1) * every for every in (self.eval_every, self.sample_every, self.save_every)]
+        return min([self.total, *following, *(s for s in self.extra if s > done)])
+
+
+def chunk_sizes(stops: Stops, steps_per_call: int, start: int = 0) -> Iterator[int]:
     """Sizes of successive compiled calls from `start`: at most steps_per_call, never crossing a stop."""
     done = start
-    while done < total:
-        next_stop = min(s for s in stops | {total} if s > done)
-        size = min(steps_per_call, next_stop - done)
+    while done < stops.total:
+        size = min(steps_per_call, stops.next_after(done) - done)
         done += size
         yield size
 
 
 def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
-        wandb_name: Optional[str] = None) -> dict[str, Any]:
-    """Trains one GAN as `cfg` says and fills `run_dir`; returns the summary."""
+        wandb_name: Optional[str] = None, record_config: Optional[Callable[[Path], None]] = None
+        ) -> dict[str, Any]:
+    """Trains one GAN as `cfg` says and fills `run_dir`; returns the summary.
+
+    Nothing in `run_dir` changes until the run is accepted (config valid, the directory
+    free, a checkpoint there continued with the same config); from then on summary.json
+    is written whatever happens. `record_config(run_dir)` writes the config files
+    (default: `.hydra/config.yaml`).
+    """
+    started_at = time.time()
     devices = parallel.select_devices(cfg.train.num_devices)
     config.validate(cfg, len(devices))
-    run_dir.mkdir(parents=True, exist_ok=True)
     parts = build_parts(cfg)
     if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts)):
         raise config.ConfigError(
             f"objective={cfg.objective!r}: not a key of this run's summary.json; "
             f"valid values are {', '.join(keys)}")
-    checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
-    state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
-                       population=len(record.seeds) > 1)
-    status, error, exit_code = "failed", None, 1
+    with rundir.claim(run_dir):
+        checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
+        try:
+            state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
+            (record_config or _record_config(cfg))(run_dir)
+            (run_dir / "samples").mkdir(exist_ok=True)
+            logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
+                               population=len(record.seeds) > 1)
+        except BaseException:
+            checkpoints.close()
+            raise
+        status, error, exit_code = Status.FAILED, None, 1
+        try:
+            state = _train(cfg, parts, devices, state, logger, record, checkpoints)
+            _write_final_outputs(cfg, parts, state, record, logger, run_dir)
+            status, exit_code = Status.FINISHED, 0
+        except TrainingDiverged as diverged:
+            status, error = Status.DIVERGED, str(diverged)
+            raise
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            summary = _summary(cfg, record, status, error, logger, started_at)
+            _finish(run_dir, summary, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
+    return summary
+
+
+def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
+    return lambda run_dir: rundir.record_config(run_dir, OmegaConf.to_yaml(cfg))
+
+
+def _finish(run_dir: Path, summary: dict, record: Record, logger: RunLogger, checkpoints: Checkpoints,
+            exit_code: int, failing: bool) -> None:
+    """Writes summary.json and closes everything; when the run is already failing, a
+    failure here (a full disk, say) is logged rather than hiding the first error."""
     try:
-        state = _train(cfg, parts, devices, state, logger, record, checkpoints)
-        _write_final_outputs(cfg, parts, state, record, logger, run_dir)
-        status, exit_code = "finished", 0
-    except TrainingDiverged as diverged:
-        status, error = "diverged", str(diverged)
-        raise
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        summary = _summary(cfg, record, status, error, logger)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if record.rows and status != "finished":  # keep the curves up to the failure
+        rundir.write_summary(run_dir, summary)
+        if record.rows and failing:  # keep the curves up to the failure
             plots.discriminator_outputs(record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png")
+    except OSError as error:
+        if not failing:
+            raise
+        log.error("could not write %s: %s", run_dir / rundir.SUMMARY_FILE, error)
+    finally:
         logger.update_summary(summary)
         logger.finish(exit_code)
         checkpoints.close()
-    return summary
 
 
 def summary_keys(parts: step.GANParts) -> list[str]:
@@ -158,26 +219,40 @@ def objective_value(summary: dict[str, Any], key: str) -> Optional[float]:
 
 def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpoints,
                      run_dir: Path) -> tuple[step.GANState, Record, Optional[str]]:
-    """A fresh state, or the latest checkpoint's with the metrics logged up to it."""
+    """A fresh state, or the latest intact checkpoint's, with metrics.jsonl cut to match.
+
+    The config is compared with the checkpoint's before anything in the directory
+    changes; a checkpoint that cannot be read is set aside and the previous one used.
+    """
     seeds = list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
     fresh = step.init_population(parts, seeds)
+    metrics = rundir.MetricsFile(run_dir)
+    metrics.read()  # a damaged metrics.jsonl stops the run before anything is changed
     latest = checkpoints.latest_step()
     if latest is None:
+        metrics.restart_at(None)
         return fresh, Record(seeds), None
     if latest > cfg.train.steps:
         raise config.ConfigError(
             f"train.steps={cfg.train.steps}: {run_dir} holds a checkpoint at step {latest}; "
             f"continue it with train.steps >= {latest}, or start a new run directory")
-    state, meta = checkpoints.restore(latest, fresh)
-    config_differences = checkpoint.differences(meta["config"], cfg)
+    saved_config = checkpoints.saved_config()
+    config_differences = checkpoint.differences(saved_config, cfg) if saved_config is not None else []
     if config_differences:
         raise config.ConfigError(
             f"{run_dir} holds a run with another config ({'; '.join(config_differences)}); "
             "resume it with the same config, or start a new run directory")
-    rows = checkpoint.truncate_metrics(run_dir / "metrics.jsonl", latest)
+    restored = checkpoints.restore_latest_intact(fresh)
+    if restored is None:
+        log.warning("%s: no checkpoint can be restored; starting afresh", run_dir)
+        metrics.restart_at(None)
+        return fresh, Record(seeds), None
+    at, state, meta = restored
+    rows = metrics.restart_at(at)
     panels = [Evaluation.from_json(p) for p in meta["panels"]]
-    log.info("resuming %s from its checkpoint at step %d", run_dir, latest)
-    record = Record(seeds, rows=rows, panels=panels, steps_done=latest, start_step=latest)
+    log.info("resuming %s from its checkpoint at step %d", run_dir, at)
+    record = Record(seeds, rows=rows, panels=panels, steps_done=at, start_step=at,
+                    seconds_before=meta.get("train_seconds", 0.0))
     return state, record, meta["wandb_id"]
 
 
@@ -185,15 +260,13 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
            logger: RunLogger, record: Record, checkpoints: Checkpoints) -> step.GANState:
     train = cfg.train
     evaluate = Evaluator(parts, train.num_eval_samples)
-    panels = set(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else set()
-    eval_steps = set(range(train.eval_every, train.steps + 1, train.eval_every)) | panels | {train.steps}
-    save_steps = set(range(train.checkpoint_every, train.steps + 1, train.checkpoint_every)) | {train.steps}
-    sample_steps = set(range(train.sample_every, train.steps + 1, train.sample_every)) | {train.steps}
+    panels = frozenset(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else frozenset()
+    stops = Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, panels)
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
-    chunks = list(chunk_sizes(train.steps, train.steps_per_call, eval_steps | save_steps | sample_steps,
-                              start=record.steps_done))
-    real_batches = (feed.device_batches(parts.data, record.seeds, record.steps_done, chunks, train.d_steps,
-                                        train.batch_size, devices)
+    chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
+    real_batches = (feed.device_batches(parts.data, record.seeds, record.steps_done,
+                                        chunk_sizes(stops, train.steps_per_call, start=record.steps_done),
+                                        train.d_steps, train.batch_size, devices)
                     if isinstance(parts.data, ImageDataset) else itertools.repeat(None))
 
     def evaluate_population(population: step.GANState, log_rows: bool = True) -> None:
@@ -209,7 +282,7 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
     if (record.steps_done == 0 and 0 in panels) or record.steps_done == train.steps:
         evaluate_population(state, log_rows=False)  # Figure 1's start, or a resumed run already done
     replicated = parallel.replicate(state, len(devices))
-    start = time.perf_counter()
+    start, saved_at = time.perf_counter(), record.steps_done
     with tqdm(total=train.steps, initial=record.steps_done, unit="step",
               disable=not train.progress_bar, dynamic_ncols=True, mininterval=0.5) as progress:
         try:
@@ -220,11 +293,14 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
                 first_step = record.steps_done + 1
                 record.steps_done += size
                 _log_rows(metrics, first_step, train, logger, record)
-                if record.steps_done in eval_steps:
+                if stops.evaluates(record.steps_done):
                     evaluate_population(parallel.unreplicate(replicated))
-                if record.steps_done in sample_steps:
+                if stops.samples(record.steps_done):
                     _save_sample_grid(parts, evaluate, parallel.unreplicate(replicated), record, logger)
-                if record.steps_done in save_steps:
+                if stops.saves(record.steps_done):
+                    # The time recorded with a checkpoint is the time the run had at it.
+                    record.attempt_seconds = time.perf_counter() - start
+                    saved_at = record.steps_done
                     checkpoints.save(record.steps_done, parallel.unreplicate(replicated), {
                         "config": OmegaConf.to_container(cfg, resolve=True),
                         "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
@@ -232,12 +308,14 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
                         # Batches are keyed by step: this is where the data stream resumes.
                         "data_position": {"step": record.steps_done,
                                           "next_batch": record.steps_done * train.d_steps},
+                        "train_seconds": record.train_seconds,
                     })
                 progress.update(size)
                 progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}",
                                      d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
         finally:
-            record.train_seconds = time.perf_counter() - start
+            if record.steps_done != saved_at:
+                record.attempt_seconds = time.perf_counter() - start
     return parallel.unreplicate(replicated)
 
 
@@ -318,23 +396,28 @@ def _replica_summary(cfg: DictConfig, record: Record, seed: int) -> dict[str, An
     return summary
 
 
-def _summary(cfg: DictConfig, record: Record, status: str, error: Optional[str],
-             logger: RunLogger) -> dict[str, Any]:
-    """A plain run's replica values sit at the top level; a population's under `replicas`."""
+def _summary(cfg: DictConfig, record: Record, status: Status, error: Optional[str],
+             logger: RunLogger, started_at: float) -> dict[str, Any]:
+    """A plain run's replica values sit at the top level; a population's under `replicas`.
+
+    train_seconds adds up the training time of every attempt, up to the checkpoint each
+    next one continued from.
+    """
     summary: dict[str, Any] = {
-        "status": status,
-        "diverged": status == "diverged",
+        "status": status.value,
+        "diverged": status == Status.DIVERGED,
         "error": error,
         "steps_completed": record.steps_done,
         "steps_requested": cfg.train.steps,
         "train_seconds": round(record.train_seconds, 3),
-        "steps_per_second": (round((record.steps_done - record.start_step) / record.train_seconds, 2)
+        "steps_per_second": (round(record.steps_done / record.train_seconds, 2)
                              if record.train_seconds else None),
         "resumed_from_step": record.start_step or None,
+        "started_at": started_at,
         "devices": cfg.train.num_devices or jax.local_device_count(),
         "backend": jax.default_backend(),
     }
-    if status == "diverged":
+    if status == Status.DIVERGED:
         summary["diverged_step"] = record.steps_done
     if len(record.seeds) == 1:
         summary.update(_replica_summary(cfg, record, record.seeds[0]))
@@ -347,7 +430,7 @@ def _summary(cfg: DictConfig, record: Record, status: str, error: Optional[str],
         summary["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}
     if logger.wandb_run is not None:
         summary["wandb"] = {"id": logger.wandb_run.id, "dir": str(Path(logger.wandb_run.dir).parent),
-                            "mode": wandb_mode(cfg.logger.mode)}
+                            "mode": logger.wandb_mode}
     return summary
 
 
@@ -356,5 +439,5 @@ def _wandb_settings(cfg: DictConfig, group: Optional[str], name: Optional[str],
     if cfg.logger.name == "none":
         return None
     return dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, name=name, run_id=run_id,
-                tags=list(cfg.logger.tags), mode=wandb_mode(cfg.logger.mode),
+                tags=list(cfg.logger.tags), mode=run_logger.wandb_mode(cfg.logger.mode),
                 config=OmegaConf.to_container(cfg, resolve=True))

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import loop
-from gan_jax.config import ConfigError, register_schemas
-
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from gan_jax import loop, rundir
+from gan_jax.config import CONFIG_DIR, register_schemas
+from gan_jax.errors import GanJaxError, RunDirectoryInUse
 
 log = logging.getLogger("gan_jax")
 
@@ -30,17 +30,28 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 def _exit_with(error: Exception, run_dir: Path) -> None:
     """A single run's known failures end with their message and an exit code, no traceback."""
-    if isinstance(error, ConfigError):
-        log.error("%s", error)
-        sys.exit(2)
-    if isinstance(error, loop.TrainingDiverged):
-        log.error("%s (run directory: %s)", error, run_dir)
-        sys.exit(3)
+    if isinstance(error, GanJaxError):
+        log.error("%s%s", error, f" (run directory: {run_dir})" if error.exit_code == 3 else "")
+        sys.exit(error.exit_code)
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("%s: the disk is full (%s). What was written is whole; free some space and run the "
+                  "same command to continue from the latest checkpoint", run_dir, error)
+        sys.exit(1)
     raise error
+
+
+def _record_hydra_config(cfg: DictConfig, hydra_cfg: DictConfig):
+    """What Hydra writes to .hydra/ (its own writing is off, hydra.output_subdir=null, so
+    that a run the loop rejects leaves its directory as it was)."""
+    def record(run_dir: Path) -> None:
+        rundir.record_config(run_dir, OmegaConf.to_yaml(cfg), list(hydra_cfg.overrides.task),
+                             OmegaConf.to_yaml({"hydra": hydra_cfg}))
+    return record
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
+    started_at = time.time()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
@@ -49,17 +60,19 @@ def main(cfg: DictConfig) -> Optional[float]:
     # SIGTERM unwinds like an exception, so summary.json is written and W&B finished.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        summary = loop.run(cfg, run_dir, wandb_group=group, wandb_name=name)
+        summary = loop.run(cfg, run_dir, wandb_group=group, wandb_name=name,
+                           record_config=_record_hydra_config(cfg, hydra_cfg))
     except Exception as error:
         if not sweeping:
             _exit_with(error, run_dir)
-        # In a sweep the job's summary.json records the failure and the sweep goes on;
-        # SweepReport counts the failures when it ends.
+        # In a sweep every job ends with a summary.json of this attempt, also one that
+        # failed before training; SweepReport counts the failures when the sweep ends.
         log.error("job %s failed: %s", run_dir, error)
-        if isinstance(error, ConfigError):  # raised before the loop wrote a summary
+        summary = rundir.read_summary(run_dir)
+        written = summary is not None and summary.get("started_at", 0) >= started_at
+        if not written and not isinstance(error, RunDirectoryInUse):
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "summary.json").write_text(json.dumps(
-                {"status": "invalid_config", "diverged": False, "error": str(error)}, indent=2))
+            rundir.write_summary(run_dir, rundir.failure_summary(error, started_at))
         return None
     log.info("finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
              summary.get("d_real_last_tenth", float("nan")),

@@ -9,12 +9,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from gan_jax.config import register_schemas
+from gan_jax.config import compose, register_schemas
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
 
 # A tiny but real run: the whole loop, a few steps, small networks.
 TINY = [
@@ -34,8 +32,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def compose_config(overrides: list[str]):
-    with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        return compose("config", overrides=overrides)
+    return compose(overrides)
 
 
 def gan_train(args: list[str], env_extra: dict | None = None, timeout: int = 300,

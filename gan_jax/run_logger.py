@@ -1,7 +1,8 @@
 """Where a run's numbers go: metrics.jsonl (always) and W&B (unless logger=none).
 
 W&B runs offline, with its files inside the run directory, whenever there is no API
-key; it is never allowed to wait on the network or ask for input.
+key; it never asks for input, waits at most WANDB_INIT_TIMEOUT_S for the network, and
+the mode it reports is the one its run is in.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any, Optional
+
+from gan_jax.rundir import MetricsFile
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +40,20 @@ class RunLogger:
     def __init__(self, run_dir: Path, wandb_settings: Optional[dict] = None, population: bool = False):
         self.population = population  # W&B keys then carry the seed: seed_3/d_real
         self.run_dir = run_dir
-        self.metrics_path = run_dir / "metrics.jsonl"
-        self._file = self.metrics_path.open("a")
+        self.metrics = MetricsFile(run_dir)
         self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings else None
+
+    @property
+    def wandb_mode(self) -> Optional[str]:
+        """The mode the W&B run is really in (offline after a failed online start)."""
+        if self.wandb_run is None:
+            return None
+        return "offline" if self.wandb_run.settings._offline else "online"
 
     def log(self, step: int, seed: int, values: dict[str, float]) -> None:
         # JSON has no NaN: a diverged value is written as null and kept in W&B as NaN.
         row = {"step": step, "seed": seed, **{k: _finite_or_none(v) for k, v in values.items()}}
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
+        self.metrics.append(row)
         if self.wandb_run is not None:
             if self.population:
                 values = {f"seed_{seed}/{k}": v for k, v in values.items()}
@@ -62,7 +70,7 @@ class RunLogger:
             self.wandb_run.summary.update(values)
 
     def finish(self, exit_code: int) -> None:
-        self._file.close()
+        self.metrics.close()
         if self.wandb_run is not None:
             self.wandb_run.finish(exit_code=exit_code)
 
@@ -77,6 +85,11 @@ def _start_wandb(run_dir: Path, *, project: str, entity: Optional[str], group: O
     kwargs = dict(project=project, entity=entity, group=group, name=name, tags=tags,
                   config=config, dir=str(run_dir), job_type="train", reinit="finish_previous",
                   settings=settings, id=run_id, resume="allow" if run_id else None)
+    if mode == "online" and not wandb.login(prompt=False, verify=False):
+        # wandb would ask for a key on a terminal and wait for ever.
+        log.warning("W&B: logger.mode=online but no API key is set (WANDB_API_KEY, `wandb login`); "
+                    "logging offline instead")
+        mode = "offline"
     try:
         run = wandb.init(mode=mode, **kwargs)
     except Exception as error:  # online but unreachable: keep the run, log offline
@@ -84,5 +97,6 @@ def _start_wandb(run_dir: Path, *, project: str, entity: Optional[str], group: O
             raise
         log.warning("W&B online init failed (%s); logging offline instead", error)
         run = wandb.init(mode="offline", **kwargs)
-    log.info("W&B run %s (%s), files in %s", run.id, mode, Path(run.dir).parent)
+    log.info("W&B run %s (%s), files in %s", run.id, "offline" if run.settings._offline else "online",
+             Path(run.dir).parent)
     return run
