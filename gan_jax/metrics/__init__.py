@@ -26,8 +26,18 @@ from gan_jax.metrics.distances import (
     sample_size_notes,
 )
 
+
+
+def inception_v3(weights_path=None, batch_size: int = 50, progress: bool = True):
+    """pytorch-fid's FID Inception in Flax: images [N, H, W, 1|3] in [-1, 1] -> (pool [N, 2048],
+    logits [N, 1008]). See gan_jax.metrics.inception (imported on first use: it needs JAX)."""
+    from gan_jax.metrics.inception import inception_v3 as build
+
+    return build(weights_path, batch_size=batch_size, progress=progress)
+
+
 __all__ = [
     "SmallSampleWarning", "density_coverage", "feature_statistics", "frechet_distance",
     "frechet_distance_from_statistics", "inception_score", "kernel_inception_distance",
-    "precision_recall", "sample_size_notes",
+    "inception_v3", "precision_recall", "sample_size_notes",
 ]

@@ -4,7 +4,8 @@ Run in a separate environment that has them (never needed by the tests themselve
 
     python3 -m venv /work/refvenv
     /work/refvenv/bin/pip install torch==2.13.0 pytorch-fid==0.3.0 prdc==0.2 torch-fidelity==0.4.0 numpy scipy
-    PYTHONPATH=. /work/refvenv/bin/python tests/data/make_metric_fixtures.py [--only metrics|inception]
+    GAN_JAX_PYTHON=.venv/bin/python /work/refvenv/bin/python tests/data/make_metric_fixtures.py \
+        [--only metrics|inception]
 
 Writes tests/data/metric_features.npz (random features, float32) and
 tests/data/metric_references.json (pytorch-fid's Frechet distance, torch-fidelity's KID
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +31,8 @@ import torch
 import torch.library
 
 HERE = Path(__file__).resolve().parent
+# A Python with gan_jax's dependencies (jax, flax), for gan_jax's weight writer.
+GAN_JAX_PYTHON = os.environ.get("GAN_JAX_PYTHON", sys.executable)
 
 # PyPI's torchvision wheels are linked against CUDA torch; with torch's CPU build its
 # compiled ops do not register. pytorch-fid only needs torchvision's Python model classes.
@@ -95,8 +100,74 @@ def write_metric_fixtures() -> None:
     print(json.dumps(references, indent=2))
 
 
+def inception_images() -> dict[str, np.ndarray]:
+    """uint8 images of three shapes: grey 28x28 (upsampled), RGB 40x36, grey 311x303 (shrunk)."""
+    rng = np.random.default_rng(299)
+    y, x = np.mgrid[0:311, 0:303] / 50.0
+    smooth = (127.5 + 100 * np.sin(x * 1.3 + y * 0.7) * np.cos(y * 2.1)) + rng.normal(0, 20, (311, 303))
+    return {
+        "grey_28": rng.integers(0, 256, (3, 28, 28, 1), dtype=np.uint8),
+        "rgb_40x36": rng.integers(0, 256, (2, 40, 36, 3), dtype=np.uint8),
+        "grey_311x303": np.clip(smooth, 0, 255).astype(np.uint8)[None, :, :, None],
+    }
+
+
+def pytorch_fid_features(weights_path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pytorch-fid's InceptionV3 (resize + normalise included) with the given state dict."""
+    from pytorch_fid import inception
+
+    state_dict = torch.load(weights_path, map_location="cpu", weights_only=True)
+    inception.load_state_dict_from_url = lambda *args, **kwargs: state_dict  # no download
+    model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    full = inception.fid_inception_v3().eval()  # the same weights, for the fc layer
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)  # as PIL's convert("RGB") in pytorch-fid's loader
+    with torch.no_grad():
+        pool = model(x)[0][:, :, 0, 0]
+        logits = pool @ full.fc.weight.T
+    return pool.numpy(), logits.numpy()
+
+
 def write_inception_fixtures() -> None:
-    raise NotImplementedError
+    structure = _fid_inception_structure()
+    shapes = {name: list(tensor.shape) for name, tensor in structure.state_dict().items()}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "random_fid_inception.pth"
+        # gan_jax's own writer (no torch), run by a Python that has gan_jax's dependencies.
+        subprocess.run([GAN_JAX_PYTHON, "-c", "import sys; from gan_jax.metrics.inception import "
+                        "write_random_state_dict as w; w(sys.argv[1], seed=0)", str(weights)],
+                       check=True, cwd=HERE.parents[1], env={**os.environ, "PYTHONPATH": str(HERE.parents[1])})
+        for name, images in inception_images().items():
+            out[f"images_{name}"] = images
+            out[f"pool_{name}"], out[f"logits_{name}"] = pytorch_fid_features(weights, images)
+            print(name, "pool mean/std", out[f"pool_{name}"].mean(), out[f"pool_{name}"].std())
+    legacy = {"conv.weight": torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2) / 7,
+              "bn.num_batches_tracked": torch.tensor(5), "half": torch.linspace(-1, 1, 5).half()}
+    legacy["transposed"] = legacy["conv.weight"][:, :, 0, 0].t()
+    torch.save(legacy, HERE / "legacy_format_state_dict.pth", _use_new_zipfile_serialization=False)
+    out.update({f"legacy/{k}": v.numpy() for k, v in legacy.items()})
+    np.savez_compressed(HERE / "inception_references.npz", **out)
+    (HERE / "inception_state_dict_shapes.json").write_text(json.dumps(
+        {"source": f"pytorch-fid {_version('pytorch-fid')} fid_inception_v3().state_dict()", "shapes": shapes}) + "\n")
+
+
+def _fid_inception_structure():
+    """pytorch-fid's fid_inception_v3() modules, built as it builds them, without loading weights."""
+    from pytorch_fid import inception
+
+    model = inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    model.Mixed_5b = inception.FIDInceptionA(192, pool_features=32)
+    model.Mixed_5c = inception.FIDInceptionA(256, pool_features=64)
+    model.Mixed_5d = inception.FIDInceptionA(288, pool_features=64)
+    model.Mixed_6b = inception.FIDInceptionC(768, channels_7x7=128)
+    model.Mixed_6c = inception.FIDInceptionC(768, channels_7x7=160)
+    model.Mixed_6d = inception.FIDInceptionC(768, channels_7x7=160)
+    model.Mixed_6e = inception.FIDInceptionC(768, channels_7x7=192)
+    model.Mixed_7b = inception.FIDInceptionE_1(1280)
+    model.Mixed_7c = inception.FIDInceptionE_2(2048)
+    return model
 
 
 def main(argv=None) -> None:
