@@ -36,8 +36,16 @@ def inception_v3(weights_path=None, batch_size: int = 50, progress: bool = True)
     return build(weights_path, batch_size=batch_size, progress=progress)
 
 
+def fashion_mnist_classifier(weights=None, batch_size: int = 500, progress: bool = True):
+    """The shipped Fashion-MNIST classifier: images [N, 28, 28, 1] in [-1, 1] -> (features [N, 128],
+    logits [N, 10]). See gan_jax.metrics.classifier (imported on first use: it needs JAX)."""
+    from gan_jax.metrics.classifier import fashion_mnist_classifier as build
+
+    return build(weights, batch_size=batch_size, progress=progress)
+
+
 __all__ = [
     "SmallSampleWarning", "density_coverage", "feature_statistics", "frechet_distance",
-    "frechet_distance_from_statistics", "inception_score", "kernel_inception_distance",
+    "fashion_mnist_classifier", "frechet_distance_from_statistics", "inception_score", "kernel_inception_distance",
     "inception_v3", "precision_recall", "sample_size_notes",
 ]
