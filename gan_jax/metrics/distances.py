@@ -80,7 +80,9 @@ def frechet_distance_from_statistics(mu_a, sigma_a, mu_b, sigma_b) -> float:
         raise ValueError(f"statistics of different shapes: mean {mu_a.shape} vs {mu_b.shape}, "
                          f"covariance {sigma_a.shape} vs {sigma_b.shape}")
     diff = mu_a - mu_b
-    covmean = linalg.sqrtm(sigma_a @ sigma_b)
+    with warnings.catch_warnings():  # singular products are common (dead ReLU features): checked below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma_a @ sigma_b)
     if not np.isfinite(covmean).all():
         warnings.warn(f"Frechet distance: singular product; adding {SINGULAR_EPS} to the covariances' "
                       f"diagonal", SmallSampleWarning, stacklevel=2)
