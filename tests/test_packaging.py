@@ -17,7 +17,8 @@ def test_the_wheel_holds_every_module_and_config_and_gan_train_runs_from_it(tmp_
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "gan_jax").rglob("*.py")}
     configs = {"gan_jax/conf/" + p.relative_to(ROOT / "conf").as_posix() for p in (ROOT / "conf").rglob("*.yaml")}
-    assert modules - names == set() and configs - names == set()
+    weights = {p.relative_to(ROOT).as_posix() for p in (ROOT / "gan_jax" / "metrics" / "weights").iterdir()}
+    assert modules - names == set() and configs - names == set() and weights - names == set()
 
     site = tmp_path / "site"
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site),
