@@ -7,13 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install train test test-all bench clean
+.PHONY: install train test test-all lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gan_jax needs Python >= 3.11; run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +29,17 @@ test: $(STAMP)
 ## Including tests marked slow
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+## Lint, format and type checks (ruff, mypy; settings in pyproject.toml); CI runs it before the tests
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Fix what ruff can: import order, modern syntax, formatting
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Throughput against a same-architecture PyTorch loop (installs the CPU torch extra)
 bench: $(STAMP)

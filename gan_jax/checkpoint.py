@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, cast
 
 import jax
 import orbax.checkpoint as ocp
@@ -29,12 +29,11 @@ class Checkpoints:
         self.directory = (run_dir / "checkpoints").resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._keep = keep
-        self._alias_fd: Optional[int] = None
+        self._alias_fd: int | None = None
         self.manager = self._open_manager()
 
     def _open_manager(self) -> ocp.CheckpointManager:
-        options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
-                                               enable_async_checkpointing=False)
+        options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True, enable_async_checkpointing=False)
         return ocp.CheckpointManager(self._orbax_path(), options=options)
 
     def _orbax_path(self) -> Path:
@@ -47,26 +46,33 @@ class Checkpoints:
             if not Path("/proc/self/fd").is_dir():
                 from gan_jax.errors import ConfigError
 
-                raise ConfigError(f"{self.directory}: checkpoints cannot be kept under a path with any "
-                                  "of [ ] * ? on this system; choose another run directory")
+                raise ConfigError(
+                    f"{self.directory}: checkpoints cannot be kept under a path with any "
+                    "of [ ] * ? on this system; choose another run directory"
+                )
             self._alias_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         return Path(f"/proc/self/fd/{self._alias_fd}")
 
-    def latest_step(self) -> Optional[int]:
+    def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
 
     def restore(self, step: int, like: Any) -> tuple[Any, dict]:
         """Restores into the structure (and shapes) of `like`, e.g. a freshly initialised state."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+        )
         return restored.state, restored.meta
 
-    def saved_config(self) -> Optional[dict]:
+    def saved_config(self) -> dict | None:
         """The config recorded with the newest checkpoint whose metadata can be read."""
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
@@ -76,7 +82,7 @@ class Checkpoints:
                 continue
         return None
 
-    def restore_latest_intact(self, like: Any) -> Optional[tuple[int, Any, dict]]:
+    def restore_latest_intact(self, like: Any) -> tuple[int, Any, dict] | None:
         """(step, state, meta) of the newest checkpoint that restores; a damaged newer one is
         moved to checkpoints/damaged-<step>-<time>/ (kept, not deleted) with a warning."""
         for step in sorted(self.manager.all_steps(), reverse=True):
@@ -85,8 +91,13 @@ class Checkpoints:
                 return step, state, meta
             except Exception as error:  # noqa: BLE001 - whatever broke, this checkpoint is unusable
                 aside = self.directory / f"damaged-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-                log.warning("checkpoint %s cannot be restored (%s: %s); moved to %s, trying the previous one",
-                            self.directory / str(step), type(error).__name__, str(error)[:200], aside)
+                log.warning(
+                    "checkpoint %s cannot be restored (%s: %s); moved to %s, trying the previous one",
+                    self.directory / str(step),
+                    type(error).__name__,
+                    str(error)[:200],
+                    aside,
+                )
                 (self.directory / str(step)).rename(aside)
                 self.manager.close()
                 self.manager = self._open_manager()
@@ -100,17 +111,25 @@ class Checkpoints:
 
 
 # Keys that may change when a run directory is continued.
-RESUMABLE_CHANGES = ("train.steps", "train.progress_bar", "train.checkpoint_every",
-                     "train.keep_checkpoints", "train.sample_every", "dataset.data_dir", "logger")
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.progress_bar",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.sample_every",
+    "dataset.data_dir",
+    "logger",
+)
 
 
 def differences(saved: dict, cfg: DictConfig) -> list[str]:
     """'key: saved -> now' for every config value that differs, bar RESUMABLE_CHANGES."""
-    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    now = _flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     before = _flatten(saved)
     keys = sorted(set(now) | set(before))
-    return [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys
-            if before.get(k) != now.get(k) and not _resumable(k)]
+    return [
+        f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys if before.get(k) != now.get(k) and not _resumable(k)
+    ]
 
 
 def _resumable(key: str) -> bool:

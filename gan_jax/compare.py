@@ -3,8 +3,8 @@
 Reads each job directory's resolved config (.hydra/config.yaml) and summary.json (a
 population's replicas count as runs of their own); groups runs by the config keys that
 differ between jobs, seed excluded (or by --by KEY ...); prints one Markdown table per
-metric (runs, diverged, other failures, mean +- std, median, best over finished runs) and writes it, with one box plot per
-metric (one box per group, as in Lucic et al. 2018), to the sweep directory or --out.
+metric (runs, diverged, other failures, mean +- std, median, best over finished runs) and
+writes it, with one box plot per metric (one box per group, as in Lucic et al. 2018), to the sweep directory or --out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import matplotlib
 
@@ -25,8 +25,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 # Which way is better, for the metrics that have a direction.
-HIGHER_IS_BETTER = {"modes_captured": True, "high_quality": True, "jsd": False, "reverse_kl": False,
-                    "d_optimality_gap": False}
+HIGHER_IS_BETTER = {
+    "modes_captured": True,
+    "high_quality": True,
+    "jsd": False,
+    "reverse_kl": False,
+    "d_optimality_gap": False,
+}
 IGNORED_KEYS = ("seed", "logger.", "train.progress_bar")
 
 
@@ -48,19 +53,31 @@ def load_runs(sweep_dir: Path) -> list[dict]:
         config_path = job / ".hydra" / "config.yaml"
         config = _flatten(OmegaConf.to_container(OmegaConf.load(config_path))) if config_path.exists() else {}
         for replica in summary.get("replicas", [summary]):
-            metrics = {k: v for k, v in {**_flatten(replica.get("eval", {})),
-                                         "d_real_last_tenth": replica.get("d_real_last_tenth"),
-                                         "d_fake_last_tenth": replica.get("d_fake_last_tenth")}.items()
-                       if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
-            runs.append({"job": job.name, "config": config, "status": summary.get("status", "unknown"),
-                         "metrics": metrics})
+            metrics = {
+                k: v
+                for k, v in {
+                    **_flatten(replica.get("eval", {})),
+                    "d_real_last_tenth": replica.get("d_real_last_tenth"),
+                    "d_fake_last_tenth": replica.get("d_fake_last_tenth"),
+                }.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"
+            }
+            runs.append(
+                {
+                    "job": job.name,
+                    "config": config,
+                    "status": summary.get("status", "unknown"),
+                    "metrics": metrics,
+                }
+            )
     return runs
 
 
 def varying_keys(runs: list[dict]) -> list[str]:
     keys = sorted({k for r in runs for k in r["config"]})
-    return [k for k in keys if not k.startswith(IGNORED_KEYS)
-            and len({json.dumps(r["config"].get(k)) for r in runs}) > 1]
+    return [
+        k for k in keys if not k.startswith(IGNORED_KEYS) and len({json.dumps(r["config"].get(k)) for r in runs}) > 1
+    ]
 
 
 def group_runs(runs: list[dict], by: list[str]) -> dict[str, list[dict]]:
@@ -71,25 +88,35 @@ def group_runs(runs: list[dict], by: list[str]) -> dict[str, list[dict]]:
     return dict(groups)
 
 
-def _best(values: list[float], metric: str) -> Optional[float]:
+def _best(values: list[float], metric: str) -> float | None:
     if metric not in HIGHER_IS_BETTER:
         return None
     return max(values) if HIGHER_IS_BETTER[metric] else min(values)
 
 
 def metric_table(groups: dict[str, list[dict]], metric: str) -> str:
-    lines = [f"### {metric}", "", "| group | runs | diverged | other failures | mean +- std | median | best |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"### {metric}",
+        "",
+        "| group | runs | diverged | other failures | mean +- std | median | best |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, runs in groups.items():
-        values = [r["metrics"][metric] for r in runs
-                  if r["status"] == "finished" and metric in r["metrics"] and math.isfinite(r["metrics"][metric])]
+        values = [
+            r["metrics"][metric]
+            for r in runs
+            if r["status"] == "finished" and metric in r["metrics"] and math.isfinite(r["metrics"][metric])
+        ]
         diverged = sum(r["status"] == "diverged" for r in runs)
         failed = sum(r["status"] not in ("finished", "diverged") for r in runs)
         if values:
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             best = _best(values, metric)
-            cells = [f"{statistics.mean(values):.4g} +- {std:.2g}", f"{statistics.median(values):.4g}",
-                     "-" if best is None else f"{best:.4g}"]
+            cells = [
+                f"{statistics.mean(values):.4g} +- {std:.2g}",
+                f"{statistics.median(values):.4g}",
+                "-" if best is None else f"{best:.4g}",
+            ]
         else:
             cells = ["-", "-", "-"]
         lines.append(f"| {label} | {len(runs)} | {diverged} | {failed} | " + " | ".join(cells) + " |")
@@ -98,8 +125,10 @@ def metric_table(groups: dict[str, list[dict]], metric: str) -> str:
 
 def box_plot(groups: dict[str, list[dict]], metric: str, path: Path) -> Path:
     labels = list(groups)
-    data = [[r["metrics"][metric] for r in groups[label]
-             if r["status"] == "finished" and metric in r["metrics"]] for label in labels]
+    data = [
+        [r["metrics"][metric] for r in groups[label] if r["status"] == "finished" and metric in r["metrics"]]
+        for label in labels
+    ]
     fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(labels)), 3.8))
     ax.boxplot(data, showmeans=True)
     ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
@@ -110,22 +139,27 @@ def box_plot(groups: dict[str, list[dict]], metric: str, path: Path) -> Path:
     return path
 
 
-def compare(sweep_dir: Path, by: Optional[list[str]] = None, out: Optional[Path] = None,
-            metrics: Optional[list[str]] = None) -> str:
+def compare(
+    sweep_dir: Path,
+    by: list[str] | None = None,
+    out: Path | None = None,
+    metrics: list[str] | None = None,
+) -> str:
     runs = load_runs(sweep_dir)
     if not runs:
         raise SystemExit(f"gan-compare: no */summary.json under {sweep_dir}; is it a sweep directory?")
     by = by or varying_keys(runs)
     unknown = [k for k in by if not any(k in r["config"] for r in runs)]
     if unknown:
-        raise SystemExit(f"gan-compare: --by {', '.join(unknown)}: not a config key of these runs; "
-                         f"keys that vary: {', '.join(varying_keys(runs)) or 'none'}")
+        raise SystemExit(
+            f"gan-compare: --by {', '.join(unknown)}: not a config key of these runs; "
+            f"keys that vary: {', '.join(varying_keys(runs)) or 'none'}"
+        )
     groups = group_runs(runs, by)
     names = metrics or sorted({m for r in runs for m in r["metrics"]})
     out = out or sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    header = (f"# {sweep_dir.name}: {len(runs)} runs in {len(groups)} groups "
-              f"(by {', '.join(by) or 'nothing'})\n")
+    header = f"# {sweep_dir.name}: {len(runs)} runs in {len(groups)} groups (by {', '.join(by) or 'nothing'})\n"
     report = header + "\n" + "\n\n".join(metric_table(groups, m) for m in names) + "\n"
     (out / "comparison.md").write_text(report)
     for name in names:
@@ -133,7 +167,7 @@ def compare(sweep_dir: Path, by: Optional[list[str]] = None, out: Optional[Path]
     return report
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gan-compare", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--by", nargs="+", help="config keys to group by (default: those that vary)")

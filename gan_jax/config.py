@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -30,13 +31,15 @@ def _config_dir() -> str:
 CONFIG_DIR = _config_dir()
 
 
-def compose(overrides: list[str] = ()) -> DictConfig:
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `gan-train OVERRIDES` would run, for scripts, notebooks and tests."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
         return hydra_compose("config", overrides=list(overrides))
+
 
 # --- field rules ------------------------------------------------------------------------
 
@@ -138,13 +141,13 @@ class ImageDataConfig:
     tfds_name: str = MISSING
     split: str = "train"
     # null: TFDS's default ($TFDS_DATA_DIR, else ~/tensorflow_datasets).
-    data_dir: Optional[str] = None
+    data_dir: str | None = None
     image_size: int = at_least(1)  # the models see size x size images
-    crop: Optional[int] = optional_positive()  # centre crop before resizing (CelebA: 108)
+    crop: int | None = optional_positive()  # centre crop before resizing (CelebA: 108)
     download: bool = True  # false: never touch the network; fail at once when not prepared
 
 
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeb_a", "tfds")
+IMAGE_DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "celeb_a", "tfds")
 
 
 # --- model, loss, optimiser, logger -----------------------------------------------------
@@ -221,7 +224,7 @@ class LossConfig:
 class WGANLossConfig:
     name: str = one_of(lambda: ("wgan",))
     # D's parameters are clipped to [-c, c] after each update; null: no clipping (WGAN-GP).
-    weight_clip: Optional[float] = optional_positive(MISSING)
+    weight_clip: float | None = optional_positive(MISSING)
 
 
 @dataclass
@@ -234,8 +237,8 @@ class PenaltyConfig:
 class OptimConfig:
     name: str = one_of(_optimisers)
     lr: float = positive()
-    g_lr: Optional[float] = optional_positive()
-    d_lr: Optional[float] = optional_positive()
+    g_lr: float | None = optional_positive()
+    d_lr: float | None = optional_positive()
     b1: float = in_range(0.0, 1.0, 0.9)
     b2: float = in_range(0.0, 1.0, 0.999)
 
@@ -244,7 +247,7 @@ class OptimConfig:
 class LoggerConfig:
     name: str = one_of(lambda: ("wandb", "none"))
     project: str = "gan_jax"
-    entity: Optional[str] = None
+    entity: str | None = None
     # auto: online when WANDB_API_KEY is set, offline otherwise; WANDB_MODE wins if set.
     mode: str = one_of(lambda: ("auto", "online", "offline"), "auto")
     tags: list[str] = field(default_factory=list)
@@ -269,14 +272,13 @@ class TrainConfig:
     sample_every: int = at_least(1, 1000)  # samples/step_<step>.png from a fixed latent batch
     # Exponential moving average of G's parameters, used for samples and evaluation;
     # null: none. Before ema_start the average just copies G.
-    ema_decay: Optional[float] = _rule(None, "null or a number in [0, 1)",
-                                       lambda v: v is None or 0 <= v < 1)
+    ema_decay: float | None = _rule(None, "null or a number in [0, 1)", lambda v: v is None or 0 <= v < 1)
     ema_start: int = at_least(0, 0)
     # alternating: G steps against the D just updated (Algorithm 1); simultaneous: both
     # players step from the same point.
     schedule: str = one_of(lambda: ("alternating", "simultaneous"), "alternating")
     # null: every local device.
-    num_devices: Optional[int] = _rule(None, "null or an integer >= 1", lambda v: v is None or v >= 1)
+    num_devices: int | None = _rule(None, "null or an integer >= 1", lambda v: v is None or v >= 1)
     progress_bar: bool = True
 
 
@@ -285,7 +287,7 @@ class Config:
     seed: int = 0
     # A summary.json key ("eval.jsd", "d_real_last_tenth", ...) that gan-train returns to
     # Hydra's sweeper (e.g. Optuna); a population returns its replicas' mean.
-    objective: Optional[str] = None
+    objective: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = MISSING
     dataset: Any = MISSING
@@ -337,7 +339,7 @@ def job_dirname(number: Any, overrides: str) -> str:
     if len(name.encode()) <= MAX_DIRNAME_BYTES:
         return name
     digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
-    cut = name.encode()[:MAX_DIRNAME_BYTES - 12].decode(errors="ignore")
+    cut = name.encode()[: MAX_DIRNAME_BYTES - 12].decode(errors="ignore")
     return f"{cut}~{digest}"
 
 
@@ -366,10 +368,11 @@ def _unknown_keys(node: DictConfig, schema: Any, prefix: str) -> list[str]:
     """Keys the schema does not have (Hydra lets `+key=value` add them to any node)."""
     fields = {f.name: f for f in dataclasses.fields(schema)}
     errors = []
-    for key in node.keys():
+    for key in map(str, node.keys()):
         if key not in fields:
-            errors.append(f"{prefix}{key}: not a key of {prefix.rstrip('.') or 'the config'}; "
-                          f"valid keys are {', '.join(fields)}")
+            errors.append(
+                f"{prefix}{key}: not a key of {prefix.rstrip('.') or 'the config'}; valid keys are {', '.join(fields)}"
+            )
             continue
         value = getattr(schema, key) if not isinstance(schema, type) else None
         if isinstance(node.get(key), DictConfig) and dataclasses.is_dataclass(value):
@@ -380,21 +383,25 @@ def _unknown_keys(node: DictConfig, schema: Any, prefix: str) -> list[str]:
 MAX_SEED = 2**31 - 1  # seeds travel through int32 arrays
 
 
-def _simultaneous_needs_one_d_step(cfg: DictConfig) -> Optional[str]:
+def _simultaneous_needs_one_d_step(cfg: DictConfig) -> str | None:
     if cfg.train.schedule == "simultaneous" and cfg.train.d_steps != 1:
-        return (f"train.d_steps={cfg.train.d_steps}: simultaneous updates take one step of "
-                "each player from the same point; set train.d_steps=1 or train.schedule=alternating")
+        return (
+            f"train.d_steps={cfg.train.d_steps}: simultaneous updates take one step of "
+            "each player from the same point; set train.d_steps=1 or train.schedule=alternating"
+        )
     return None
 
 
-def _dirac_model_needs_1d_data(cfg: DictConfig) -> Optional[str]:
+def _dirac_model_needs_1d_data(cfg: DictConfig) -> str | None:
     if cfg.model.name == "dirac" and cfg.dataset.name not in ("dirac", "gaussian_1d"):
-        return (f"model=dirac: its generator is one number, so the data must be 1-D; "
-                f"dataset={cfg.dataset.name} is not (valid: dirac, gaussian_1d)")
+        return (
+            f"model=dirac: its generator is one number, so the data must be 1-D; "
+            f"dataset={cfg.dataset.name} is not (valid: dirac, gaussian_1d)"
+        )
     return None
 
 
-def _penalty_weight_must_act(cfg: DictConfig) -> Optional[str]:
+def _penalty_weight_must_act(cfg: DictConfig) -> str | None:
     name, weight = cfg.penalty.name, cfg.penalty.weight
     if name != "none" and weight == 0:
         return f"penalty.weight=0 makes penalty={name} do nothing; use penalty=none or a weight > 0"
@@ -403,39 +410,50 @@ def _penalty_weight_must_act(cfg: DictConfig) -> Optional[str]:
     return None
 
 
-def _gradient_penalty_replaces_clipping(cfg: DictConfig) -> Optional[str]:
+def _gradient_penalty_replaces_clipping(cfg: DictConfig) -> str | None:
     if cfg.penalty.name == "wgan_gp" and cfg.loss.get("weight_clip") is not None:
-        return (f"penalty=wgan_gp with loss.weight_clip={cfg.loss.weight_clip}: the gradient "
-                "penalty replaces weight clipping (Gulrajani et al. 2017); set loss.weight_clip=null")
+        return (
+            f"penalty=wgan_gp with loss.weight_clip={cfg.loss.weight_clip}: the gradient "
+            "penalty replaces weight clipping (Gulrajani et al. 2017); set loss.weight_clip=null"
+        )
     return None
 
 
-def _dcgan_needs_supported_images(cfg: DictConfig) -> Optional[str]:
+def _dcgan_needs_supported_images(cfg: DictConfig) -> str | None:
     from gan_jax.models.dcgan import SUPPORTED_SIZES
 
     if cfg.model.name != "dcgan":
         return None
     if cfg.dataset.name not in IMAGE_DATASETS:
-        return (f"model=dcgan: needs an image dataset ({', '.join(IMAGE_DATASETS)}); "
-                f"dataset={cfg.dataset.name} is not one")
+        return (
+            f"model=dcgan: needs an image dataset ({', '.join(IMAGE_DATASETS)}); dataset={cfg.dataset.name} is not one"
+        )
     if cfg.dataset.image_size not in SUPPORTED_SIZES:
-        return (f"dataset.image_size={cfg.dataset.image_size}: model=dcgan supports "
-                f"{', '.join(map(str, SUPPORTED_SIZES))}")
+        return (
+            f"dataset.image_size={cfg.dataset.image_size}: model=dcgan supports {', '.join(map(str, SUPPORTED_SIZES))}"
+        )
     return None
 
 
-def _gradient_penalty_needs_per_example_d(cfg: DictConfig) -> Optional[str]:
+def _gradient_penalty_needs_per_example_d(cfg: DictConfig) -> str | None:
     discriminator = cfg.model.get("discriminator") or {}
     if cfg.penalty.name != "none" and discriminator.get("norm") == "batch":
-        return (f"penalty={cfg.penalty.name} with model.discriminator.norm=batch: the penalty takes "
-                "D's gradient per example, which batch norm couples across the batch (Gulrajani et "
-                "al. 2017 drop it from the critic); set model.discriminator.norm=layer or none")
+        return (
+            f"penalty={cfg.penalty.name} with model.discriminator.norm=batch: the penalty takes "
+            "D's gradient per example, which batch norm couples across the batch (Gulrajani et "
+            "al. 2017 drop it from the critic); set model.discriminator.norm=layer or none"
+        )
     return None
 
 
-_COMBINATION_RULES = [_simultaneous_needs_one_d_step, _dirac_model_needs_1d_data,
-                      _penalty_weight_must_act, _gradient_penalty_replaces_clipping,
-                      _dcgan_needs_supported_images, _gradient_penalty_needs_per_example_d]
+_COMBINATION_RULES = [
+    _simultaneous_needs_one_d_step,
+    _dirac_model_needs_1d_data,
+    _penalty_weight_must_act,
+    _gradient_penalty_replaces_clipping,
+    _dcgan_needs_supported_images,
+    _gradient_penalty_needs_per_example_d,
+]
 
 
 def validate(cfg: DictConfig, num_devices: int) -> None:
@@ -449,9 +467,11 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         errors += _unknown_keys(cfg[section], node, section + ".")
         errors += _field_errors(node, section + ".")
     last_seed = cfg.seed + cfg.train.num_seeds - 1
-    if not 0 <= cfg.seed or last_seed > MAX_SEED:
-        errors.append(f"seed={cfg.seed}: must be an integer in [0, {MAX_SEED - cfg.train.num_seeds + 1}] "
-                      f"(the last seed of the run, seed + train.num_seeds - 1, at most {MAX_SEED})")
+    if not cfg.seed >= 0 or last_seed > MAX_SEED:
+        errors.append(
+            f"seed={cfg.seed}: must be an integer in [0, {MAX_SEED - cfg.train.num_seeds + 1}] "
+            f"(the last seed of the run, seed + train.num_seeds - 1, at most {MAX_SEED})"
+        )
     if not errors:
         errors += [message for rule in _COMBINATION_RULES if (message := rule(cfg))]
     if not errors and cfg.train.batch_size % num_devices:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +23,20 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gan_jax import (checkpoint, config, data, losses, models, optim, parallel, penalties, plots, run_logger,
-                     rundir, step)
+from gan_jax import (
+    checkpoint,
+    config,
+    data,
+    losses,
+    models,
+    optim,
+    parallel,
+    penalties,
+    plots,
+    run_logger,
+    rundir,
+    step,
+)
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.data import ImageDataset, feed
 from gan_jax.errors import TrainingDiverged
@@ -55,7 +68,7 @@ class Record:
         return [r for r in self.rows if r["seed"] == seed]
 
 
-def build_parts(cfg: DictConfig, dataset: Optional[data.Dataset] = None) -> step.GANParts:
+def build_parts(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts:
     """`dataset` replaces cfg.dataset's (a benchmark times the step on a shape-only one)."""
     dataset = dataset or data.build(cfg.dataset)
     g_optimiser, d_optimiser = optim.build(cfg.optim)
@@ -83,6 +96,7 @@ def figure_steps(total: int, granularity: int) -> list[int]:
 
     Rounded to multiples of `granularity` (steps_per_call) so no extra program is compiled.
     """
+
     def round_down(s: int) -> int:
         return max(granularity, s // granularity * granularity)
 
@@ -126,9 +140,14 @@ def chunk_sizes(stops: Stops, steps_per_call: int, start: int = 0) -> Iterator[i
         yield size
 
 
-def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
-        wandb_name: Optional[str] = None, record_config: Optional[Callable[[Path], None]] = None
-        ) -> dict[str, Any]:
+def run(
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    wandb_group: str | None = None,
+    wandb_name: str | None = None,
+    record_config: Callable[[Path], None] | None = None,
+) -> dict[str, Any]:
     """Trains one GAN as `cfg` says and fills `run_dir`; returns the summary.
 
     Nothing in `run_dir` changes until the run is accepted (config valid, the directory
@@ -142,16 +161,19 @@ def run(cfg: DictConfig, run_dir: Path, *, wandb_group: Optional[str] = None,
     parts = build_parts(cfg)
     if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts)):
         raise config.ConfigError(
-            f"objective={cfg.objective!r}: not a key of this run's summary.json; "
-            f"valid values are {', '.join(keys)}")
+            f"objective={cfg.objective!r}: not a key of this run's summary.json; valid values are {', '.join(keys)}"
+        )
     with rundir.claim(run_dir):
         checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
         try:
             state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
             (record_config or _record_config(cfg))(run_dir)
             (run_dir / "samples").mkdir(exist_ok=True)
-            logger = RunLogger(run_dir, _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
-                               population=len(record.seeds) > 1)
+            logger = RunLogger(
+                run_dir,
+                _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
+                population=len(record.seeds) > 1,
+            )
         except BaseException:
             checkpoints.close()
             raise
@@ -176,8 +198,15 @@ def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
     return lambda run_dir: rundir.record_config(run_dir, OmegaConf.to_yaml(cfg))
 
 
-def _finish(run_dir: Path, summary: dict, record: Record, logger: RunLogger, checkpoints: Checkpoints,
-            exit_code: int, failing: bool) -> None:
+def _finish(
+    run_dir: Path,
+    summary: dict,
+    record: Record,
+    logger: RunLogger,
+    checkpoints: Checkpoints,
+    exit_code: int,
+    failing: bool,
+) -> None:
     """Writes summary.json and closes everything; when the run is already failing, a
     failure here (a full disk, say) is logged rather than hiding the first error."""
     try:
@@ -197,28 +226,35 @@ def _finish(run_dir: Path, summary: dict, record: Record, logger: RunLogger, che
 def summary_keys(parts: step.GANParts) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
-    real = (jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32)
-            if isinstance(parts.data, ImageDataset) else None)
+    real = (
+        jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32)
+        if isinstance(parts.data, ImageDataset)
+        else None
+    )
     metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
     scalars = Evaluator(parts, num_samples=16)(state).scalars
-    return (["d_real_last_tenth", "d_fake_last_tenth"] + [f"final.{k}" for k in sorted(metrics)]
-            + [f"eval.{k}" for k in scalars])
+    return (
+        ["d_real_last_tenth", "d_fake_last_tenth"]
+        + [f"final.{k}" for k in sorted(metrics)]
+        + [f"eval.{k}" for k in scalars]
+    )
 
 
-def objective_value(summary: dict[str, Any], key: str) -> Optional[float]:
+def objective_value(summary: dict[str, Any], key: str) -> float | None:
     """`key` ("eval.jsd") of a summary; the mean over a population's replicas."""
-    def lookup(tree: dict) -> Optional[float]:
+
+    def lookup(tree: Any) -> float | None:
         for part in key.split("."):
             tree = tree.get(part) if isinstance(tree, dict) else None
         return tree
 
-    values = [lookup(r) for r in summary.get("replicas", [summary])]
-    values = [v for v in values if v is not None]
+    values = [v for r in summary.get("replicas", [summary]) if (v := lookup(r)) is not None]
     return float(np.mean(values)) if values else None
 
 
-def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpoints,
-                     run_dir: Path) -> tuple[step.GANState, Record, Optional[str]]:
+def _start_or_resume(
+    cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpoints, run_dir: Path
+) -> tuple[step.GANState, Record, str | None]:
     """A fresh state, or the latest intact checkpoint's, with metrics.jsonl cut to match.
 
     The config is compared with the checkpoint's before anything in the directory
@@ -235,13 +271,15 @@ def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpo
     if latest > cfg.train.steps:
         raise config.ConfigError(
             f"train.steps={cfg.train.steps}: {run_dir} holds a checkpoint at step {latest}; "
-            f"continue it with train.steps >= {latest}, or start a new run directory")
+            f"continue it with train.steps >= {latest}, or start a new run directory"
+        )
     saved_config = checkpoints.saved_config()
     config_differences = checkpoint.differences(saved_config, cfg) if saved_config is not None else []
     if config_differences:
         raise config.ConfigError(
             f"{run_dir} holds a run with another config ({'; '.join(config_differences)}); "
-            "resume it with the same config, or start a new run directory")
+            "resume it with the same config, or start a new run directory"
+        )
     restored = checkpoints.restore_latest_intact(fresh)
     if restored is None:
         log.warning("%s: no checkpoint can be restored; starting afresh", run_dir)
@@ -251,23 +289,47 @@ def _start_or_resume(cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpo
     rows = metrics.restart_at(at)
     panels = [Evaluation.from_json(p) for p in meta["panels"]]
     log.info("resuming %s from its checkpoint at step %d", run_dir, at)
-    record = Record(seeds, rows=rows, panels=panels, steps_done=at, start_step=at,
-                    seconds_before=meta.get("train_seconds", 0.0))
+    record = Record(
+        seeds,
+        rows=rows,
+        panels=panels,
+        steps_done=at,
+        start_step=at,
+        seconds_before=meta.get("train_seconds", 0.0),
+    )
     return state, record, meta["wandb_id"]
 
 
-def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GANState,
-           logger: RunLogger, record: Record, checkpoints: Checkpoints) -> step.GANState:
+def _train(
+    cfg: DictConfig,
+    parts: step.GANParts,
+    devices: list,
+    state: step.GANState,
+    logger: RunLogger,
+    record: Record,
+    checkpoints: Checkpoints,
+) -> step.GANState:
     train = cfg.train
     evaluate = Evaluator(parts, train.num_eval_samples)
-    panels = frozenset(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else frozenset()
+    panels = (
+        frozenset(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else frozenset()
+    )
     stops = Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, panels)
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
     chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
-    real_batches = (feed.device_batches(parts.data, record.seeds, record.steps_done,
-                                        chunk_sizes(stops, train.steps_per_call, start=record.steps_done),
-                                        train.d_steps, train.batch_size, devices)
-                    if isinstance(parts.data, ImageDataset) else itertools.repeat(None))
+    real_batches = (
+        feed.device_batches(
+            parts.data,
+            record.seeds,
+            record.steps_done,
+            chunk_sizes(stops, train.steps_per_call, start=record.steps_done),
+            train.d_steps,
+            train.batch_size,
+            devices,
+        )
+        if isinstance(parts.data, ImageDataset)
+        else itertools.repeat(None)
+    )
 
     def evaluate_population(population: step.GANState, log_rows: bool = True) -> None:
         for index, seed in enumerate(record.seeds):
@@ -283,8 +345,14 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
         evaluate_population(state, log_rows=False)  # Figure 1's start, or a resumed run already done
     replicated = parallel.replicate(state, len(devices))
     start, saved_at = time.perf_counter(), record.steps_done
-    with tqdm(total=train.steps, initial=record.steps_done, unit="step",
-              disable=not train.progress_bar, dynamic_ncols=True, mininterval=0.5) as progress:
+    with tqdm(
+        total=train.steps,
+        initial=record.steps_done,
+        unit="step",
+        disable=not train.progress_bar,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    ) as progress:
         try:
             for size in chunks:
                 replicated, metrics = train_steps(replicated, size, next(real_batches))
@@ -301,26 +369,32 @@ def _train(cfg: DictConfig, parts: step.GANParts, devices: list, state: step.GAN
                     # The time recorded with a checkpoint is the time the run had at it.
                     record.attempt_seconds = time.perf_counter() - start
                     saved_at = record.steps_done
-                    checkpoints.save(record.steps_done, parallel.unreplicate(replicated), {
-                        "config": OmegaConf.to_container(cfg, resolve=True),
-                        "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
-                        "panels": [e.to_json() for e in record.panels],
-                        # Batches are keyed by step: this is where the data stream resumes.
-                        "data_position": {"step": record.steps_done,
-                                          "next_batch": record.steps_done * train.d_steps},
-                        "train_seconds": record.train_seconds,
-                    })
+                    checkpoints.save(
+                        record.steps_done,
+                        parallel.unreplicate(replicated),
+                        {
+                            "config": OmegaConf.to_container(cfg, resolve=True),
+                            "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
+                            "panels": [e.to_json() for e in record.panels],
+                            # Batches are keyed by step: this is where the data stream resumes.
+                            "data_position": {
+                                "step": record.steps_done,
+                                "next_batch": record.steps_done * train.d_steps,
+                            },
+                            "train_seconds": record.train_seconds,
+                        },
+                    )
                 progress.update(size)
-                progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}",
-                                     d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
+                progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}", d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
         finally:
             if record.steps_done != saved_at:
                 record.attempt_seconds = time.perf_counter() - start
     return parallel.unreplicate(replicated)
 
 
-def _save_sample_grid(parts: step.GANParts, evaluate: Evaluator, population: step.GANState,
-                      record: Record, logger: RunLogger) -> None:
+def _save_sample_grid(
+    parts: step.GANParts, evaluate: Evaluator, population: step.GANState, record: Record, logger: RunLogger
+) -> None:
     """The first replica's generator on a fixed latent batch: samples/step_<step>.png."""
     first = parallel.replica(population, 0)
     fake = evaluate.fixed_batch(first)
@@ -338,8 +412,9 @@ def _real_examples(parts: step.GANParts, state: step.GANState, seed: int, count:
     return np.asarray(step.real_samples(parts, state.rng, count))
 
 
-def _log_rows(metrics: dict[str, np.ndarray], first_step: int, train: DictConfig,
-              logger: RunLogger, record: Record) -> None:
+def _log_rows(
+    metrics: dict[str, np.ndarray], first_step: int, train: DictConfig, logger: RunLogger, record: Record
+) -> None:
     """Logs every log_every-th step of a chunk (metrics: [replicas, steps]).
 
     Stops at the first step where any replica's value is not finite.
@@ -355,16 +430,26 @@ def _log_rows(metrics: dict[str, np.ndarray], first_step: int, train: DictConfig
             record.rows.append({"step": step_number, "seed": seed, **values})
         if not finite[i]:
             record.steps_done = step_number
-            bad = ", ".join(f"{k}={v[index, i]}" + (f" (seed {seed})" if len(record.seeds) > 1 else "")
-                            for index, seed in enumerate(record.seeds)
-                            for k, v in metrics.items() if not np.isfinite(v[index, i]))
+            bad = ", ".join(
+                f"{k}={v[index, i]}" + (f" (seed {seed})" if len(record.seeds) > 1 else "")
+                for index, seed in enumerate(record.seeds)
+                for k, v in metrics.items()
+                if not np.isfinite(v[index, i])
+            )
             raise TrainingDiverged(
                 f"training diverged at step {step_number}: {bad}. Everything written so far "
-                "is kept in the run directory; try a smaller optim.lr or another loss.")
+                "is kept in the run directory; try a smaller optim.lr or another loss."
+            )
 
 
-def _write_final_outputs(cfg: DictConfig, parts: step.GANParts, state: step.GANState,
-                         record: Record, logger: RunLogger, run_dir: Path) -> None:
+def _write_final_outputs(
+    cfg: DictConfig,
+    parts: step.GANParts,
+    state: step.GANState,
+    record: Record,
+    logger: RunLogger,
+    run_dir: Path,
+) -> None:
     """samples.npy: [num_eval_samples, dim], or [num_seeds, num_eval_samples, dim] for a
     population; the figures show the first replica."""
     finals = [record.finals[seed] for seed in record.seeds]
@@ -375,7 +460,8 @@ def _write_final_outputs(cfg: DictConfig, parts: step.GANParts, state: step.GANS
     figures = {
         "samples": plots.samples(real, finals[0].samples, run_dir / "samples.png"),
         "discriminator_outputs": plots.discriminator_outputs(
-            record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png"),
+            record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png"
+        ),
     }
     if finals[0].curves is not None:
         figures["figure1"] = plots.goodfellow_figure1(record.panels, run_dir / "figure1.png")
@@ -396,8 +482,14 @@ def _replica_summary(cfg: DictConfig, record: Record, seed: int) -> dict[str, An
     return summary
 
 
-def _summary(cfg: DictConfig, record: Record, status: Status, error: Optional[str],
-             logger: RunLogger, started_at: float) -> dict[str, Any]:
+def _summary(
+    cfg: DictConfig,
+    record: Record,
+    status: Status,
+    error: str | None,
+    logger: RunLogger,
+    started_at: float,
+) -> dict[str, Any]:
     """A plain run's replica values sit at the top level; a population's under `replicas`.
 
     train_seconds adds up the training time of every attempt, up to the checkpoint each
@@ -410,8 +502,7 @@ def _summary(cfg: DictConfig, record: Record, status: Status, error: Optional[st
         "steps_completed": record.steps_done,
         "steps_requested": cfg.train.steps,
         "train_seconds": round(record.train_seconds, 3),
-        "steps_per_second": (round(record.steps_done / record.train_seconds, 2)
-                             if record.train_seconds else None),
+        "steps_per_second": (round(record.steps_done / record.train_seconds, 2) if record.train_seconds else None),
         "resumed_from_step": record.start_step or None,
         "started_at": started_at,
         "devices": cfg.train.num_devices or jax.local_device_count(),
@@ -423,21 +514,29 @@ def _summary(cfg: DictConfig, record: Record, status: Status, error: Optional[st
         summary.update(_replica_summary(cfg, record, record.seeds[0]))
     else:
         summary["seeds"] = record.seeds
-        summary["replicas"] = [{"seed": seed, **_replica_summary(cfg, record, seed)}
-                               for seed in record.seeds]
-    data_cfg = OmegaConf.to_container(cfg.dataset)
+        summary["replicas"] = [{"seed": seed, **_replica_summary(cfg, record, seed)} for seed in record.seeds]
+    data_cfg = cast(dict, OmegaConf.to_container(cfg.dataset))
     if data_cfg["name"] == "gaussian_1d":
         summary["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}
     if logger.wandb_run is not None:
-        summary["wandb"] = {"id": logger.wandb_run.id, "dir": str(Path(logger.wandb_run.dir).parent),
-                            "mode": logger.wandb_mode}
+        summary["wandb"] = {
+            "id": logger.wandb_run.id,
+            "dir": str(Path(logger.wandb_run.dir).parent),
+            "mode": logger.wandb_mode,
+        }
     return summary
 
 
-def _wandb_settings(cfg: DictConfig, group: Optional[str], name: Optional[str],
-                    run_id: Optional[str]) -> Optional[dict]:
+def _wandb_settings(cfg: DictConfig, group: str | None, name: str | None, run_id: str | None) -> dict | None:
     if cfg.logger.name == "none":
         return None
-    return dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, name=name, run_id=run_id,
-                tags=list(cfg.logger.tags), mode=run_logger.wandb_mode(cfg.logger.mode),
-                config=OmegaConf.to_container(cfg, resolve=True))
+    return dict(
+        project=cfg.logger.project,
+        entity=cfg.logger.entity,
+        group=group,
+        name=name,
+        run_id=run_id,
+        tags=list(cfg.logger.tags),
+        mode=run_logger.wandb_mode(cfg.logger.mode),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )

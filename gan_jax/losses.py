@@ -21,8 +21,8 @@ and log(1 - s(a)) = -softplus(a) keep them finite for any output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -14,19 +15,19 @@ from gan_jax.config import ConfigError
 AXIS = "devices"
 
 
-def select_devices(num_devices: Optional[int]) -> list:
+def select_devices(num_devices: int | None) -> list:
     available = jax.local_devices()
     if num_devices is None:
         return available
     if num_devices > len(available):
         raise ConfigError(
             f"train.num_devices={num_devices}: only {len(available)} local "
-            f"{available[0].platform} device(s); valid values are null or 1..{len(available)}")
+            f"{available[0].platform} device(s); valid values are null or 1..{len(available)}"
+        )
     return available[:num_devices]
 
 
-def compile_train_steps(parts: step.GANParts, global_batch_size: int,
-                        devices: list) -> Callable[..., tuple[Any, dict]]:
+def compile_train_steps(parts: step.GANParts, global_batch_size: int, devices: list) -> Callable[..., tuple[Any, dict]]:
     """(state [devices, replicas, ...], num_steps, real_batches) -> (state, metrics
     [devices, replicas, num_steps]).
 
@@ -42,8 +43,13 @@ def compile_train_steps(parts: step.GANParts, global_batch_size: int,
 
         return jax.vmap(one_replica)(state, real_batches)
 
-    return jax.pmap(population_steps, axis_name=AXIS, devices=devices,
-                    static_broadcasted_argnums=(1,), donate_argnums=(0,))
+    return jax.pmap(
+        population_steps,
+        axis_name=AXIS,
+        devices=devices,
+        static_broadcasted_argnums=(1,),
+        donate_argnums=(0,),
+    )
 
 
 def shard_batches(batches: np.ndarray, devices: list) -> jax.Array:

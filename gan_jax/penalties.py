@@ -17,7 +17,7 @@ for a D that treats examples independently (no batch normalisation).
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +82,7 @@ def names() -> tuple[str, ...]:
     return ("none",) + tuple(_REGISTRY)
 
 
-def build(name: str, weight: float, data_scale: tuple[float, ...]) -> Optional[Penalty]:
+def build(name: str, weight: float, data_scale: tuple[float, ...]) -> Penalty | None:
     if name == "none":
         return None
     return _REGISTRY[name](weight, data_scale)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -18,11 +18,11 @@ from gan_jax.evaluate import Evaluation  # noqa: E402
 def goodfellow_figure1(snapshots: Sequence[Evaluation], path: Path) -> Path:
     """p_data (black dots), p_g (green), D(x) (blue dashes) and D*(x) (grey) per snapshot."""
     fig, axes = plt.subplots(1, len(snapshots), figsize=(3.4 * len(snapshots), 3.0), sharey=True)
-    low = min(s.curves["grid"][0] for s in snapshots)
-    high = max(s.curves["grid"][-1] for s in snapshots)
-    peak = max(max(s.curves["p_data"].max(), s.curves["p_g"].max()) for s in snapshots)
-    for ax, snap, letter in zip(np.atleast_1d(axes), snapshots, "abcdefgh"):
-        c = snap.curves
+    curves = [s.curves for s in snapshots if s.curves is not None]  # the 1-D evaluator's
+    low = min(c["grid"][0] for c in curves)
+    high = max(c["grid"][-1] for c in curves)
+    peak = max(max(c["p_data"].max(), c["p_g"].max()) for c in curves)
+    for ax, snap, c, letter in zip(np.atleast_1d(axes), snapshots, curves, "abcdefgh", strict=False):
         ax.plot(c["grid"], c["p_data"] / peak, "k:", lw=2, label="p_data (scaled)")
         ax.plot(c["grid"], c["p_g"] / peak, "g-", lw=1.5, label="p_g (scaled)")
         ax.plot(c["grid"], c["d_x"], "b--", lw=1.5, label="D(x)")
@@ -63,7 +63,7 @@ def samples(real: np.ndarray, fake: np.ndarray, path: Path) -> Path:
         return sample_grid(np.concatenate([_grid(fake[:64]), _grid(real[:64])], axis=1), path)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     if real.shape[1] == 1:
-        bins = np.histogram_bin_edges(np.concatenate([real[:, 0], fake[:, 0]]), bins=80)
+        bins = np.histogram_bin_edges(np.concatenate([real[:, 0], fake[:, 0]]), bins=80).tolist()
         ax.hist(real[:, 0], bins=bins, density=True, alpha=0.5, label="real")
         ax.hist(fake[:, 0], bins=bins, density=True, alpha=0.5, label="generated")
     else:
@@ -87,12 +87,11 @@ def _grid(images: np.ndarray, columns: int = 8, border: int = 1) -> np.ndarray:
     """[N, H, W, C] -> [rows * (H + border), columns * (W + border), C], with a white border."""
     count, height, width, channels = images.shape
     rows = -(-count // columns)
-    canvas = np.ones((rows * (height + border) + border, columns * (width + border) + border, channels),
-                     images.dtype)
+    canvas = np.ones((rows * (height + border) + border, columns * (width + border) + border, channels), images.dtype)
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         top, left = border + row * (height + border), border + column * (width + border)
-        canvas[top:top + height, left:left + width] = image
+        canvas[top : top + height, left : left + width] = image
     return canvas
 
 

@@ -7,12 +7,12 @@ the mode it reports is the one its run is in.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, cast
 
 from gan_jax.rundir import MetricsFile
 
@@ -37,20 +37,20 @@ def _finite_or_none(value: Any) -> Any:
 class RunLogger:
     """Appends one JSON object per logged step to metrics.jsonl and mirrors it to W&B."""
 
-    def __init__(self, run_dir: Path, wandb_settings: Optional[dict] = None, population: bool = False):
+    def __init__(self, run_dir: Path, wandb_settings: dict | None = None, population: bool = False):
         self.population = population  # W&B keys then carry the seed: seed_3/d_real
         self.run_dir = run_dir
         self.metrics = MetricsFile(run_dir)
         self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings else None
 
     @property
-    def wandb_mode(self) -> Optional[str]:
+    def wandb_mode(self) -> str | None:
         """The mode the W&B run is really in (offline after a failed online start)."""
         if self.wandb_run is None:
             return None
-        return "offline" if self.wandb_run.settings._offline else "online"
+        return "offline" if self.wandb_run.offline else "online"
 
-    def log(self, step: int, seed: int, values: dict[str, float]) -> None:
+    def log(self, step: int, seed: int, values: Mapping[str, float | None]) -> None:
         # JSON has no NaN: a diverged value is written as null and kept in W&B as NaN.
         row = {"step": step, "seed": seed, **{k: _finite_or_none(v) for k, v in values.items()}}
         self.metrics.append(row)
@@ -75,28 +75,55 @@ class RunLogger:
             self.wandb_run.finish(exit_code=exit_code)
 
 
-def _start_wandb(run_dir: Path, *, project: str, entity: Optional[str], group: Optional[str],
-                 name: str, tags: list[str], mode: str, config: dict, run_id: Optional[str]) -> Any:
+def _start_wandb(
+    run_dir: Path,
+    *,
+    project: str,
+    entity: str | None,
+    group: str | None,
+    name: str,
+    tags: list[str],
+    mode: str,
+    config: dict,
+    run_id: str | None,
+) -> Any:
     """A new W&B run, or (given `run_id`, when a run directory is resumed) the same run continued."""
     import wandb
 
-    settings = wandb.Settings(silent=True, console="off", init_timeout=WANDB_INIT_TIMEOUT_S,
-                              disable_git=True, x_disable_stats=True)
-    kwargs = dict(project=project, entity=entity, group=group, name=name, tags=tags,
-                  config=config, dir=str(run_dir), job_type="train", reinit="finish_previous",
-                  settings=settings, id=run_id, resume="allow" if run_id else None)
+    settings = wandb.Settings(
+        silent=True, console="off", init_timeout=WANDB_INIT_TIMEOUT_S, disable_git=True, x_disable_stats=True
+    )
+    kwargs: dict[str, Any] = dict(
+        project=project,
+        entity=entity,
+        group=group,
+        name=name,
+        tags=tags,
+        config=config,
+        dir=str(run_dir),
+        job_type="train",
+        reinit="finish_previous",
+        settings=settings,
+        id=run_id,
+        resume="allow" if run_id else None,
+    )
     if mode == "online" and not wandb.login(prompt=False, verify=False):
         # wandb would ask for a key on a terminal and wait for ever.
-        log.warning("W&B: logger.mode=online but no API key is set (WANDB_API_KEY, `wandb login`); "
-                    "logging offline instead")
+        log.warning(
+            "W&B: logger.mode=online but no API key is set (WANDB_API_KEY, `wandb login`); logging offline instead"
+        )
         mode = "offline"
     try:
-        run = wandb.init(mode=mode, **kwargs)
+        run = wandb.init(mode=cast(Any, mode), **kwargs)
     except Exception as error:  # online but unreachable: keep the run, log offline
         if mode != "online":
             raise
         log.warning("W&B online init failed (%s); logging offline instead", error)
         run = wandb.init(mode="offline", **kwargs)
-    log.info("W&B run %s (%s), files in %s", run.id, "offline" if run.settings._offline else "online",
-             Path(run.dir).parent)
+    log.info(
+        "W&B run %s (%s), files in %s",
+        run.id,
+        "offline" if run.offline else "online",
+        Path(run.dir).parent,
+    )
     return run

@@ -22,8 +22,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import yaml
 
@@ -36,7 +37,7 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """summary.json's `status`: how the run's latest attempt ended."""
 
     FINISHED = "finished"
@@ -61,7 +62,8 @@ def claim(run_dir: Path) -> Iterator[None]:
             holder = os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
             raise RunDirectoryInUse(
                 f"{run_dir} is in use by {holder}; wait for that run to end, or choose another "
-                "run directory (hydra.run.dir=...)") from None
+                "run directory (hydra.run.dir=...)"
+            ) from None
         since = time.strftime("%Y-%m-%d %H:%M:%S")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"gan-train (pid {os.getpid()} on {socket.gethostname()}, since {since})\n".encode(), 0)
@@ -88,7 +90,7 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     write_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
 
 
-def read_summary(run_dir: Path) -> Optional[dict[str, Any]]:
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
     """The run's summary.json, or None when there is none (or it cannot be read)."""
     try:
         return json.loads((run_dir / SUMMARY_FILE).read_text())
@@ -101,12 +103,18 @@ def failure_summary(error: BaseException, started_at: float) -> dict[str, Any]:
     from gan_jax.errors import ConfigError
 
     status = Status.INVALID_CONFIG if isinstance(error, ConfigError) else Status.FAILED
-    return {"status": status.value, "diverged": False, "error": f"{type(error).__name__}: {error}",
-            "steps_completed": 0, "started_at": started_at}
+    return {
+        "status": status.value,
+        "diverged": False,
+        "error": f"{type(error).__name__}: {error}",
+        "steps_completed": 0,
+        "started_at": started_at,
+    }
 
 
-def record_config(run_dir: Path, config_yaml: str, overrides: Optional[list[str]] = None,
-                  hydra_yaml: Optional[str] = None) -> None:
+def record_config(
+    run_dir: Path, config_yaml: str, overrides: list[str] | None = None, hydra_yaml: str | None = None
+) -> None:
     """`.hydra/config.yaml` (and overrides.yaml, hydra.yaml), as Hydra would write them."""
     directory = run_dir / ".hydra"
     directory.mkdir(exist_ok=True)
@@ -122,7 +130,7 @@ class MetricsFile:
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / METRICS_FILE
-        self._fd: Optional[int] = None
+        self._fd: int | None = None
 
     def read(self) -> list[dict]:
         """The rows; a torn last line (a write cut short) is dropped with a warning."""
@@ -137,21 +145,24 @@ class MetricsFile:
                 rows.append(json.loads(line))
             except ValueError:
                 if number >= len(lines) - 1 and all(not rest.strip() for rest in lines[number:]):
-                    log.warning("%s: dropping its torn last line (%d bytes), a write cut short",
-                                self.path, len(line))
+                    log.warning("%s: dropping its torn last line (%d bytes), a write cut short", self.path, len(line))
                     continue
                 raise DamagedRunDirectory(
                     f"{self.path}, line {number}, is not a JSON row ({line[:80]!r}); the file was "
-                    "changed outside gan-train: remove that line, or start a new run directory") from None
+                    "changed outside gan-train: remove that line, or start a new run directory"
+                ) from None
         return rows
 
-    def restart_at(self, step: Optional[int]) -> list[dict]:
+    def restart_at(self, step: int | None) -> list[dict]:
         """Cuts the file to the rows up to `step` (None: a fresh start keeps none) and returns them."""
         rows = self.read()
         kept = [] if step is None else [r for r in rows if r["step"] <= step]
         if step is None and rows:
-            log.warning("%s: starting afresh (no checkpoint to continue from): dropping the %d rows "
-                        "an earlier attempt logged", self.path, len(rows))
+            log.warning(
+                "%s: starting afresh (no checkpoint to continue from): dropping the %d rows an earlier attempt logged",
+                self.path,
+                len(rows),
+            )
         if self.path.exists():
             write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         return kept

@@ -14,8 +14,9 @@ step; image batches come from the host, [d_steps, batch_size, H, W, C] per step.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import flax
 import jax
@@ -49,9 +50,19 @@ class PlayerState:
     model_state: Any  # other collections, e.g. spectral norm's power-iteration vectors
     opt_state: Any
 
+    if TYPE_CHECKING:  # flax.struct.dataclass adds it; mypy cannot see that
 
-def apply_model(module, player: PlayerState, x: jax.Array, params: Any = None,
-                update_stats: bool = False, axis_name: Optional[str] = None) -> tuple[jax.Array, Any]:
+        def replace(self, **changes: Any) -> PlayerState: ...
+
+
+def apply_model(
+    module,
+    player: PlayerState,
+    x: jax.Array,
+    params: Any = None,
+    update_stats: bool = False,
+    axis_name: str | None = None,
+) -> tuple[jax.Array, Any]:
     """Runs `module` with the player's variables (`params` overrides, for gradients).
 
     Returns (output, model_state); the state is updated only when `update_stats`.
@@ -59,14 +70,14 @@ def apply_model(module, player: PlayerState, x: jax.Array, params: Any = None,
     """
     variables = {"params": player.params if params is None else params, **player.model_state}
     if update_stats and player.model_state:
-        out, new_state = module.apply(variables, x, update_stats=True, axis_name=axis_name,
-                                      mutable=list(player.model_state))
+        out, new_state = module.apply(
+            variables, x, update_stats=True, axis_name=axis_name, mutable=list(player.model_state)
+        )
         return out, new_state
     return module.apply(variables, x, update_stats=False, axis_name=axis_name), player.model_state
 
 
-def _init_player(module, key: jax.Array, example: jax.Array,
-                 optimiser: optax.GradientTransformation) -> PlayerState:
+def _init_player(module, key: jax.Array, example: jax.Array, optimiser: optax.GradientTransformation) -> PlayerState:
     variables = dict(module.init(key, example))
     params = variables.pop("params")
     return PlayerState(params, variables, optimiser.init(params))
@@ -91,11 +102,11 @@ class GANParts:
     g_optimiser: optax.GradientTransformation
     d_optimiser: optax.GradientTransformation
     d_steps: int
-    penalty: Optional[Penalty] = None
+    penalty: Penalty | None = None
     # Projects D's parameters after each update (WGAN's weight clipping).
-    d_constraint: Optional[Callable[[Any], Any]] = None
+    d_constraint: Callable[[Any], Any] | None = None
     simultaneous: bool = False
-    ema_decay: Optional[float] = None
+    ema_decay: float | None = None
     ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
 
 
@@ -103,8 +114,9 @@ def stream_key(rng: jax.Array, step: jax.Array, stream: Stream, substep: Any = 0
     return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(rng, step), stream), substep)
 
 
-def sample_batch(sample_one: Callable[[jax.Array], jax.Array], key: jax.Array,
-                 first_index: Any, size: int) -> jax.Array:
+def sample_batch(
+    sample_one: Callable[[jax.Array], jax.Array], key: jax.Array, first_index: Any, size: int
+) -> jax.Array:
     """Examples first_index .. first_index+size-1 of the global batch drawn from `key`."""
     indices = first_index + jnp.arange(size)
     return jax.vmap(sample_one)(jax.vmap(jax.random.fold_in, (None, 0))(key, indices))
@@ -113,14 +125,22 @@ def sample_batch(sample_one: Callable[[jax.Array], jax.Array], key: jax.Array,
 def init_state(parts: GANParts, seed: int) -> GANState:
     rng = jax.random.PRNGKey(seed)
     models = parts.models
-    generator = _init_player(models.generator, jax.random.fold_in(rng, Stream.INIT_G),
-                             jnp.zeros((2, models.latent_dim)), parts.g_optimiser)
+    generator = _init_player(
+        models.generator,
+        jax.random.fold_in(rng, Stream.INIT_G),
+        jnp.zeros((2, models.latent_dim)),
+        parts.g_optimiser,
+    )
     return GANState(
         step=jnp.zeros((), jnp.int32),
         rng=rng,
         generator=generator,
-        discriminator=_init_player(models.discriminator, jax.random.fold_in(rng, Stream.INIT_D),
-                                   jnp.zeros((2, *parts.data.shape)), parts.d_optimiser),
+        discriminator=_init_player(
+            models.discriminator,
+            jax.random.fold_in(rng, Stream.INIT_D),
+            jnp.zeros((2, *parts.data.shape)),
+            parts.d_optimiser,
+        ),
         generator_ema=generator.params if parts.ema_decay is not None else None,
     )
 
@@ -130,12 +150,11 @@ def init_population(parts: GANParts, seeds: Any) -> GANState:
     return jax.vmap(lambda seed: init_state(parts, seed))(jnp.asarray(seeds))
 
 
-def _mean_over_devices(tree: Any, axis_name: Optional[str]) -> Any:
+def _mean_over_devices(tree: Any, axis_name: str | None) -> Any:
     return lax.pmean(tree, axis_name) if axis_name else tree
 
 
-def _apply_gradients(optimiser: optax.GradientTransformation, player: PlayerState,
-                     grads: Any) -> PlayerState:
+def _apply_gradients(optimiser: optax.GradientTransformation, player: PlayerState, grads: Any) -> PlayerState:
     updates, opt_state = optimiser.update(grads, player.opt_state, player.params)
     return player.replace(params=optax.apply_updates(player.params, updates), opt_state=opt_state)
 
@@ -144,12 +163,16 @@ def _moving_average(parts: GANParts, state: GANState, params: Any) -> Any:
     if parts.ema_decay is None:
         return None
     decay = jnp.where(state.step >= parts.ema_start, parts.ema_decay, 0.0)
-    return jax.tree.map(lambda average, p: decay * average + (1.0 - decay) * p,
-                        state.generator_ema, params)
+    return jax.tree.map(lambda average, p: decay * average + (1.0 - decay) * p, state.generator_ema, params)
 
 
-def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str], state: GANState,
-               real_batches: Optional[jax.Array] = None) -> tuple[GANState, dict[str, jax.Array]]:
+def train_step(
+    parts: GANParts,
+    batch_size: int,
+    axis_name: str | None,
+    state: GANState,
+    real_batches: jax.Array | None = None,
+) -> tuple[GANState, dict[str, jax.Array]]:
     """One iteration of Algorithm 1 on this device's `batch_size` examples.
 
     `real_batches`: this device's image batches, one per D step (the G step, which reads real
@@ -159,47 +182,66 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str], state
     first_index = lax.axis_index(axis_name) * batch_size if axis_name else 0
 
     def draw(stream: Stream, substep: Any, sample_one: Callable) -> jax.Array:
-        return sample_batch(sample_one, stream_key(state.rng, state.step, stream, substep),
-                            first_index, batch_size)
+        return sample_batch(sample_one, stream_key(state.rng, state.step, stream, substep), first_index, batch_size)
 
     def real_batch(stream: Stream, substep: Any) -> jax.Array:
         if real_batches is None:
+            assert parts.data.sample_one is not None  # no batches given: the data is sampled here
             return draw(stream, substep, parts.data.sample_one)
         return real_batches[substep]
 
-    def d_update(player: PlayerState, substep: jax.Array):
+    def d_update(player: PlayerState, substep: int):
         real = real_batch(Stream.D_REAL, substep)
-        fake, _ = apply_model(generator, state.generator,
-                              draw(Stream.D_LATENT, substep, parts.models.sample_latent),
-                              axis_name=axis_name)
+        fake, _ = apply_model(
+            generator,
+            state.generator,
+            draw(Stream.D_LATENT, substep, parts.models.sample_latent),
+            axis_name=axis_name,
+        )
         penalty_keys = draw(Stream.D_PENALTY, substep, lambda key: key)
 
         def discriminate(params):
             if parts.models.d_batch_norm:
                 # Separate passes, as the DCGAN reference does: D's batch statistics then
                 # match the all-generated batch it judges in G's step.
-                real_out, model_state = apply_model(discriminator, player, real, params,
-                                                    update_stats=True, axis_name=axis_name)
-                fake_out, model_state = apply_model(discriminator, player.replace(model_state=model_state),
-                                                    fake, params, update_stats=True, axis_name=axis_name)
+                real_out, model_state = apply_model(
+                    discriminator, player, real, params, update_stats=True, axis_name=axis_name
+                )
+                fake_out, model_state = apply_model(
+                    discriminator,
+                    player.replace(model_state=model_state),
+                    fake,
+                    params,
+                    update_stats=True,
+                    axis_name=axis_name,
+                )
                 return real_out, fake_out, model_state
             # One pass over real and fake together: half the kernel launches.
-            out, model_state = apply_model(discriminator, player, jnp.concatenate([real, fake]),
-                                           params, update_stats=True, axis_name=axis_name)
+            out, model_state = apply_model(
+                discriminator,
+                player,
+                jnp.concatenate([real, fake]),
+                params,
+                update_stats=True,
+                axis_name=axis_name,
+            )
             return *jnp.split(out, 2), model_state
 
         def loss_fn(params):
             real_out, fake_out, model_state = discriminate(params)
             loss = parts.loss.discriminator(real_out, fake_out)
-            penalty = 0.0
+            penalty: jax.Array | float = 0.0
             if parts.penalty is not None:
-                d_fn = lambda x: apply_model(discriminator, player, x, params,  # noqa: E731
-                                             axis_name=axis_name)[0]
+
+                def d_fn(x):
+                    return apply_model(discriminator, player, x, params, axis_name=axis_name)[0]
+
                 penalty = parts.penalty(d_fn, real, fake, penalty_keys)
             return loss + penalty, (loss, penalty, real_out, fake_out, model_state)
 
-        (_, (loss, penalty, real_out, fake_out, model_state)), grads = jax.value_and_grad(
-            loss_fn, has_aux=True)(player.params)
+        (_, (loss, penalty, real_out, fake_out, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            player.params
+        )
         grads = _mean_over_devices(grads, axis_name)
         player = _apply_gradients(parts.d_optimiser, player.replace(model_state=model_state), grads)
         if parts.d_constraint is not None:
@@ -228,32 +270,36 @@ def train_step(parts: GANParts, batch_size: int, axis_name: Optional[str], state
     opponent = state.discriminator if parts.simultaneous else d_player
 
     def g_loss_fn(params):
-        fake, g_model_state = apply_model(generator, state.generator, latent, params,
-                                          update_stats=True, axis_name=axis_name)
+        fake, g_model_state = apply_model(
+            generator, state.generator, latent, params, update_stats=True, axis_name=axis_name
+        )
         fake_out, _ = apply_model(discriminator, opponent, fake, axis_name=axis_name)
         # Only relativistic losses read real_out; XLA drops this pass for the others.
         real_out, _ = apply_model(discriminator, opponent, g_real, axis_name=axis_name)
         return parts.loss.generator(real_out, fake_out), g_model_state
 
-    (g_loss, g_model_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        state.generator.params)
+    (g_loss, g_model_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.generator.params)
     g_grads = _mean_over_devices(g_grads, axis_name)
-    g_player = _apply_gradients(parts.g_optimiser, state.generator.replace(model_state=g_model_state),
-                                g_grads)
+    g_player = _apply_gradients(parts.g_optimiser, state.generator.replace(model_state=g_model_state), g_grads)
 
     metrics = {**d_metrics, "g_loss": g_loss, "g_grad_norm": optax.tree.norm(g_grads)}
-    new_state = GANState(state.step + 1, state.rng, g_player, d_player,
-                         _moving_average(parts, state, g_player.params))
+    new_state = GANState(state.step + 1, state.rng, g_player, d_player, _moving_average(parts, state, g_player.params))
     return new_state, _mean_over_devices(metrics, axis_name)
 
 
-def train_steps(parts: GANParts, batch_size: int, axis_name: Optional[str], state: GANState,
-                num_steps: int, real_batches: Optional[jax.Array] = None
-                ) -> tuple[GANState, dict[str, jax.Array]]:
+def train_steps(
+    parts: GANParts,
+    batch_size: int,
+    axis_name: str | None,
+    state: GANState,
+    num_steps: int,
+    real_batches: jax.Array | None = None,
+) -> tuple[GANState, dict[str, jax.Array]]:
     """`num_steps` iterations in one program; metrics come back stacked, [num_steps].
 
     `real_batches`: None, or image batches [num_steps, d_steps, batch_size, H, W, C].
     """
+
     def body(carry, real_for_step):
         return train_step(parts, batch_size, axis_name, carry, real_for_step)
 
@@ -272,11 +318,10 @@ def sampling_generator(state: GANState) -> PlayerState:
 
 def generate(parts: GANParts, generator: PlayerState, rng: jax.Array, num_samples: int) -> jax.Array:
     """The evaluation samples: fixed latents, so successive evaluations are comparable."""
-    latent = sample_batch(parts.models.sample_latent, jax.random.fold_in(rng, Stream.EVAL_LATENT),
-                          0, num_samples)
+    latent = sample_batch(parts.models.sample_latent, jax.random.fold_in(rng, Stream.EVAL_LATENT), 0, num_samples)
     return apply_model(parts.models.generator, generator, latent)[0]
 
 
 def real_samples(parts: GANParts, rng: jax.Array, num_samples: int) -> jax.Array:
-    return sample_batch(parts.data.sample_one, jax.random.fold_in(rng, Stream.EVAL_REAL),
-                        0, num_samples)
+    assert parts.data.sample_one is not None, "real_samples draws toy data; images come from their source"
+    return sample_batch(parts.data.sample_one, jax.random.fold_in(rng, Stream.EVAL_REAL), 0, num_samples)

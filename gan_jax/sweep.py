@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -25,7 +25,7 @@ log = logging.getLogger("gan_jax")
 NO_SUMMARY = "no_summary"
 
 
-def job_statuses(sweep_dir: Path, since: Optional[float] = None) -> Counter:
+def job_statuses(sweep_dir: Path, since: float | None = None) -> Counter:
     """status -> number of jobs, from each job directory's summary.json.
 
     With `since` (the sweep's start, seconds since the epoch) only jobs of that sweep
@@ -45,7 +45,7 @@ def job_statuses(sweep_dir: Path, since: Optional[float] = None) -> Counter:
     return statuses
 
 
-def _optimising_sweeper(config: DictConfig) -> Optional[str]:
+def _optimising_sweeper(config: DictConfig) -> str | None:
     target = str(config.hydra.sweeper.get("_target_", ""))
     return "optuna" if "optuna" in target.lower() else None
 
@@ -55,7 +55,7 @@ class SweepReport(Callback):
     sweep's outcome and exits non-zero when any of its jobs did not finish."""
 
     def __init__(self) -> None:
-        self.started_at: Optional[float] = None
+        self.started_at: float | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started_at = time.time()
@@ -64,7 +64,8 @@ class SweepReport(Callback):
             error = ConfigError(
                 f"hydra/sweeper={sweeper} maximises or minimises a number each job returns, and "
                 "objective is null: set objective to a summary.json key, e.g. objective=eval.modes_captured "
-                "or objective=d_real_last_tenth (a bad key is answered with the valid ones)")
+                "or objective=d_real_last_tenth (a bad key is answered with the valid ones)"
+            )
             log.error("%s", error)
             raise SystemExit(error.exit_code)
 

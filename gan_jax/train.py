@@ -7,8 +7,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -34,23 +35,33 @@ def _exit_with(error: Exception, run_dir: Path) -> None:
         log.error("%s%s", error, f" (run directory: {run_dir})" if error.exit_code == 3 else "")
         sys.exit(error.exit_code)
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        log.error("%s: the disk is full (%s). What was written is whole; free some space and run the "
-                  "same command to continue from the latest checkpoint", run_dir, error)
+        log.error(
+            "%s: the disk is full (%s). What was written is whole; free some space and run the "
+            "same command to continue from the latest checkpoint",
+            run_dir,
+            error,
+        )
         sys.exit(1)
     raise error
 
 
-def _record_hydra_config(cfg: DictConfig, hydra_cfg: DictConfig):
+def _record_hydra_config(cfg: DictConfig, hydra_cfg: Any) -> Callable[[Path], None]:
     """What Hydra writes to .hydra/ (its own writing is off, hydra.output_subdir=null, so
     that a run the loop rejects leaves its directory as it was)."""
+
     def record(run_dir: Path) -> None:
-        rundir.record_config(run_dir, OmegaConf.to_yaml(cfg), list(hydra_cfg.overrides.task),
-                             OmegaConf.to_yaml({"hydra": hydra_cfg}))
+        rundir.record_config(
+            run_dir,
+            OmegaConf.to_yaml(cfg),
+            list(hydra_cfg.overrides.task),
+            OmegaConf.to_yaml({"hydra": hydra_cfg}),
+        )
+
     return record
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> Optional[float]:
+def main(cfg: DictConfig) -> float | None:
     started_at = time.time()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -60,23 +71,31 @@ def main(cfg: DictConfig) -> Optional[float]:
     # SIGTERM unwinds like an exception, so summary.json is written and W&B finished.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        summary = loop.run(cfg, run_dir, wandb_group=group, wandb_name=name,
-                           record_config=_record_hydra_config(cfg, hydra_cfg))
+        summary = loop.run(
+            cfg,
+            run_dir,
+            wandb_group=group,
+            wandb_name=name,
+            record_config=_record_hydra_config(cfg, hydra_cfg),
+        )
     except Exception as error:
         if not sweeping:
             _exit_with(error, run_dir)
         # In a sweep every job ends with a summary.json of this attempt, also one that
         # failed before training; SweepReport counts the failures when the sweep ends.
         log.error("job %s failed: %s", run_dir, error)
-        summary = rundir.read_summary(run_dir)
-        written = summary is not None and summary.get("started_at", 0) >= started_at
+        previous = rundir.read_summary(run_dir)
+        written = previous is not None and previous.get("started_at", 0) >= started_at
         if not written and not isinstance(error, RunDirectoryInUse):
             run_dir.mkdir(parents=True, exist_ok=True)
             rundir.write_summary(run_dir, rundir.failure_summary(error, started_at))
         return None
-    log.info("finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
-             summary.get("d_real_last_tenth", float("nan")),
-             summary.get("d_fake_last_tenth", float("nan")), run_dir)
+    log.info(
+        "finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
+        summary.get("d_real_last_tenth", float("nan")),
+        summary.get("d_fake_last_tenth", float("nan")),
+        run_dir,
+    )
     for figure in ("figure1.png", "discriminator_outputs.png", "samples.png"):
         if (run_dir / figure).exists():
             log.info("figure: %s", run_dir / figure)

@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A tiny but real run: the whole loop, a few steps, small networks.
 TINY = [
-    "logger=none", "train.progress_bar=false", "train.steps=20", "train.batch_size=32",
-    "train.log_every=5", "train.eval_every=10", "train.steps_per_call=5",
+    "logger=none",
+    "train.progress_bar=false",
+    "train.steps=20",
+    "train.batch_size=32",
+    "train.log_every=5",
+    "train.eval_every=10",
+    "train.steps_per_call=5",
     "train.num_eval_samples=200",
 ]
 
@@ -35,21 +40,38 @@ def compose_config(overrides: list[str]):
     return compose(overrides)
 
 
-def gan_train(args: list[str], env_extra: dict | None = None, timeout: int = 300,
-              cwd: Path | None = None) -> subprocess.CompletedProcess:
+def gan_train(
+    args: list[str], env_extra: dict | None = None, timeout: int = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Runs `gan-train ARGS` in a fresh process (so XLA_FLAGS and W&B start clean)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "gan_jax.train", *args], env=env, cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "gan_jax.train", *args],
+        env=env,
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # experiment=fashion_mnist_dcgan, shrunk: 8-channel networks, a few steps.
 TINY_DCGAN = [
-    "experiment=fashion_mnist_dcgan", "logger=none", "train.progress_bar=false",
-    "model.generator.width=8", "model.discriminator.width=8", "model.latent_dim=16",
-    "train.batch_size=16", "train.steps=6", "train.log_every=1", "train.eval_every=3",
-    "train.sample_every=3", "train.checkpoint_every=3", "train.num_eval_samples=32", "train.ema_start=2",
+    "experiment=fashion_mnist_dcgan",
+    "logger=none",
+    "train.progress_bar=false",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "model.latent_dim=16",
+    "train.batch_size=16",
+    "train.steps=6",
+    "train.log_every=1",
+    "train.eval_every=3",
+    "train.sample_every=3",
+    "train.checkpoint_every=3",
+    "train.num_eval_samples=32",
+    "train.ema_start=2",
 ]
 
 
@@ -57,8 +79,9 @@ TINY_DCGAN = [
 def fashion_mnist_dir(tmp_path_factory) -> Path:
     """A TFDS data directory with a small fashion_mnist (512 train, 128 test examples)
     prepared, through the real preparation path, from IDX files the tests write."""
-    from gan_jax.data import images
     from idx_files import write_fashion_mnist_like
+
+    from gan_jax.data import images
 
     source = write_fashion_mnist_like(tmp_path_factory.mktemp("idx"))
     data_dir = tmp_path_factory.mktemp("tfds")

@@ -23,7 +23,7 @@ def synthetic_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     images = rng.integers(0, 40, (count, 28, 28))
     for i, label in enumerate(labels):  # a bar whose place and width say the class
         top = 2 + 2 * int(label)
-        images[i, top:top + 3 + int(label) % 3, 4:24] += 180
+        images[i, top : top + 3 + int(label) % 3, 4:24] += 180
     images[:, 0, 0], images[:, -1, -1] = 0, 255
     return np.clip(images, 0, 255).astype(np.uint8), labels
 
@@ -39,6 +39,6 @@ def write_fashion_mnist_like(directory: Path, train: int = 512, test: int = 128)
     directory.mkdir(parents=True, exist_ok=True)
     train_images, train_labels = synthetic_images(train, seed=0)
     test_images, test_labels = synthetic_images(test, seed=1)
-    for name, array in zip(FASHION_MNIST_FILES, (train_images, train_labels, test_images, test_labels)):
+    for name, array in zip(FASHION_MNIST_FILES, (train_images, train_labels, test_images, test_labels), strict=True):
         write_idx(directory / name, array)
     return directory

@@ -6,15 +6,25 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import compose_config
+
 from gan_jax import loop
 from gan_jax.config import ConfigError
 
-BASE = ["logger=none", "train.progress_bar=false", "experiment=none", "dataset=ring_2d",
-        "train.batch_size=64", "model.generator.width=32", "model.discriminator.width=32",
-        "train.log_every=5", "train.eval_every=20", "train.steps_per_call=10",
-        "train.checkpoint_every=20", "train.num_eval_samples=100"]
+BASE = [
+    "logger=none",
+    "train.progress_bar=false",
+    "experiment=none",
+    "dataset=ring_2d",
+    "train.batch_size=64",
+    "model.generator.width=32",
+    "model.discriminator.width=32",
+    "train.log_every=5",
+    "train.eval_every=20",
+    "train.steps_per_call=10",
+    "train.checkpoint_every=20",
+    "train.num_eval_samples=100",
+]
 
 
 def _train_rows(run_dir):

@@ -20,7 +20,8 @@ IDX_DIR = Path(os.environ.get("GAN_JAX_FASHION_MNIST_IDX", classifier.DEBIAN_IDX
 needs_data = pytest.mark.skipif(
     not all((IDX_DIR / f).is_file() for files in classifier.IDX_FILES.values() for f in files),
     reason=f"Fashion-MNIST IDX files not in {IDX_DIR}: apt-get install dataset-fashion-mnist "
-           f"(or set GAN_JAX_FASHION_MNIST_IDX to a directory holding them)")
+    f"(or set GAN_JAX_FASHION_MNIST_IDX to a directory holding them)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,4 +95,4 @@ def test_fid_grows_with_gaussian_noise(extract, splits):
     for sigma in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8):
         noisy = np.clip(test[:n] + sigma * rng.standard_normal(test[:n].shape), -1, 1).astype(np.float32)
         fids.append(metrics.frechet_distance(reference, extract(noisy)[0]))
-    assert all(a < b for a, b in zip(fids, fids[1:])), fids
+    assert all(a < b for a, b in zip(fids, fids[1:], strict=False)), fids

@@ -15,8 +15,13 @@ def gan_compare(args: list[str]):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "gan_jax.compare", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gan_jax.compare", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _wandb_run_file(run_dir: Path) -> Path:
@@ -49,8 +54,17 @@ def test_logger_none_writes_no_wandb_files(tmp_path):
 
 
 def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
-    result = gan_train(["-m", "loss=minimax,non_saturating", "seed=0,1", *CLI_TINY,
-                        "dataset=ring_2d", f"hydra.sweep.dir={tmp_path}"], timeout=600)
+    result = gan_train(
+        [
+            "-m",
+            "loss=minimax,non_saturating",
+            "seed=0,1",
+            *CLI_TINY,
+            "dataset=ring_2d",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     job_dirs = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
     assert len(job_dirs) == 4
@@ -72,8 +86,17 @@ def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
 
 
 def test_sweep_goes_on_past_a_diverging_job_and_says_how_many_failed(tmp_path):
-    result = gan_train(["-m", "optim=sgd", "optim.lr=0.001,1e30", *CLI_TINY, "logger=none",
-                        "dataset=ring_2d", f"hydra.sweep.dir={tmp_path}"])
+    result = gan_train(
+        [
+            "-m",
+            "optim=sgd",
+            "optim.lr=0.001,1e30",
+            *CLI_TINY,
+            "logger=none",
+            "dataset=ring_2d",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
     assert result.returncode == 1
     summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
     assert [s["status"] for s in summaries] == ["finished", "diverged"]
@@ -96,12 +119,20 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     from conftest import ROOT
 
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    common = ["train.progress_bar=false", "train.log_every=100", "train.eval_every=100000",
-              "train.checkpoint_every=200"]
+    common = [
+        "train.progress_bar=false",
+        "train.log_every=100",
+        "train.eval_every=100000",
+        "train.checkpoint_every=200",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "gan_jax.train", "train.steps=100000", *common, f"hydra.run.dir={killed}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (killed / "checkpoints" / "200").exists():
         time.sleep(0.2)
@@ -134,10 +165,20 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
 def test_optuna_sweep_maximises_an_objective_from_the_summaries(tmp_path):
     import yaml
 
-    result = gan_train(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
-                        "hydra.sweeper.direction=maximize", "optim.lr=interval(1e-4,1e-2)",
-                        "objective=eval.high_quality", *CLI_TINY, "logger=none", "dataset=ring_2d",
-                        f"hydra.sweep.dir={tmp_path}"])
+    result = gan_train(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.direction=maximize",
+            "optim.lr=interval(1e-4,1e-2)",
+            "objective=eval.high_quality",
+            *CLI_TINY,
+            "logger=none",
+            "dataset=ring_2d",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     values = [json.loads(p.read_text())["eval"]["high_quality"] for p in tmp_path.glob("*/summary.json")]
     assert len(values) == 3
@@ -147,8 +188,17 @@ def test_optuna_sweep_maximises_an_objective_from_the_summaries(tmp_path):
 
 
 def test_submitit_local_launcher_runs_jobs_in_fresh_processes(tmp_path):
-    result = gan_train(["-m", "hydra/launcher=submitit_local", "loss=minimax,hinge", *CLI_TINY,
-                        "logger=none", "dataset=ring_2d", f"hydra.sweep.dir={tmp_path}"])
+    result = gan_train(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "loss=minimax,hinge",
+            *CLI_TINY,
+            "logger=none",
+            "dataset=ring_2d",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
     assert [s["status"] for s in summaries] == ["finished", "finished"]

@@ -7,14 +7,20 @@ from functools import partial
 import jax
 import numpy as np
 import pytest
-
 from conftest import TINY_DCGAN, compose_config
-from gan_jax.data import feed
+
 from gan_jax import loop, losses, penalties, step
 from gan_jax.config import ConfigError, validate
+from gan_jax.data import feed
 
-SMALL = ["experiment=none", "model.generator.width=16", "model.discriminator.width=16",
-         "model.generator.depth=2", "model.discriminator.depth=2", "train.batch_size=32"]
+SMALL = [
+    "experiment=none",
+    "model.generator.width=16",
+    "model.discriminator.width=16",
+    "model.generator.depth=2",
+    "model.discriminator.depth=2",
+    "train.batch_size=32",
+]
 
 
 def _train(overrides: list[str], num_steps: int = 10, base: list[str] = SMALL):
@@ -33,8 +39,11 @@ def _loss_overrides(loss: str, penalty: str) -> list[str]:
 
 
 # Each loss once and each penalty once in `make test`; the full product with `make test-all`.
-COVERING = sorted({(loss, "none") for loss in losses.names()}
-                  | {("non_saturating", p) for p in penalties.names()} | {("wgan", "wgan_gp")})
+COVERING = sorted(
+    {(loss, "none") for loss in losses.names()}
+    | {("non_saturating", p) for p in penalties.names()}
+    | {("wgan", "wgan_gp")}
+)
 ALL_PAIRS = [(loss, penalty) for loss in losses.names() for penalty in penalties.names()]
 PAIRS = [pytest.param(*pair, marks=() if pair in COVERING else pytest.mark.slow) for pair in ALL_PAIRS]
 
@@ -50,16 +59,21 @@ def test_every_loss_and_penalty_trains_ring_2d(loss, penalty):
 
 
 IMAGE_COVERING = {("minimax", "none"), ("wgan", "wgan_gp"), ("relativistic", "r1")}
-IMAGE_PAIRS = [pytest.param(*pair, marks=() if pair in IMAGE_COVERING else pytest.mark.slow)
-               for pair in ALL_PAIRS]
+IMAGE_PAIRS = [pytest.param(*pair, marks=() if pair in IMAGE_COVERING else pytest.mark.slow) for pair in ALL_PAIRS]
 
 
 @pytest.mark.parametrize("loss, penalty", IMAGE_PAIRS)
 def test_every_loss_and_penalty_trains_fashion_mnist_dcgan(loss, penalty, fashion_mnist_dir):
     # Gradient penalties are per example: D normalises per example (layer norm) then.
     norm = "batch" if penalty == "none" else "layer"
-    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", f"model.discriminator.norm={norm}",
-                                       *_loss_overrides(loss, penalty)])
+    cfg = compose_config(
+        TINY_DCGAN
+        + [
+            f"dataset.data_dir={fashion_mnist_dir}",
+            f"model.discriminator.norm={norm}",
+            *_loss_overrides(loss, penalty),
+        ]
+    )
     validate(cfg, num_devices=1)
     parts = loop.build_parts(cfg)
     batch = cfg.train.batch_size
@@ -90,24 +104,36 @@ def test_spectral_norm_keeps_its_power_iteration_across_steps():
     state, _ = _train(["dataset=ring_2d", "loss=hinge", "model.discriminator.spectral_norm=true"], 60)
     stats = state.discriminator.model_state["batch_stats"]
     assert stats, "spectral norm keeps its vectors in the batch_stats collection"
-    kernels = {path: leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state.discriminator.params)
-               if "kernel" in jax.tree_util.keystr(path)}
-    sigmas = {jax.tree_util.keystr(path): float(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(stats)
-              if "sigma" in jax.tree_util.keystr(path)}
+    kernels = {
+        path: leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state.discriminator.params)
+        if "kernel" in jax.tree_util.keystr(path)
+    }
+    sigmas = {
+        jax.tree_util.keystr(path): float(leaf)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(stats)
+        if "sigma" in jax.tree_util.keystr(path)
+    }
     assert len(sigmas) == len(kernels) == 3
-    for (path, kernel), sigma in zip(sorted(kernels.items(), key=lambda kv: jax.tree_util.keystr(kv[0])),
-                                     [sigmas[k] for k in sorted(sigmas)]):
+    for (_, kernel), sigma in zip(
+        sorted(kernels.items(), key=lambda kv: jax.tree_util.keystr(kv[0])),
+        [sigmas[k] for k in sorted(sigmas)],
+        strict=True,
+    ):
         assert sigma == pytest.approx(np.linalg.svd(np.asarray(kernel), compute_uv=False)[0], rel=0.05)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["train.schedule=simultaneous", "train.d_steps=5"], "train.d_steps=5: simultaneous updates"),
-    (["model=dirac", "dataset=ring_2d"], "model=dirac: its generator is one number"),
-    (["penalty=r1", "penalty.weight=0"], "penalty.weight=0 makes penalty=r1 do nothing"),
-    (["penalty=none", "penalty.weight=3"], "penalty.weight=3.0 has no effect with penalty=none"),
-    (["loss=wgan", "penalty=wgan_gp"], "the gradient penalty replaces weight clipping"),
-    (["loss.name=wgan"], "loss.name='wgan': valid values are minimax, non_saturating, hinge"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.schedule=simultaneous", "train.d_steps=5"], "train.d_steps=5: simultaneous updates"),
+        (["model=dirac", "dataset=ring_2d"], "model=dirac: its generator is one number"),
+        (["penalty=r1", "penalty.weight=0"], "penalty.weight=0 makes penalty=r1 do nothing"),
+        (["penalty=none", "penalty.weight=3"], "penalty.weight=3.0 has no effect with penalty=none"),
+        (["loss=wgan", "penalty=wgan_gp"], "the gradient penalty replaces weight clipping"),
+        (["loss.name=wgan"], "loss.name='wgan': valid values are minimax, non_saturating, hinge"),
+    ],
+)
 def test_options_that_do_not_fit_fail_at_start(overrides, message):
     with pytest.raises(ConfigError) as error:
         validate(compose_config(["experiment=none"] + overrides), num_devices=1)
@@ -121,15 +147,45 @@ def test_weight_clip_belongs_to_wgan_only():
         compose_config(["loss=hinge", "loss.weight_clip=0.01"])
 
 
-@pytest.mark.parametrize("experiment, expected", [
-    ("arjovsky2017_wgan", {"loss.name": "wgan", "loss.weight_clip": 0.01, "optim.name": "rmsprop",
-                           "optim.lr": 5e-5, "train.d_steps": 5, "penalty.name": "none"}),
-    ("gulrajani2017_wgan_gp", {"loss.name": "wgan", "loss.weight_clip": None, "penalty.name": "wgan_gp",
-                               "penalty.weight": 10.0, "optim.lr": 1e-4, "optim.b1": 0.0,
-                               "optim.b2": 0.9, "train.d_steps": 5}),
-    ("miyato2018_sngan", {"loss.name": "hinge", "model.discriminator.spectral_norm": True,
-                          "optim.b1": 0.0, "optim.b2": 0.9, "train.d_steps": 5}),
-])
+@pytest.mark.parametrize(
+    "experiment, expected",
+    [
+        (
+            "arjovsky2017_wgan",
+            {
+                "loss.name": "wgan",
+                "loss.weight_clip": 0.01,
+                "optim.name": "rmsprop",
+                "optim.lr": 5e-5,
+                "train.d_steps": 5,
+                "penalty.name": "none",
+            },
+        ),
+        (
+            "gulrajani2017_wgan_gp",
+            {
+                "loss.name": "wgan",
+                "loss.weight_clip": None,
+                "penalty.name": "wgan_gp",
+                "penalty.weight": 10.0,
+                "optim.lr": 1e-4,
+                "optim.b1": 0.0,
+                "optim.b2": 0.9,
+                "train.d_steps": 5,
+            },
+        ),
+        (
+            "miyato2018_sngan",
+            {
+                "loss.name": "hinge",
+                "model.discriminator.spectral_norm": True,
+                "optim.b1": 0.0,
+                "optim.b2": 0.9,
+                "train.d_steps": 5,
+            },
+        ),
+    ],
+)
 def test_paper_presets(experiment, expected):
     from omegaconf import OmegaConf
 

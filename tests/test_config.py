@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import compose_config, gan_train
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from conftest import compose_config, gan_train
 from gan_jax.config import ConfigError, validate
 
 
@@ -20,29 +20,35 @@ def test_default_config_is_goodfellow_fig1_and_valid():
     assert cfg.train.num_eval_samples == 2500
 
 
-@pytest.mark.parametrize("dataset, values", [
-    ("gaussian_1d", {"mean": 4.0, "std": 0.5}),
-    ("ring_2d", {"num_modes": 8, "radius": 1.0, "std": 0.01}),
-    ("grid_2d", {"num_modes_per_side": 5, "spacing": 2.0, "std": 0.05}),
-])
+@pytest.mark.parametrize(
+    "dataset, values",
+    [
+        ("gaussian_1d", {"mean": 4.0, "std": 0.5}),
+        ("ring_2d", {"num_modes": 8, "radius": 1.0, "std": 0.01}),
+        ("grid_2d", {"num_modes_per_side": 5, "spacing": 2.0, "std": 0.05}),
+    ],
+)
 def test_dataset_defaults_follow_the_papers(dataset, values):
     cfg = compose_config([f"dataset={dataset}"])
     assert cfg.dataset.name == dataset
     assert {k: cfg.dataset[k] for k in values} == values
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.batch_size=-4", "train.batch_size=-4: must be an integer >= 1"),
-    ("train.steps=0", "train.steps=0: must be an integer >= 1"),
-    ("train.d_steps=0", "train.d_steps=0"),
-    ("dataset.std=0", "dataset.std=0.0: must be a number > 0"),
-    ("dataset.std=-1", "dataset.std=-1.0: must be a number > 0"),
-    ("optim.lr=0", "optim.lr=0.0: must be a number > 0"),
-    ("optim.b1=1.5", "optim.b1=1.5: must be a number in [0.0, 1.0)"),
-    ("loss.name=wasserstein", "loss.name='wasserstein': valid values are minimax, non_saturating"),
-    ("model.latent_dist=cauchy", "model.latent_dist='cauchy': valid values are normal, uniform"),
-    ("model.generator.activation=swishy", "model.generator.activation='swishy': valid values are relu"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.batch_size=-4", "train.batch_size=-4: must be an integer >= 1"),
+        ("train.steps=0", "train.steps=0: must be an integer >= 1"),
+        ("train.d_steps=0", "train.d_steps=0"),
+        ("dataset.std=0", "dataset.std=0.0: must be a number > 0"),
+        ("dataset.std=-1", "dataset.std=-1.0: must be a number > 0"),
+        ("optim.lr=0", "optim.lr=0.0: must be a number > 0"),
+        ("optim.b1=1.5", "optim.b1=1.5: must be a number in [0.0, 1.0)"),
+        ("loss.name=wasserstein", "loss.name='wasserstein': valid values are minimax, non_saturating"),
+        ("model.latent_dist=cauchy", "model.latent_dist='cauchy': valid values are normal, uniform"),
+        ("model.generator.activation=swishy", "model.generator.activation='swishy': valid values are relu"),
+    ],
+)
 def test_out_of_range_values_name_key_and_valid_values(override, message):
     cfg = compose_config([override])
     with pytest.raises(ConfigError, match=None) as error:
@@ -50,9 +56,14 @@ def test_out_of_range_values_name_key_and_valid_values(override, message):
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("dataset, override", [
-    ("ring_2d", "dataset.std=0"), ("grid_2d", "dataset.spacing=-2"), ("ring_2d", "dataset.num_modes=0"),
-])
+@pytest.mark.parametrize(
+    "dataset, override",
+    [
+        ("ring_2d", "dataset.std=0"),
+        ("grid_2d", "dataset.spacing=-2"),
+        ("ring_2d", "dataset.num_modes=0"),
+    ],
+)
 def test_each_dataset_checks_its_own_fields(dataset, override):
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         validate(compose_config([f"dataset={dataset}", override]), num_devices=1)

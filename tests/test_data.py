@@ -37,8 +37,7 @@ def test_grid_modes_are_the_pacgan_grid():
     assert grid.modes.shape == (25, 2)
 
 
-@pytest.mark.parametrize("dataset", [toy.gaussian_1d(4.0, 0.5), toy.ring_2d(8, 1.0, 0.01),
-                                     toy.grid_2d(5, 2.0, 0.05)])
+@pytest.mark.parametrize("dataset", [toy.gaussian_1d(4.0, 0.5), toy.ring_2d(8, 1.0, 0.01), toy.grid_2d(5, 2.0, 0.05)])
 def test_standardisation_constants_are_the_exact_moments(dataset):
     x = _draw(dataset, n=50000)
     np.testing.assert_allclose(x.mean(0), dataset.loc, atol=0.03 * np.max(dataset.scale))

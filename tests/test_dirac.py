@@ -13,9 +13,18 @@ METHOD_KEYS = {"minimax", "non_saturating", "wgan", "wgan_gp", "non_saturating+r
 
 def test_reproduction_shows_which_methods_converge(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments/mescheder2018_dirac/reproduce.py"),
-         "--out", str(tmp_path), "--steps", "3000"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "experiments/mescheder2018_dirac/reproduce.py"),
+            "--out",
+            str(tmp_path),
+            "--steps",
+            "3000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert set(results) == METHOD_KEYS

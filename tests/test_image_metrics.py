@@ -35,15 +35,24 @@ def test_frechet_distance_matches_pytorch_fid(features, references):
 
 
 def test_frechet_distance_from_cached_statistics(features):
-    stats_a, stats_b = metrics.feature_statistics(features["fid_a"]), metrics.feature_statistics(features["fid_b"])
+    stats_a, stats_b = (
+        metrics.feature_statistics(features["fid_a"]),
+        metrics.feature_statistics(features["fid_b"]),
+    )
     assert metrics.frechet_distance_from_statistics(*stats_a, *stats_b) == metrics.frechet_distance(
-        features["fid_a"], features["fid_b"])
+        features["fid_a"], features["fid_b"]
+    )
 
 
 def test_kid_matches_torch_fidelity(features, references):
     ref = references["kid"]
-    mean, std = metrics.kernel_inception_distance(features["kid_a"], features["kid_b"], num_subsets=ref["num_subsets"],
-                                                  subset_size=ref["subset_size"], seed=ref["seed"])
+    mean, std = metrics.kernel_inception_distance(
+        features["kid_a"],
+        features["kid_b"],
+        num_subsets=ref["num_subsets"],
+        subset_size=ref["subset_size"],
+        seed=ref["seed"],
+    )
     assert mean == pytest.approx(ref["mean"], rel=RTOL)
     assert std == pytest.approx(ref["std"], rel=RTOL)
 
@@ -75,10 +84,12 @@ def test_prdc_blocks_do_not_change_the_result(features, monkeypatch):
     from gan_jax.metrics import distances
 
     whole = metrics.precision_recall(features["prdc_real"], features["prdc_fake"]) | metrics.density_coverage(
-        features["prdc_real"], features["prdc_fake"])
+        features["prdc_real"], features["prdc_fake"]
+    )
     monkeypatch.setattr(distances, "DISTANCE_BLOCK_ROWS", 7)
     blocked = metrics.precision_recall(features["prdc_real"], features["prdc_fake"]) | metrics.density_coverage(
-        features["prdc_real"], features["prdc_fake"])
+        features["prdc_real"], features["prdc_fake"]
+    )
     assert blocked == whole
 
 
@@ -95,8 +106,9 @@ def test_small_samples_warn_and_say_so():
     assert metrics.sample_size_notes(5000, 5000, 64, kid_subset_size=1000) == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        metrics.kernel_inception_distance(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)),
-                                          num_subsets=2, subset_size=100)
+        metrics.kernel_inception_distance(
+            rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), num_subsets=2, subset_size=100
+        )
 
 
 def test_bad_inputs_are_named():

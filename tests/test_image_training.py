@@ -11,8 +11,8 @@ from functools import partial
 
 import jax
 import numpy as np
-
 from conftest import ROOT, TINY_DCGAN, compose_config, gan_train
+
 from gan_jax import loop, step
 
 
@@ -26,7 +26,10 @@ def test_gan_train_dcgan_writes_grids_checkpoints_and_summary(fashion_mnist_dir,
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps_completed"] == 6
     assert np.isfinite(summary["final"]["d_loss"]) and 0 < summary["d_real_last_tenth"] < 1
-    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_00000003.png", "step_00000006.png"]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step_00000003.png",
+        "step_00000006.png",
+    ]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["3", "6"]
     assert np.load(tmp_path / "samples.npy").shape == (32, 28, 28, 1)
     from PIL import Image
@@ -43,14 +46,15 @@ def test_continued_dcgan_run_equals_uninterrupted_run_bit_for_bit(fashion_mnist_
     assert continued["resumed_from_step"] == 3
     whole, split = _rows(tmp_path / "whole"), _rows(tmp_path / "split")
     assert [r for r in split if "d_loss" in r] == [r for r in whole if "d_loss" in r]
-    np.testing.assert_array_equal(np.load(tmp_path / "split" / "samples.npy"),
-                                  np.load(tmp_path / "whole" / "samples.npy"))
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "split" / "samples.npy"), np.load(tmp_path / "whole" / "samples.npy")
+    )
 
 
 def test_batch_norm_across_two_devices_matches_one_device(fashion_mnist_dir, tmp_path):
     script = f"""
 import json, sys
-sys.path.insert(0, {str(ROOT / 'tests')!r})
+sys.path.insert(0, {str(ROOT / "tests")!r})
 from pathlib import Path
 from conftest import TINY_DCGAN, compose_config
 from gan_jax import loop
@@ -71,8 +75,17 @@ print(json.dumps(out))
 
 def test_missing_mnist_fails_within_a_minute_naming_it(tmp_path):
     start = time.perf_counter()
-    result = gan_train(["experiment=none", "dataset=mnist", "model=dcgan", "logger=none",
-                        f"dataset.data_dir={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run'}"], timeout=120)
+    result = gan_train(
+        [
+            "experiment=none",
+            "dataset=mnist",
+            "model=dcgan",
+            "logger=none",
+            f"dataset.data_dir={tmp_path / 'empty'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        timeout=120,
+    )
     assert time.perf_counter() - start < 60
     assert result.returncode == 2
     output = result.stdout + result.stderr
@@ -80,8 +93,16 @@ def test_missing_mnist_fails_within_a_minute_naming_it(tmp_path):
 
 
 def test_ema_averages_the_generator_after_its_start_step():
-    cfg = compose_config(["experiment=none", "dataset=ring_2d", "model.generator.width=8",
-                          "model.discriminator.width=8", "train.ema_decay=0.5", "train.ema_start=1"])
+    cfg = compose_config(
+        [
+            "experiment=none",
+            "dataset=ring_2d",
+            "model.generator.width=8",
+            "model.discriminator.width=8",
+            "train.ema_decay=0.5",
+            "train.ema_start=1",
+        ]
+    )
     parts = loop.build_parts(cfg)
     one_step = jax.jit(partial(step.train_step, parts, 16, None))
     state = step.init_state(parts, 0)

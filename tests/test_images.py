@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import compose_config
+
 from gan_jax.config import ConfigError, validate
 from gan_jax.data import feed, images
 from gan_jax.models import dcgan
@@ -37,8 +37,9 @@ def test_idx_files_prepare_into_exactly_their_images_and_labels(fashion_mnist_di
     assert dataset.num_examples == 512 and _dataset(fashion_mnist_dir, "dataset.split=test").num_examples == 128
     written, labels = synthetic_images(512, seed=0)
     read = dataset.source.__getitems__(list(range(512)))  # TFDS stores them shuffled
-    assert (sorted((r["image"][..., 0].tobytes(), int(r["label"])) for r in read)
-            == sorted(zip((image.tobytes() for image in written), labels.tolist())))
+    assert sorted((r["image"][..., 0].tobytes(), int(r["label"])) for r in read) == sorted(
+        zip((image.tobytes() for image in written), labels.tolist(), strict=True)
+    )
     assert (fashion_mnist_dir / "fashion_mnist" / "3.0.1" / "dataset_info.json").is_file()
 
 
@@ -59,8 +60,10 @@ def test_batches_depend_only_on_seed_and_index(fashion_mnist_dir):
     n = dataset.num_examples
     first, second = images._epoch_order(3, 0, n), images._epoch_order(3, 1, n)
     assert sorted(first.tolist()) == list(range(n)) and not np.array_equal(first, second)
-    np.testing.assert_array_equal(dataset.batch(3, n // 16, 16), dataset.preprocess(
-        np.stack([dataset.source[int(i)]["image"] for i in second[:16]])))
+    np.testing.assert_array_equal(
+        dataset.batch(3, n // 16, 16),
+        dataset.preprocess(np.stack([dataset.source[int(i)]["image"] for i in second[:16]])),
+    )
 
 
 def test_device_feed_matches_host_batches_and_splits_over_devices(fashion_mnist_dir):
@@ -88,8 +91,9 @@ def test_missing_dataset_fails_at_once_naming_it_and_what_to_fetch(tmp_path):
     message = str(error.value)
     assert "dataset mnist is not prepared in" in message and "tfds build mnist" in message
     with pytest.raises(images.DataError, match="downloads disabled"):
-        images.build(compose_config(["dataset=mnist", f"dataset.data_dir={tmp_path}",
-                                     "dataset.download=false"]).dataset)
+        images.build(
+            compose_config(["dataset=mnist", f"dataset.data_dir={tmp_path}", "dataset.download=false"]).dataset
+        )
 
 
 def test_damaged_data_directory_fails_saying_to_prepare_again(fashion_mnist_dir, tmp_path):
@@ -97,7 +101,7 @@ def test_damaged_data_directory_fails_saying_to_prepare_again(fashion_mnist_dir,
 
     shutil.copytree(fashion_mnist_dir / "fashion_mnist", tmp_path / "fashion_mnist")
     record = next((tmp_path / "fashion_mnist" / "3.0.1").glob("*train.array_record*"))
-    record.write_bytes(record.read_bytes()[: 1000])
+    record.write_bytes(record.read_bytes()[:1000])
     with pytest.raises(images.DataError, match="holds a damaged copy of fashion_mnist"):
         _dataset(tmp_path)
 
@@ -140,14 +144,24 @@ def test_batch_norm_records_running_statistics_only_when_asked():
     np.testing.assert_array_equal(norm.apply(variables, x, False, None), out)  # same batch statistics
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["experiment=none", "model=dcgan", "dataset=ring_2d"], "model=dcgan: needs an image dataset"),
-    (["experiment=fashion_mnist_dcgan", "dataset.image_size=48"], "dataset.image_size=48: model=dcgan supports 28, 32, 64"),
-    (["experiment=fashion_mnist_dcgan", "penalty=wgan_gp", "penalty.weight=10"],
-     "penalty=wgan_gp with model.discriminator.norm=batch"),
-    (["experiment=fashion_mnist_dcgan", "model.generator.upsample=bilinear"],
-     "model.generator.upsample='bilinear': valid values are subpixel, transpose, resize_conv"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["experiment=none", "model=dcgan", "dataset=ring_2d"], "model=dcgan: needs an image dataset"),
+        (
+            ["experiment=fashion_mnist_dcgan", "dataset.image_size=48"],
+            "dataset.image_size=48: model=dcgan supports 28, 32, 64",
+        ),
+        (
+            ["experiment=fashion_mnist_dcgan", "penalty=wgan_gp", "penalty.weight=10"],
+            "penalty=wgan_gp with model.discriminator.norm=batch",
+        ),
+        (
+            ["experiment=fashion_mnist_dcgan", "model.generator.upsample=bilinear"],
+            "model.generator.upsample='bilinear': valid values are subpixel, transpose, resize_conv",
+        ),
+    ],
+)
 def test_image_config_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate(compose_config(overrides), 1)
@@ -155,6 +169,7 @@ def test_image_config_errors(overrides, message):
 
 def test_an_image_run_knows_its_summary_keys_for_sweep_objectives(fashion_mnist_dir):
     from conftest import TINY_DCGAN
+
     from gan_jax import loop
 
     parts = loop.build_parts(compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}"]))

@@ -84,8 +84,12 @@ def test_missing_weights_say_what_to_get(tmp_path, monkeypatch):
         with pytest.raises(inception.WeightsError) as error:
             inception.inception_v3(given)
         message = str(error.value)
-        for needed in ("pt_inception-2015-12-05-6726825d.pth", "6726825d", "github.com/mseitzer/pytorch-fid/releases",
-                       inception.WEIGHTS_ENV):
+        for needed in (
+            "pt_inception-2015-12-05-6726825d.pth",
+            "6726825d",
+            "github.com/mseitzer/pytorch-fid/releases",
+            inception.WEIGHTS_ENV,
+        ):
             assert needed in message
     assert "nowhere.pth does not exist" in message
 
@@ -102,21 +106,31 @@ def test_wrong_tensors_are_named(tmp_path, cache):
     good = {name: np.zeros(shape, np.float32) for name, shape in shapes.items() if name.startswith("Conv2d_1a")}
     bad = dict(good, **{"Conv2d_1a_3x3.conv.weight": np.zeros((32, 1, 3, 3), np.float32)})
     torch_format.save_state_dict(bad, tmp_path / "bad.pth")
-    with pytest.raises(inception.WeightsError, match=r"Conv2d_1a_3x3\.conv\.weight has shape \(32, 1, 3, 3\), "
-                                                     r"expected \(32, 3, 3, 3\)"), pytest.warns(
-            inception.NonStandardWeightsWarning):
+    with (
+        pytest.raises(
+            inception.WeightsError,
+            match=r"Conv2d_1a_3x3\.conv\.weight has shape \(32, 1, 3, 3\), "
+            r"expected \(32, 3, 3, 3\)",
+        ),
+        pytest.warns(inception.NonStandardWeightsWarning),
+    ):
         inception.inception_v3(tmp_path / "bad.pth")
-    with pytest.raises(inception.WeightsError, match=r"Conv2d_2a_3x3\.conv\.weight \(shape \(32, 32, 3, 3\)\) is missing"):
+    with pytest.raises(
+        inception.WeightsError, match=r"Conv2d_2a_3x3\.conv\.weight \(shape \(32, 32, 3, 3\)\) is missing"
+    ):
         inception.check_state_dict(good)
     full = {name: np.broadcast_to(np.float32(0), shape) for name, shape in shapes.items()}
     inception.check_state_dict(full)
-    with pytest.raises(inception.WeightsError, match=r"unexpected tensor AuxLogits\.fc\.weight \(shape \(1008, 768\)\)"):
+    with pytest.raises(
+        inception.WeightsError, match=r"unexpected tensor AuxLogits\.fc\.weight \(shape \(1008, 768\)\)"
+    ):
         inception.check_state_dict(full | {"AuxLogits.fc.weight": np.zeros((1008, 768))})
 
 
 def test_reader_needs_no_torch_and_runs_no_code(tmp_path):
     try:
         import torch  # noqa: F401
+
         pytest.skip("torch is installed: the restricted reader is the fallback")
     except ImportError:
         pass
@@ -144,8 +158,12 @@ def test_reader_reads_pytorchs_legacy_format(references):
 
 
 def test_writer_round_trip(tmp_path):
-    arrays = {"a": np.arange(12, dtype=np.float32).reshape(3, 4).T, "n": np.array(7, np.int64),
-              "d": np.linspace(0, 1, 5), "flag": np.array([True, False])}
+    arrays = {
+        "a": np.arange(12, dtype=np.float32).reshape(3, 4).T,
+        "n": np.array(7, np.int64),
+        "d": np.linspace(0, 1, 5),
+        "flag": np.array([True, False]),
+    }
     torch_format.save_state_dict(arrays, tmp_path / "x.pth")
     loaded = torch_format.read_state_dict(tmp_path / "x.pth")
     for name, value in arrays.items():

@@ -62,7 +62,8 @@ def test_relativistic_average():
 @pytest.mark.parametrize("name", ["minimax", "non_saturating"])
 def test_discriminator_loss_is_binary_cross_entropy(name):
     expected = np.mean([-math.log(_sigmoid(r)) for r in (2.0, -1.0, 0.5)]) + np.mean(
-        [-math.log(1 - _sigmoid(f)) for f in (-3.0, 0.0, 1.5)])
+        [-math.log(1 - _sigmoid(f)) for f in (-3.0, 0.0, 1.5)]
+    )
     assert float(losses.get(name).discriminator(REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
 
 

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import compose_config
 from scipy.spatial import cKDTree
 
-from conftest import compose_config
 from gan_jax import loop
 from gan_jax.data import toy
 from gan_jax.metrics.modes import mode_metrics
@@ -20,7 +20,10 @@ RING = toy.ring_2d(8, 1.0, 0.01)
 def test_samples_at_every_mode_capture_all_with_no_kl():
     samples = np.repeat(RING.modes, 10, axis=0) + 0.005
     assert mode_metrics(samples, RING.modes, RING.std) == {
-        "modes_captured": 8, "high_quality": 1.0, "reverse_kl": pytest.approx(0.0, abs=1e-12)}
+        "modes_captured": 8,
+        "high_quality": 1.0,
+        "reverse_kl": pytest.approx(0.0, abs=1e-12),
+    }
 
 
 def test_collapse_onto_one_mode():
@@ -33,7 +36,10 @@ def test_collapse_onto_one_mode():
 def test_samples_between_modes_are_not_high_quality():
     samples = np.zeros((20, 2))  # the ring's centre: 1.0 = 100 std from every mode
     assert mode_metrics(samples, RING.modes, RING.std) == {
-        "modes_captured": 0, "high_quality": 0.0, "reverse_kl": None}
+        "modes_captured": 0,
+        "high_quality": 0.0,
+        "reverse_kl": None,
+    }
 
 
 def test_threshold_is_three_stds():

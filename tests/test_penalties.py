@@ -66,8 +66,10 @@ def test_penalty_gradients_are_finite(name):
     def mlp(params, x):
         return jnp.tanh(x @ params["w1"]) @ params["w2"]
 
-    params = {"w1": jax.random.normal(jax.random.PRNGKey(3), (2, 8)),
-              "w2": jax.random.normal(jax.random.PRNGKey(4), (8, 1))}
+    params = {
+        "w1": jax.random.normal(jax.random.PRNGKey(3), (2, 8)),
+        "w2": jax.random.normal(jax.random.PRNGKey(4), (8, 1)),
+    }
     grads = jax.grad(lambda p: penalty(lambda x: mlp(p, x), REAL, FAKE, KEYS))(params)
     assert all(np.all(np.isfinite(g)) and np.any(g != 0) for g in jax.tree.leaves(grads))
 

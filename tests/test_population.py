@@ -6,15 +6,25 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import compose_config
+
 from gan_jax import loop
 from gan_jax.config import ConfigError, validate
 
-BASE = ["logger=none", "train.progress_bar=false", "experiment=none", "dataset=ring_2d",
-        "train.batch_size=64", "model.generator.width=32", "model.discriminator.width=32",
-        "train.steps=20", "train.log_every=1", "train.eval_every=20", "train.steps_per_call=10",
-        "train.num_eval_samples=200"]
+BASE = [
+    "logger=none",
+    "train.progress_bar=false",
+    "experiment=none",
+    "dataset=ring_2d",
+    "train.batch_size=64",
+    "model.generator.width=32",
+    "model.discriminator.width=32",
+    "train.steps=20",
+    "train.log_every=1",
+    "train.eval_every=20",
+    "train.steps_per_call=10",
+    "train.num_eval_samples=200",
+]
 
 
 def _rows(run_dir, seed):
@@ -33,19 +43,24 @@ def test_each_replica_equals_the_single_run_with_its_seed(tmp_path):
         together, alone = _rows(tmp_path / "population", seed), _rows(tmp_path / f"single{seed}", seed)
         assert len(together) == len(alone) == 20
         for key in ("d_loss", "g_loss", "d_real", "d_fake"):
-            np.testing.assert_allclose([r[key] for r in together[:10]], [r[key] for r in alone[:10]],
-                                       atol=1e-4, err_msg=f"seed {seed}, {key}")
+            np.testing.assert_allclose(
+                [r[key] for r in together[:10]],
+                [r[key] for r in alone[:10]],
+                atol=1e-4,
+                err_msg=f"seed {seed}, {key}",
+            )
         replica = population["replicas"][index]
         assert replica["eval"]["modes_captured"] == single["eval"]["modes_captured"]
-        np.testing.assert_allclose(samples[index], np.load(tmp_path / f"single{seed}" / "samples.npy"),
-                                   atol=1e-3)
+        np.testing.assert_allclose(samples[index], np.load(tmp_path / f"single{seed}" / "samples.npy"), atol=1e-3)
     assert not np.allclose(samples[0], samples[1])
 
 
 def test_population_resumes_from_its_checkpoint(tmp_path):
     whole = loop.run(compose_config(BASE + ["train.num_seeds=2"]), tmp_path / "whole")
-    loop.run(compose_config(BASE + ["train.num_seeds=2", "train.steps=10", "train.checkpoint_every=10"]),
-             tmp_path / "split")
+    loop.run(
+        compose_config(BASE + ["train.num_seeds=2", "train.steps=10", "train.checkpoint_every=10"]),
+        tmp_path / "split",
+    )
     split = loop.run(compose_config(BASE + ["train.num_seeds=2", "train.checkpoint_every=10"]), tmp_path / "split")
     assert split["resumed_from_step"] == 10
     for seed in (0, 1):

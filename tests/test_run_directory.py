@@ -14,17 +14,27 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, compose_config, gan_train
+
 from gan_jax import loop, rundir
 from gan_jax.config import ConfigError
 from gan_jax.errors import RunDirectoryInUse
 from gan_jax.run_logger import RunLogger
 
-BASE = ["logger=none", "train.progress_bar=false", "experiment=none", "dataset=ring_2d",
-        "train.batch_size=64", "model.generator.width=32", "model.discriminator.width=32",
-        "train.log_every=5", "train.eval_every=20", "train.steps_per_call=10",
-        "train.checkpoint_every=20", "train.num_eval_samples=100"]
+BASE = [
+    "logger=none",
+    "train.progress_bar=false",
+    "experiment=none",
+    "dataset=ring_2d",
+    "train.batch_size=64",
+    "model.generator.width=32",
+    "model.discriminator.width=32",
+    "train.log_every=5",
+    "train.eval_every=20",
+    "train.steps_per_call=10",
+    "train.checkpoint_every=20",
+    "train.num_eval_samples=100",
+]
 CLI = [o for o in BASE if o != "logger=none"] + ["logger=none"]
 
 
@@ -42,8 +52,11 @@ def _summary(run_dir):
 
 def _snapshot(run_dir):
     """Every file's bytes, but the lock's holder line and Hydra's log of each attempt."""
-    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name not in (rundir.LOCK_FILE, "train.log")}
+    return {
+        p.relative_to(run_dir): p.read_bytes()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.name not in (rundir.LOCK_FILE, "train.log")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +82,8 @@ def _fail_at_row(monkeypatch, row_number, error):
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_afresh_without_duplicate_rows(
-        tmp_path, monkeypatch, uninterrupted, caplog):
+    tmp_path, monkeypatch, uninterrupted, caplog
+):
     _fail_at_row(monkeypatch, 3, KeyboardInterrupt())  # Ctrl-C at step 15, before the checkpoint at 20
     with pytest.raises(KeyboardInterrupt):
         loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
@@ -101,9 +115,9 @@ def test_a_second_process_fails_at_once_naming_the_holder_and_changes_nothing(tm
     before = _snapshot(run_dir)
     with rundir.claim(run_dir):
         result = gan_train(CLI + ["train.steps=60", f"hydra.run.dir={run_dir}"])
-        with pytest.raises(RunDirectoryInUse, match=f"in use by gan-train \\(pid {os.getpid()} on"):
-            with rundir.claim(run_dir):
-                pass
+        in_use = pytest.raises(RunDirectoryInUse, match=f"in use by gan-train \\(pid {os.getpid()} on")
+        with in_use, rundir.claim(run_dir):
+            pass
     assert result.returncode == RunDirectoryInUse.exit_code, result.stderr[-2000:]
     assert f"is in use by gan-train (pid {os.getpid()}" in result.stdout + result.stderr
     assert _snapshot(run_dir) == before
@@ -225,8 +239,7 @@ def test_a_sweep_job_that_fails_before_training_records_it_and_fails_the_sweep(t
     stale.mkdir()
     rundir.write_summary(stale, {"status": "finished", "started_at": 1.0})
     os.utime(stale, (1.0, 1.0))
-    result = gan_train(["-m", "seed=0,100000000000000000000000", *CLI, "train.steps=10",
-                        f"hydra.sweep.dir={tmp_path}"])
+    result = gan_train(["-m", "seed=0,100000000000000000000000", *CLI, "train.steps=10", f"hydra.sweep.dir={tmp_path}"])
     assert result.returncode == 1, result.stderr[-2000:]
     output = result.stdout + result.stderr
     assert "1 of 2 jobs failed (finished: 1, invalid_config: 1)" in output
@@ -235,8 +248,7 @@ def test_a_sweep_job_that_fails_before_training_records_it_and_fails_the_sweep(t
 
 
 def test_an_optuna_sweep_without_an_objective_fails_at_start(tmp_path):
-    result = gan_train(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", *CLI,
-                        f"hydra.sweep.dir={tmp_path}"])
+    result = gan_train(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", *CLI, f"hydra.sweep.dir={tmp_path}"])
     assert result.returncode == 2
     assert "objective is null: set objective to a summary.json key" in result.stdout + result.stderr
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no job ran
@@ -250,9 +262,22 @@ def test_wandb_online_without_a_key_on_a_terminal_logs_offline_and_never_waits(t
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "no_netrc"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "gan_jax.train", *[o for o in CLI if o != "logger=none"], "logger=wandb",
-         "logger.mode=online", "train.steps=10", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=ROOT, env=env, stdin=secondary, stdout=secondary, stderr=secondary)
+        [
+            sys.executable,
+            "-m",
+            "gan_jax.train",
+            *[o for o in CLI if o != "logger=none"],
+            "logger=wandb",
+            "logger.mode=online",
+            "train.steps=10",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+    )
     os.close(secondary)
     chunks: list[bytes] = []
 
@@ -278,8 +303,15 @@ def test_wandb_online_without_a_key_on_a_terminal_logs_offline_and_never_waits(t
 
 @pytest.mark.slow
 def test_wandb_with_a_bogus_key_records_the_mode_it_really_logged_in(tmp_path):
-    result = gan_train([*[o for o in CLI if o != "logger=none"], "logger=wandb", "train.steps=10",
-                        f"hydra.run.dir={tmp_path}"], env_extra={"WANDB_API_KEY": "x" * 40})
+    result = gan_train(
+        [
+            *[o for o in CLI if o != "logger=none"],
+            "logger=wandb",
+            "train.steps=10",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        env_extra={"WANDB_API_KEY": "x" * 40},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert _summary(tmp_path)["wandb"]["mode"] == "offline"
 
@@ -289,8 +321,9 @@ def test_job_statuses_count_only_this_sweep(tmp_path):
 
     for name, started in (("0_old", 10.0), ("1_new", 200.0), ("2_new_failed", 300.0)):
         (tmp_path / name).mkdir()
-        rundir.write_summary(tmp_path / name, {"status": "failed" if "failed" in name else "finished",
-                                               "started_at": started})
+        rundir.write_summary(
+            tmp_path / name, {"status": "failed" if "failed" in name else "finished", "started_at": started}
+        )
         os.utime(tmp_path / name, (started, started))
     (tmp_path / "3_killed").mkdir()  # began after the sweep started, wrote no summary
     os.utime(tmp_path / "3_killed", (400.0, 400.0))

@@ -11,12 +11,17 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from conftest import ROOT, compose_config
+
 from gan_jax import loop, step
 
-OVERRIDES = ["experiment=none", "dataset=ring_2d", "model.generator.width=32",
-             "model.discriminator.width=32", "train.batch_size=64"]
+OVERRIDES = [
+    "experiment=none",
+    "dataset=ring_2d",
+    "model.generator.width=32",
+    "model.discriminator.width=32",
+    "train.batch_size=64",
+]
 
 
 def _parts(extra=()):
@@ -35,8 +40,11 @@ def test_scan_of_steps_equals_repeated_steps():
     scanned, stacked = jax.jit(partial(step.train_steps, parts, 64, None), static_argnums=1)(state, 3)
     np.testing.assert_allclose(stacked["d_loss"], rows, rtol=1e-6)
     assert int(scanned.step) == 3
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                 scanned.generator.params, looped.generator.params)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+        scanned.generator.params,
+        looped.generator.params,
+    )
 
 
 def test_vmap_over_seeds_equals_separate_runs():
@@ -64,7 +72,7 @@ def test_pmap_over_four_cpu_devices_matches_one_device(tmp_path):
     """ring_2d, same seed: d_loss step by step on 1, 2 and 4 forced CPU devices."""
     script = f"""
 import json, sys
-sys.path.insert(0, {str(ROOT / 'tests')!r})
+sys.path.insert(0, {str(ROOT / "tests")!r})
 from pathlib import Path
 from conftest import compose_config
 from gan_jax import loop
@@ -81,8 +89,7 @@ for n in (1, 2, 4):
 print(json.dumps(out))
 """
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     losses = {int(k): np.array(v) for k, v in json.loads(result.stdout.strip().splitlines()[-1]).items()}
     assert len(losses[1]) == 20

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import compose_config
+
 from gan_jax import loop
 
 
@@ -79,6 +79,5 @@ def test_goodfellow_fig1_generator_matches_the_data(tmp_path):
 
 @pytest.mark.parametrize("mean, std", [(-3.0, 2.0), (10.0, 0.1)])
 def test_goodfellow_fig1_matches_other_target_gaussians(tmp_path, mean, std):
-    cfg = compose_config(["logger=none", "train.progress_bar=false",
-                          f"dataset.mean={mean}", f"dataset.std={std}"])
+    cfg = compose_config(["logger=none", "train.progress_bar=false", f"dataset.mean={mean}", f"dataset.std={std}"])
     _assert_generator_matches(loop.run(cfg, tmp_path), mean, std)

@@ -49,9 +49,20 @@ CHECKPOINTS = (100, 1000, 3000, 10000)
 
 def compose_method(overrides: list[str], update: str, lr: float):
     with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        cfg = compose("config", overrides=[
-            "experiment=none", "model=dirac", "dataset=dirac", "optim=sgd", f"optim.lr={lr}",
-            f"train.schedule={update}", "train.batch_size=8", "logger=none", *overrides])
+        cfg = compose(
+            "config",
+            overrides=[
+                "experiment=none",
+                "model=dirac",
+                "dataset=dirac",
+                "optim=sgd",
+                f"optim.lr={lr}",
+                f"train.schedule={update}",
+                "train.batch_size=8",
+                "logger=none",
+                *overrides,
+            ],
+        )
     validate(cfg, num_devices=1)
     return cfg
 
@@ -62,6 +73,7 @@ def point(state: step.GANState) -> jax.Array:
 
 def trajectory(parts: step.GANParts, seed: int, num_steps: int) -> np.ndarray:
     """[(theta, psi)] from the start through every step: [num_steps + 1, 2]."""
+
     def body(state, _):
         state, _ = step.train_step(parts, 8, None, state)
         return state, point(state)
@@ -83,7 +95,8 @@ def vector_field(parts: step.GANParts, grid: np.ndarray) -> np.ndarray:
     def field(theta_psi):
         start = state.replace(
             generator=state.generator.replace(params={"theta": theta_psi[:1]}),
-            discriminator=state.discriminator.replace(params={"psi": theta_psi[1:]}))
+            discriminator=state.discriminator.replace(params={"psi": theta_psi[1:]}),
+        )
         moved, _ = step.train_step(parts, 8, None, start)
         return point(moved) - theta_psi
 
@@ -119,31 +132,41 @@ def main() -> None:
         # The issue's top-level keys: the alternating run (Algorithm 1's schedule).
         results[method].update(results[method]["alternating"])
 
-    setting = {"steps": args.steps, "optimizer": "sgd", "lr": args.lr, "start": [1.0, 1.0],
-               "converged_below": CONVERGED_BELOW, "methods": METHODS}
+    setting = {
+        "steps": args.steps,
+        "optimizer": "sgd",
+        "lr": args.lr,
+        "start": [1.0, 1.0],
+        "converged_below": CONVERGED_BELOW,
+        "methods": METHODS,
+    }
     (args.out / "results.json").write_text(json.dumps({"setting": setting, "results": results}, indent=2))
     plot(paths, args)
 
     print(f"Dirac-GAN, {args.steps} steps of SGD(lr={args.lr}) from (theta, psi) = (1, 1)")
-    print(f"{'method':20s} {'update':13s} {'initial':>8s} {'@1000':>8s} {'final':>9s} "
-          f"{'first < ' + str(CONVERGED_BELOW):>12s}  converged")
+    print(
+        f"{'method':20s} {'update':13s} {'initial':>8s} {'@1000':>8s} {'final':>9s} "
+        f"{'first < ' + str(CONVERGED_BELOW):>12s}  converged"
+    )
     for method, by_update in results.items():
         for update in UPDATES:
             r = by_update[update]
-            print(f"{method:20s} {update:13s} {r['initial_distance']:8.3f} "
-                  f"{r['distance_at'].get('1000', float('nan')):8.3f} {r['final_distance']:9.3f} "
-                  f"{str(r['first_step_below']):>12s}  {r['converged']}")
+            print(
+                f"{method:20s} {update:13s} {r['initial_distance']:8.3f} "
+                f"{r['distance_at'].get('1000', float('nan')):8.3f} {r['final_distance']:9.3f} "
+                f"{str(r['first_step_below']):>12s}  {r['converged']}"
+            )
 
 
 def plot(paths: dict, args) -> None:
     fig, axes = plt.subplots(1, len(METHODS), figsize=(3.3 * len(METHODS), 3.4), sharey=True)
     ticks = np.linspace(-2, 2, 17)
     grid = np.stack(np.meshgrid(ticks, ticks, indexing="xy"), -1).reshape(-1, 2)
-    for ax, (method, overrides) in zip(axes, METHODS.items()):
+    for ax, (method, overrides) in zip(axes, METHODS.items(), strict=True):
         parts = loop.build_parts(compose_method(overrides, "simultaneous", 1.0))
         field = vector_field(parts, grid)
         ax.quiver(grid[:, 0], grid[:, 1], field[:, 0], field[:, 1], color="0.6", angles="xy")
-        for update, colour in zip(UPDATES, ("tab:red", "tab:blue")):
+        for update, colour in zip(UPDATES, ("tab:red", "tab:blue"), strict=True):
             path = np.clip(paths[method, update], -2.2, 2.2)
             ax.plot(path[:, 0], path[:, 1], color=colour, lw=1, label=update)
         ax.plot([1], [1], "ko", ms=4)

@@ -39,8 +39,13 @@ METHODS = {
     "minimax": ["loss=minimax"],
     "non_saturating": ["loss=non_saturating"],
     "hinge": ["loss=hinge"],
-    "wgan_gp": ["loss=wgan", "loss.weight_clip=null", "penalty=wgan_gp", "penalty.weight=1.0",
-                "train.d_steps=5"],
+    "wgan_gp": [
+        "loss=wgan",
+        "loss.weight_clip=null",
+        "penalty=wgan_gp",
+        "penalty.weight=1.0",
+        "train.d_steps=5",
+    ],
     "non_saturating+r1": ["loss=non_saturating", "penalty=r1", "penalty.weight=1.0"],
     "non_saturating+spectral_norm": ["loss=non_saturating", "model.discriminator.spectral_norm=true"],
     # An exponential moving average of G's parameters (samples come from it).
@@ -50,23 +55,48 @@ METHODS = {
 METRICS = ("modes_captured", "high_quality", "reverse_kl")
 # Published rows (modes captured, % high-quality, reverse KL), ../../README's references.
 PUBLISHED = {
-    "ring_2d": [("GAN (VEEGAN paper)", 1, 99.3, None), ("Unrolled GAN (VEEGAN paper)", 7.6, 35.6, None),
-                ("VEEGAN", 8, 52.9, None), ("GAN (PacGAN paper)", 6.3, 98.2, 0.45),
-                ("PacGAN2", 7.9, 95.6, 0.07)],
-    "grid_2d": [("GAN (VEEGAN paper)", 3.3, 0.5, None), ("Unrolled GAN (VEEGAN paper)", 23.6, 16, None),
-                ("VEEGAN", 24.6, 40, None), ("GAN (PacGAN paper)", 17.3, 94.8, 0.70),
-                ("PacGAN4", 24.8, 93.6, 0.04)],
+    "ring_2d": [
+        ("GAN (VEEGAN paper)", 1, 99.3, None),
+        ("Unrolled GAN (VEEGAN paper)", 7.6, 35.6, None),
+        ("VEEGAN", 8, 52.9, None),
+        ("GAN (PacGAN paper)", 6.3, 98.2, 0.45),
+        ("PacGAN2", 7.9, 95.6, 0.07),
+    ],
+    "grid_2d": [
+        ("GAN (VEEGAN paper)", 3.3, 0.5, None),
+        ("Unrolled GAN (VEEGAN paper)", 23.6, 16, None),
+        ("VEEGAN", 24.6, 40, None),
+        ("GAN (PacGAN paper)", 17.3, 94.8, 0.70),
+        ("PacGAN4", 24.8, 93.6, 0.04),
+    ],
 }
 
 
 def compose_run(dataset: str, method: list[str], seeds: int, steps: int):
     with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        return compose("config", overrides=[
-            "experiment=none", f"dataset={dataset}", "model=mlp", "model.latent_dim=2", "optim=adam",
-            "optim.lr=1e-3", "logger=none", "train.progress_bar=false", f"train.steps={steps}",
-            "train.batch_size=256", "train.steps_per_call=100", f"train.eval_every={steps}",
-            f"train.checkpoint_every={steps}", f"train.sample_every={steps}", "train.log_every=100",
-            "train.num_eval_samples=2500", f"train.num_seeds={seeds}", *method])
+        return compose(
+            "config",
+            overrides=[
+                "experiment=none",
+                f"dataset={dataset}",
+                "model=mlp",
+                "model.latent_dim=2",
+                "optim=adam",
+                "optim.lr=1e-3",
+                "logger=none",
+                "train.progress_bar=false",
+                f"train.steps={steps}",
+                "train.batch_size=256",
+                "train.steps_per_call=100",
+                f"train.eval_every={steps}",
+                f"train.checkpoint_every={steps}",
+                f"train.sample_every={steps}",
+                "train.log_every=100",
+                "train.num_eval_samples=2500",
+                f"train.num_seeds={seeds}",
+                *method,
+            ],
+        )
 
 
 def run_method(dataset: str, name: str, seeds: int, steps: int, out: Path) -> dict:
@@ -74,28 +104,47 @@ def run_method(dataset: str, name: str, seeds: int, steps: int, out: Path) -> di
     start = time.perf_counter()
     summary = loop.run(compose_run(dataset, METHODS[name], seeds, steps), run_dir)
     per_seed = [{k: r.get("eval", {}).get(k) for k in METRICS} for r in summary["replicas"]]
-    result = {"seconds": round(time.perf_counter() - start, 1), "status": summary["status"], "per_seed": per_seed}
+    result = {
+        "seconds": round(time.perf_counter() - start, 1),
+        "status": summary["status"],
+        "per_seed": per_seed,
+    }
     for key in METRICS:
         values = [s[key] for s in per_seed if s[key] is not None]
-        result[key] = {"mean": float(np.mean(values)) if values else None,
-                       "std": float(np.std(values)) if values else None, "defined_for": len(values)}
-    print(f"{dataset:8s} {name:30s} modes {result['modes_captured']['mean']:5.2f}  "
-          f"high quality {100 * result['high_quality']['mean']:5.1f}%  ({result['seconds']} s)", flush=True)
+        result[key] = {
+            "mean": float(np.mean(values)) if values else None,
+            "std": float(np.std(values)) if values else None,
+            "defined_for": len(values),
+        }
+    print(
+        f"{dataset:8s} {name:30s} modes {result['modes_captured']['mean']:5.2f}  "
+        f"high quality {100 * result['high_quality']['mean']:5.1f}%  ({result['seconds']} s)",
+        flush=True,
+    )
     return result
 
 
 def table(results: dict, seeds: int, steps: int) -> str:
-    lines = [f"Ours: mean +- std over {seeds} seeds, {steps} steps; PacGAN protocol (2,500 samples, "
-             "high quality = within 3 std of a mode).", ""]
+    lines = [
+        f"Ours: mean +- std over {seeds} seeds, {steps} steps; PacGAN protocol (2,500 samples, "
+        "high quality = within 3 std of a mode).",
+        "",
+    ]
     for dataset in DATASETS:
-        lines += [f"### {dataset}", "", "| method | modes captured | high-quality % | reverse KL |",
-                  "|---|---|---|---|"]
+        lines += [
+            f"### {dataset}",
+            "",
+            "| method | modes captured | high-quality % | reverse KL |",
+            "|---|---|---|---|",
+        ]
         for name, r in results[dataset].items():
             kl = r["reverse_kl"]
             kl_text = f"{kl['mean']:.3f} +- {kl['std']:.3f}" if kl["mean"] is not None else "-"
-            lines.append(f"| gan_jax {name} | {r['modes_captured']['mean']:.2f} +- {r['modes_captured']['std']:.2f} "
-                         f"| {100 * r['high_quality']['mean']:.1f} +- {100 * r['high_quality']['std']:.1f} "
-                         f"| {kl_text} |")
+            lines.append(
+                f"| gan_jax {name} | {r['modes_captured']['mean']:.2f} +- {r['modes_captured']['std']:.2f} "
+                f"| {100 * r['high_quality']['mean']:.1f} +- {100 * r['high_quality']['std']:.1f} "
+                f"| {kl_text} |"
+            )
         for name, modes, quality, kl in PUBLISHED[dataset]:
             lines.append(f"| {name} | {modes} | {quality} | {kl if kl is not None else '-'} |")
         lines.append("")
@@ -107,15 +156,14 @@ def _previous_results(path: Path, seeds: int, steps: int) -> dict:
         return {dataset: {} for dataset in DATASETS}
     saved = json.loads(path.read_text())
     if (saved["seeds"], saved["steps"]) != (seeds, steps):
-        raise SystemExit(f"{path} holds {saved['seeds']} seeds x {saved['steps']} steps; "
-                         f"use those, or another --out")
+        raise SystemExit(f"{path} holds {saved['seeds']} seeds x {saved['steps']} steps; use those, or another --out")
     return saved["results"]
 
 
 def scatter(dataset: str, names: list[str], out: Path) -> Path:
     modes = data.build(compose_run(dataset, [], 1, 1).dataset).modes
     fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3.1))
-    for ax, name in zip(axes, names):
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         samples = np.load(out / "runs" / f"{dataset}_{name}" / "samples.npy")[0]
         ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.3)
         ax.scatter(modes[:, 0], modes[:, 1], s=12, c="r", marker="x")
@@ -149,8 +197,9 @@ def main() -> None:
         for name in methods:
             results[dataset][name] = run_method(dataset, name, args.seeds, args.steps, args.out)
         results[dataset] = {name: results[dataset][name] for name in METHODS if name in results[dataset]}
-    (args.out / "results.json").write_text(json.dumps(
-        {"seeds": args.seeds, "steps": args.steps, "results": results}, indent=2) + "\n")
+    (args.out / "results.json").write_text(
+        json.dumps({"seeds": args.seeds, "steps": args.steps, "results": results}, indent=2) + "\n"
+    )
     (args.out / "table.md").write_text(table(results, args.seeds, args.steps))
     for dataset in DATASETS:
         scatter(dataset, list(results[dataset]), args.out)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import torch_reference
 from hydra import compose, initialize_config_dir
 
-import torch_reference
 from gan_jax import loop, parallel, step
 from gan_jax.config import register_schemas
 from gan_jax.data import ImageDataset, feed
@@ -88,21 +88,35 @@ def torch_runner(upsample: str, device: str):
     class Generator(nn.Module):
         def __init__(self):
             super().__init__()
-            self.project = nn.Sequential(nn.Linear(100, 7 * 7 * 128), nn.Unflatten(1, (128, 7, 7)),
-                                         nn.BatchNorm2d(128), nn.ReLU())
+            self.project = nn.Sequential(
+                nn.Linear(100, 7 * 7 * 128), nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU()
+            )
             self.body = nn.Sequential(up(128, 64), nn.BatchNorm2d(64), nn.ReLU(), up(64, 1), nn.Tanh())
 
         def forward(self, z):
             return self.body(self.project(z))
 
     g_net = Generator()
-    d_net = nn.Sequential(nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-                          nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
-                          nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
+    d_net = nn.Sequential(
+        nn.Conv2d(1, 64, 4, 2, 1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1),
+        nn.BatchNorm2d(128),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(7 * 7 * 128, 1),
+    )
     real = torch.from_numpy(fixed_real_batch()).permute(0, 3, 1, 2).contiguous().to(device)
-    run = torch_reference.gan_runner(g_net, d_net, g_net.parameters(), d_net.parameters(),
-                                     lambda: real, lambda: torch.randn(BATCH, 100), warm_up=3,
-                                     joint_d_pass=False)
+    run = torch_reference.gan_runner(
+        g_net,
+        d_net,
+        g_net.parameters(),
+        d_net.parameters(),
+        lambda: real,
+        lambda: torch.randn(BATCH, 100),
+        warm_up=3,
+        joint_d_pass=False,
+    )
     return torch_reference.synchronised(run, device)
 
 
@@ -157,8 +171,10 @@ def main() -> None:
         warm = first_call_seconds(cache)
     pipeline = None if args.skip_pipeline else pipeline_images_per_second(args.data_dir)
 
-    contenders = {"pytorch_transpose": torch_runner("transpose", args.torch_device),
-                  "pytorch_subpixel": torch_runner("subpixel", args.torch_device)}
+    contenders = {
+        "pytorch_transpose": torch_runner("transpose", args.torch_device),
+        "pytorch_subpixel": torch_runner("subpixel", args.torch_device),
+    }
     for upsample in ("subpixel", "transpose", "resize_conv"):
         contenders[f"gan_jax_{upsample}"] = jax_runner(upsample)[0]
     rates = {name: [] for name in contenders}
@@ -167,25 +183,43 @@ def main() -> None:
             rates[name].append(images_per_second(run, args.steps))
     medians = {name: statistics.median(r) for name, r in rates.items()}
 
-    print(f"DCGAN step, 28x28x1, batch {BATCH}, {args.rounds} rounds x {args.steps} steps; "
-          f"jax {jax.__version__} on {jax.default_backend()}, torch on {args.torch_device} "
-          f"({_torch_threads()} threads)")
-    print(f"{'contender':22s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s} "
-          f"{'vs PT transpose':>16s} {'vs PT subpixel':>15s}")
+    print(
+        f"DCGAN step, 28x28x1, batch {BATCH}, {args.rounds} rounds x {args.steps} steps; "
+        f"jax {jax.__version__} on {jax.default_backend()}, torch on {args.torch_device} "
+        f"({_torch_threads()} threads)"
+    )
+    print(
+        f"{'contender':22s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s} "
+        f"{'vs PT transpose':>16s} {'vs PT subpixel':>15s}"
+    )
     for name, r in rates.items():
-        print(f"{name:22s} {medians[name]:9.0f} {min(r):7.0f} {max(r):7.0f} {BATCH / medians[name] * 1e3:8.1f} "
-              f"{medians[name] / medians['pytorch_transpose']:15.2f}x "
-              f"{medians[name] / medians['pytorch_subpixel']:14.2f}x")
+        print(
+            f"{name:22s} {medians[name]:9.0f} {min(r):7.0f} {max(r):7.0f} {BATCH / medians[name] * 1e3:8.1f} "
+            f"{medians[name] / medians['pytorch_transpose']:15.2f}x "
+            f"{medians[name] / medians['pytorch_subpixel']:14.2f}x"
+        )
     consumed = medians["gan_jax_subpixel"]
     print(f"first call (compile + 1 step), fresh process: cache cold {cold:.1f} s, warm {warm:.1f} s")
     if pipeline:
-        print(f"input pipeline: host {pipeline['host_batches']:.0f} images/s "
-              f"({pipeline['host_batches'] / consumed:.0f}x the step's {consumed:.0f}), "
-              f"prefetching device feed {pipeline['device_feed']:.0f} images/s "
-              f"({pipeline['device_feed'] / consumed:.0f}x)")
+        print(
+            f"input pipeline: host {pipeline['host_batches']:.0f} images/s "
+            f"({pipeline['host_batches'] / consumed:.0f}x the step's {consumed:.0f}), "
+            f"prefetching device feed {pipeline['device_feed']:.0f} images/s "
+            f"({pipeline['device_feed'] / consumed:.0f}x)"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"rates": rates, "medians": medians, "first_call_cold_s": cold,
-                                         "first_call_warm_s": warm, "pipeline": pipeline}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rates": rates,
+                    "medians": medians,
+                    "first_call_cold_s": cold,
+                    "first_call_warm_s": warm,
+                    "pipeline": pipeline,
+                },
+                indent=2,
+            )
+        )
 
 
 def _torch_threads() -> int:

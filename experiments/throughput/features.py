@@ -67,7 +67,7 @@ def pytorch_fid_runner(n: int):
     import torch.library
 
     # PyPI's torchvision is linked against CUDA torch; pytorch-fid needs only its Python classes.
-    torch.library.register_fake = lambda *args, **kwargs: (lambda fn: fn)
+    torch.library.register_fake = lambda *args, **kwargs: lambda fn: fn
     from pytorch_fid import inception
 
     state = {}
@@ -76,11 +76,17 @@ def pytorch_fid_runner(n: int):
         return state["dict"]
 
     model = inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    for name, block in (("Mixed_5b", inception.FIDInceptionA(192, 32)), ("Mixed_5c", inception.FIDInceptionA(256, 64)),
-                        ("Mixed_5d", inception.FIDInceptionA(288, 64)), ("Mixed_6b", inception.FIDInceptionC(768, 128)),
-                        ("Mixed_6c", inception.FIDInceptionC(768, 160)), ("Mixed_6d", inception.FIDInceptionC(768, 160)),
-                        ("Mixed_6e", inception.FIDInceptionC(768, 192)), ("Mixed_7b", inception.FIDInceptionE_1(1280)),
-                        ("Mixed_7c", inception.FIDInceptionE_2(2048))):
+    for name, block in (
+        ("Mixed_5b", inception.FIDInceptionA(192, 32)),
+        ("Mixed_5c", inception.FIDInceptionA(256, 64)),
+        ("Mixed_5d", inception.FIDInceptionA(288, 64)),
+        ("Mixed_6b", inception.FIDInceptionC(768, 128)),
+        ("Mixed_6c", inception.FIDInceptionC(768, 160)),
+        ("Mixed_6d", inception.FIDInceptionC(768, 160)),
+        ("Mixed_6e", inception.FIDInceptionC(768, 192)),
+        ("Mixed_7b", inception.FIDInceptionE_1(1280)),
+        ("Mixed_7c", inception.FIDInceptionE_2(2048)),
+    ):
         setattr(model, name, block)
     state["dict"] = model.state_dict()
     inception.load_state_dict_from_url = random_weights
@@ -90,7 +96,7 @@ def pytorch_fid_runner(n: int):
     def run():
         with torch.no_grad():
             for start in range(0, n, INCEPTION_BATCH):
-                net(batch[start:start + INCEPTION_BATCH])
+                net(batch[start : start + INCEPTION_BATCH])
 
     run_once = batch[:INCEPTION_BATCH]
     with torch.no_grad():
@@ -110,8 +116,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     wanted = args.contenders.split(",") if args.contenders else list(RUNNERS)
-    counts = {"classifier": args.classifier_images, "inception": args.inception_images,
-              "pytorch_fid": args.inception_images}
+    counts = {
+        "classifier": args.classifier_images,
+        "inception": args.inception_images,
+        "pytorch_fid": args.inception_images,
+    }
     runners = {}
     for name in wanted:
         try:

@@ -19,19 +19,30 @@ import time
 from pathlib import Path
 
 import jax
+import torch_reference
 from hydra import compose, initialize_config_dir
 
-import torch_reference
 from gan_jax import loop, parallel, step
 from gan_jax.config import register_schemas
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 OVERRIDES = [
-    "experiment=none", "dataset=ring_2d", "model=mlp", "loss=non_saturating", "optim=adam",
-    "optim.lr=2e-4", "model.generator.width=128", "model.generator.depth=3",
-    "model.discriminator.width=128", "model.discriminator.depth=3",
-    "model.generator.activation=relu", "model.discriminator.activation=relu",
-    "model.latent_dim=2", "train.batch_size=512", "train.d_steps=1", "logger=none",
+    "experiment=none",
+    "dataset=ring_2d",
+    "model=mlp",
+    "loss=non_saturating",
+    "optim=adam",
+    "optim.lr=2e-4",
+    "model.generator.width=128",
+    "model.generator.depth=3",
+    "model.discriminator.width=128",
+    "model.discriminator.depth=3",
+    "model.generator.activation=relu",
+    "model.discriminator.activation=relu",
+    "model.latent_dim=2",
+    "train.batch_size=512",
+    "train.d_steps=1",
+    "logger=none",
 ]
 
 
@@ -95,8 +106,15 @@ def torch_runner(device: str):
     def real_batch():
         return modes[torch.randint(len(modes), (batch,))] + data.std * torch.randn(batch, 2)
 
-    run = torch_reference.gan_runner(generate, discriminate, g_net.parameters(), d_net.parameters(),
-                                     real_batch, lambda: torch.randn(batch, latent_dim), warm_up=20)
+    run = torch_reference.gan_runner(
+        generate,
+        discriminate,
+        g_net.parameters(),
+        d_net.parameters(),
+        real_batch,
+        lambda: torch.randn(batch, latent_dim),
+        warm_up=20,
+    )
     return torch_reference.synchronised(run, device)
 
 
@@ -131,12 +149,22 @@ def main() -> None:
     print(f"one step = {flops / 1e6:.0f} MFLOP (XLA cost analysis); GFLOP/s below is that x steps/s")
     print(f"{'contender':24s} {'median steps/s':>15s} {'min':>9s} {'max':>9s} {'GFLOP/s':>8s} {'vs PyTorch':>11s}")
     for name, r in rates.items():
-        print(f"{name:24s} {medians[name]:15.0f} {min(r):9.0f} {max(r):9.0f} "
-              f"{medians[name] * flops / 1e9:8.0f} {medians[name] / base:10.2f}x")
+        print(
+            f"{name:24s} {medians[name]:15.0f} {min(r):9.0f} {max(r):9.0f} "
+            f"{medians[name] * flops / 1e9:8.0f} {medians[name] / base:10.2f}x"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"rates": rates, "medians": medians, "flops_per_step": flops,
-                                         "ratio_vs_pytorch": {n: m / base for n, m in medians.items()}},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rates": rates,
+                    "medians": medians,
+                    "flops_per_step": flops,
+                    "ratio_vs_pytorch": {n: m / base for n, m in medians.items()},
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -31,10 +31,21 @@ CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def config(steps: int, seed: int, num_seeds: int):
-    overrides = ["experiment=none", "dataset=ring_2d", "logger=none", "train.progress_bar=false",
-                 f"train.steps={steps}", "train.batch_size=256", "train.steps_per_call=100",
-                 f"train.eval_every={steps}", f"train.checkpoint_every={steps}", f"train.sample_every={steps}",
-                 "train.num_eval_samples=2500", f"seed={seed}", f"train.num_seeds={num_seeds}"]
+    overrides = [
+        "experiment=none",
+        "dataset=ring_2d",
+        "logger=none",
+        "train.progress_bar=false",
+        f"train.steps={steps}",
+        "train.batch_size=256",
+        "train.steps_per_call=100",
+        f"train.eval_every={steps}",
+        f"train.checkpoint_every={steps}",
+        f"train.sample_every={steps}",
+        "train.num_eval_samples=2500",
+        f"seed={seed}",
+        f"train.num_seeds={num_seeds}",
+    ]
     with initialize_config_dir(version_base="1.3", config_dir=CONF):
         return compose("config", overrides=overrides)
 
@@ -66,21 +77,31 @@ def main() -> None:
     sequential_s = sum(run_seconds) * args.seeds / timed
     population_modes = [r["eval"]["modes_captured"] for r in population["replicas"][:timed]]
     results = {
-        "seeds": args.seeds, "steps": args.steps, "backend": jax.default_backend(),
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "backend": jax.default_backend(),
         "device": str(jax.devices()[0].device_kind),
-        "population_seconds": population_s, "sequential_seconds": sequential_s,
-        "sequential_runs_timed": timed, "sequential_run_seconds": run_seconds,
+        "population_seconds": population_s,
+        "sequential_seconds": sequential_s,
+        "sequential_runs_timed": timed,
+        "sequential_run_seconds": run_seconds,
         "ratio": sequential_s / population_s,
         "population_train_seconds": population["train_seconds"],
         "modes_captured_population_vs_sequential": [population_modes, modes],
     }
     scaled = f" (scaled from {timed} timed runs)" if timed < args.seeds else ""
-    print(f"ring_2d MLP GAN, {args.seeds} seeds x {args.steps} steps, batch 256, on "
-          f"{results['backend']} ({results['device']})")
-    print(f"population (train.num_seeds={args.seeds}): {population_s:.1f} s "
-          f"(training {population['train_seconds']:.1f} s)")
-    print(f"{args.seeds} sequential runs: {sequential_s:.1f} s{scaled}; "
-          f"one run median {sorted(run_seconds)[len(run_seconds) // 2]:.2f} s")
+    print(
+        f"ring_2d MLP GAN, {args.seeds} seeds x {args.steps} steps, batch 256, on "
+        f"{results['backend']} ({results['device']})"
+    )
+    print(
+        f"population (train.num_seeds={args.seeds}): {population_s:.1f} s "
+        f"(training {population['train_seconds']:.1f} s)"
+    )
+    print(
+        f"{args.seeds} sequential runs: {sequential_s:.1f} s{scaled}; "
+        f"one run median {sorted(run_seconds)[len(run_seconds) // 2]:.2f} s"
+    )
     print(f"ratio sequential / population: {results['ratio']:.1f}x")
     print(f"modes captured, replica i vs run with seed i (first {timed}): {population_modes} vs {modes}")
     if args.out:

@@ -6,11 +6,19 @@ Adam(2e-4, b1=0.5) for both players.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
-def gan_runner(generate, discriminate, g_params, d_params, real_batch: Callable, latent_batch: Callable,
-               warm_up: int, joint_d_pass: bool = True) -> Callable[[int], None]:
+def gan_runner(
+    generate,
+    discriminate,
+    g_params,
+    d_params,
+    real_batch: Callable,
+    latent_batch: Callable,
+    warm_up: int,
+    joint_d_pass: bool = True,
+) -> Callable[[int], None]:
     """A function that runs n eager steps.
 
     `joint_d_pass`: D sees real and generated examples in one batch; False (a D with batch
@@ -28,7 +36,7 @@ def gan_runner(generate, discriminate, g_params, d_params, real_batch: Callable,
             fake = generate(latent_batch())
         if joint_d_pass:
             out = discriminate(torch.cat([real, fake]))
-            real_out, fake_out = out[:len(real)], out[len(real):]
+            real_out, fake_out = out[: len(real)], out[len(real) :]
         else:
             real_out, fake_out = discriminate(real), discriminate(fake)
         d_loss = softplus(-real_out).mean() + softplus(fake_out).mean()

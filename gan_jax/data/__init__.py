@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 from gan_jax.data import images, toy
 from gan_jax.data.images import ImageDataset
 from gan_jax.data.toy import ToyDataset
 
-Dataset = Union[ToyDataset, ImageDataset]
+Dataset = ToyDataset | ImageDataset
 
 _TOY_BUILDERS = {
     "gaussian_1d": lambda c: toy.gaussian_1d(c.mean, c.std),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import jax
 import numpy as np
@@ -18,24 +18,39 @@ from gan_jax import parallel
 from gan_jax.data.images import ImageDataset
 
 
-def host_batches(dataset: ImageDataset, seeds: list[int], first_step: int, num_steps: int,
-                 d_steps: int, batch_size: int) -> np.ndarray:
+def host_batches(
+    dataset: ImageDataset, seeds: list[int], first_step: int, num_steps: int, d_steps: int, batch_size: int
+) -> np.ndarray:
     """[replicas, num_steps, d_steps, batch_size, H, W, C]: D step k of step s reads batch s * d_steps + k."""
-    return np.stack([
-        np.stack([
-            np.stack([dataset.batch(seed, step * d_steps + k, batch_size) for k in range(d_steps)])
-            for step in range(first_step, first_step + num_steps)])
-        for seed in seeds])
+    return np.stack(
+        [
+            np.stack(
+                [
+                    np.stack([dataset.batch(seed, step * d_steps + k, batch_size) for k in range(d_steps)])
+                    for step in range(first_step, first_step + num_steps)
+                ]
+            )
+            for seed in seeds
+        ]
+    )
 
 
-def device_batches(dataset: ImageDataset, seeds: list[int], first_step: int, chunk_sizes: Iterable[int],
-                   d_steps: int, batch_size: int, devices: list, depth: int = 2) -> Iterator[jax.Array]:
+def device_batches(
+    dataset: ImageDataset,
+    seeds: list[int],
+    first_step: int,
+    chunk_sizes: Iterable[int],
+    d_steps: int,
+    batch_size: int,
+    devices: list,
+    depth: int = 2,
+) -> Iterator[jax.Array]:
     """One sharded array per compiled call (chunk), `depth` calls ahead of the consumer."""
+
     def produce() -> Iterator[jax.Array]:
         step = first_step
         for size in chunk_sizes:
-            yield parallel.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size),
-                                         devices)
+            yield parallel.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size), devices)
             step += size
 
     return prefetch(produce(), depth)

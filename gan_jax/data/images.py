@@ -22,7 +22,7 @@ import socket
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -32,8 +32,12 @@ from gan_jax.config import ConfigError
 log = logging.getLogger(__name__)
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 NETWORK_TIMEOUT_S = 3.0
 
 
@@ -46,7 +50,7 @@ class ImageDataset:
     name: str  # the TFDS name
     shape: tuple[int, int, int]  # what the models see: (size, size, channels)
     source: Any = None  # random access: len() and __getitems__(indices)
-    crop: Optional[int] = None  # centre crop (pixels) before resizing to `shape`
+    crop: int | None = None  # centre crop (pixels) before resizing to `shape`
     # The toy datasets' fields, absent for images.
     sample_one: None = None
     modes: None = None
@@ -69,7 +73,7 @@ class ImageDataset:
         per_epoch = self.num_examples // batch_size  # the last partial batch is dropped
         epoch, position = divmod(index, per_epoch)
         order = _epoch_order(seed, epoch, self.num_examples)
-        indices = order[position * batch_size:(position + 1) * batch_size]
+        indices = order[position * batch_size : (position + 1) * batch_size]
         images = np.stack([example["image"] for example in self.source.__getitems__(indices.tolist())])
         return self.preprocess(images)
 
@@ -78,7 +82,7 @@ class ImageDataset:
         height, width = images.shape[1:3]
         if self.crop is not None:
             top, left = (height - self.crop) // 2, (width - self.crop) // 2
-            images = images[:, top:top + self.crop, left:left + self.crop]
+            images = images[:, top : top + self.crop, left : left + self.crop]
         size = self.shape[0]
         if images.shape[1:3] != (size, size):
             images = np.stack([_resize(image, size) for image in images])
@@ -92,7 +96,7 @@ def _epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
     squeezed = image[..., 0] if image.shape[-1] == 1 else image
-    resized = np.asarray(Image.fromarray(squeezed).resize((size, size), Image.BILINEAR))
+    resized = np.asarray(Image.fromarray(squeezed).resize((size, size), Image.Resampling.BILINEAR))
     return resized.reshape(size, size, image.shape[-1])
 
 
@@ -106,12 +110,14 @@ def build(cfg) -> ImageDataset:
     source_shape = tuple(source[0]["image"].shape)
     crop = cfg.crop
     if crop is not None and crop > min(source_shape[:2]):
-        raise DataError(f"dataset.crop={crop}: larger than {cfg.tfds_name}'s "
-                        f"{source_shape[0]}x{source_shape[1]} images; use at most {min(source_shape[:2])}")
+        raise DataError(
+            f"dataset.crop={crop}: larger than {cfg.tfds_name}'s "
+            f"{source_shape[0]}x{source_shape[1]} images; use at most {min(source_shape[:2])}"
+        )
     return ImageDataset(cfg.tfds_name, (cfg.image_size, cfg.image_size, source_shape[2]), source, crop)
 
 
-def _builder(name: str, data_dir: Optional[str]):
+def _builder(name: str, data_dir: str | None):
     import tensorflow_datasets as tfds
 
     try:
@@ -128,15 +134,19 @@ def _open(builder, split: str):
         raise DataError(
             f"{builder.name} in {where} was prepared as {builder.info.file_format.value}; random access "
             f"needs array_record: run `tfds build {builder.name} --file_format=array_record "
-            f"--data_dir {where.parents[1]}`, or delete {where} and run again") from None
+            f"--data_dir {where.parents[1]}`, or delete {where} and run again"
+        ) from None
     except KeyError:
-        raise DataError(f"dataset.split={split!r}: {builder.name} has the splits "
-                        f"{', '.join(builder.info.splits)}") from None
+        raise DataError(
+            f"dataset.split={split!r}: {builder.name} has the splits {', '.join(builder.info.splits)}"
+        ) from None
     try:
         source[0], source[len(source) - 1]
     except Exception as error:  # noqa: BLE001 - any failure to read means the same thing
-        raise DataError(f"{where} holds a damaged copy of {builder.name} ({type(error).__name__}: "
-                        f"{error}); delete {where} and run again to prepare it anew") from None
+        raise DataError(
+            f"{where} holds a damaged copy of {builder.name} ({type(error).__name__}: "
+            f"{error}); delete {where} and run again to prepare it anew"
+        ) from None
     return source
 
 
@@ -167,10 +177,12 @@ def _missing_data_message(builder, data_root: Path, reasons: list[str]) -> str:
         f"dataset {name} is not prepared in {data_root} and cannot be downloaded "
         f"({'; '.join(reasons)}). On a machine with internet run\n"
         f"    tfds build {name} --file_format=array_record --data_dir DIR\n"
-        f"and copy DIR/{name} to {data_root}/{name}, or set dataset.data_dir to a directory that holds it.")
+        f"and copy DIR/{name} to {data_root}/{name}, or set dataset.data_dir to a directory that holds it."
+    )
     if name == "fashion_mnist":
-        message += (" Offline, Debian's package dataset-fashion-mnist provides it "
-                    "(apt-get install dataset-fashion-mnist).")
+        message += (
+            " Offline, Debian's package dataset-fashion-mnist provides it (apt-get install dataset-fashion-mnist)."
+        )
     return message
 
 
@@ -213,8 +225,11 @@ def _debian_fashion_mnist_present() -> bool:
 FASHION_MNIST_COUNTS = (60000, 60000, 10000, 10000)  # the files' items, in FASHION_MNIST_FILES' order
 
 
-def prepare_fashion_mnist_from_debian(data_root: Path, source: Path = DEBIAN_FASHION_MNIST,
-                                      counts: Optional[tuple[int, ...]] = FASHION_MNIST_COUNTS) -> Path:
+def prepare_fashion_mnist_from_debian(
+    data_root: Path,
+    source: Path = DEBIAN_FASHION_MNIST,
+    counts: tuple[int, ...] | None = FASHION_MNIST_COUNTS,
+) -> Path:
     """Prepares TFDS's fashion_mnist (array_record) in `data_root` from Debian's IDX files.
 
     Debian re-compressed the upstream files, so their sha256 differ from the ones TFDS
@@ -228,13 +243,15 @@ def prepare_fashion_mnist_from_debian(data_root: Path, source: Path = DEBIAN_FAS
     from tensorflow_datasets.image_classification.mnist import FashionMNIST
 
     _tensorflow_for_preparation("fashion_mnist")
-    items = [_check_idx(source / filename, count)
-             for filename, count in zip(FASHION_MNIST_FILES, counts or (None,) * 4)]
+    items = [
+        _check_idx(source / filename, count)
+        for filename, count in zip(FASHION_MNIST_FILES, counts or (None,) * 4, strict=True)
+    ]
     if items[0] != items[1] or items[2] != items[3]:
         raise DataError(f"{source}: image and label files disagree on their counts ({items})")
     local_files = {FashionMNIST.URL + f: checksums.compute_url_info(source / f) for f in FASHION_MNIST_FILES}
 
-    class DebianFashionMNIST(FashionMNIST, skip_registration=True):
+    class DebianFashionMNIST(FashionMNIST, skip_registration=True):  # type: ignore[call-arg]
         name = "fashion_mnist"  # the same dataset, version and features as TFDS's
         url_infos = local_files
 
@@ -248,12 +265,14 @@ def prepare_fashion_mnist_from_debian(data_root: Path, source: Path = DEBIAN_FAS
     return Path(builder.data_dir)
 
 
-def _check_idx(path: Path, count: Optional[int]) -> int:
+def _check_idx(path: Path, count: int | None) -> int:
     """The number of items in an IDX file, after checking its header (and `count`, if given)."""
     with gzip.open(path, "rb") as handle:
         header = handle.read(8)
     magic, items = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
     if magic not in (2049, 2051) or (count is not None and items != count):
-        raise DataError(f"{path}: not Fashion-MNIST's IDX file (magic {magic}, {items} items; "
-                        f"expected {count}); reinstall dataset-fashion-mnist")
+        raise DataError(
+            f"{path}: not Fashion-MNIST's IDX file (magic {magic}, {items} items; "
+            f"expected {count}); reinstall dataset-fashion-mnist"
+        )
     return items

@@ -7,8 +7,8 @@ the batch is split across devices.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +21,10 @@ class ToyDataset:
     name: str
     dim: int
     sample_one: Callable[[jax.Array], jax.Array]  # key -> [dim]
-    modes: Optional[np.ndarray] = None  # [num_modes, dim] for mixtures
+    modes: np.ndarray | None = None  # [num_modes, dim] for mixtures
     std: float = 1.0  # per-component std
-    density: Optional[Callable[[np.ndarray], np.ndarray]] = None  # 1-D only: p_data(x)
-    mean: Optional[float] = None  # 1-D only
+    density: Callable[[np.ndarray], np.ndarray] | None = None  # 1-D only: p_data(x)
+    mean: float | None = None  # 1-D only
     # The distribution's exact per-dimension mean and std, to standardise model inputs.
     loc: tuple[float, ...] = (0.0,)
     scale: tuple[float, ...] = (1.0,)
@@ -39,16 +39,20 @@ def gaussian_1d(mean: float, std: float) -> ToyDataset:
         return mean + std * jax.random.normal(key, (1,))
 
     return ToyDataset(
-        "gaussian_1d", 1, sample_one, std=std, mean=mean,
+        "gaussian_1d",
+        1,
+        sample_one,
+        std=std,
+        mean=mean,
         density=lambda x: stats.norm.pdf(x, loc=mean, scale=std),
-        loc=(float(mean),), scale=(float(std),),
+        loc=(float(mean),),
+        scale=(float(std),),
     )
 
 
 def dirac(location: float) -> ToyDataset:
     """A point mass at `location` (Mescheder et al. 2018)."""
-    return ToyDataset("dirac", 1, lambda key: jnp.full((1,), location), std=0.0,
-                      loc=(float(location),), scale=(1.0,))
+    return ToyDataset("dirac", 1, lambda key: jnp.full((1,), location), std=0.0, loc=(float(location),), scale=(1.0,))
 
 
 def _mixture(name: str, modes: np.ndarray, std: float) -> ToyDataset:
@@ -61,8 +65,15 @@ def _mixture(name: str, modes: np.ndarray, std: float) -> ToyDataset:
 
     # Equal-weight mixture: variance = spread of the means + each component's variance.
     scale = np.sqrt(modes.var(axis=0) + std**2)
-    return ToyDataset(name, modes.shape[1], sample_one, modes=modes, std=std,
-                      loc=tuple(map(float, modes.mean(axis=0))), scale=tuple(map(float, scale)))
+    return ToyDataset(
+        name,
+        modes.shape[1],
+        sample_one,
+        modes=modes,
+        std=std,
+        loc=tuple(map(float, modes.mean(axis=0))),
+        scale=tuple(map(float, scale)),
+    )
 
 
 def ring_2d(num_modes: int, radius: float, std: float) -> ToyDataset:

@@ -27,7 +27,6 @@ from gan_jax.metrics.distances import (
 )
 
 
-
 def inception_v3(weights_path=None, batch_size: int = 50, progress: bool = True):
     """pytorch-fid's FID Inception in Flax: images [N, H, W, 1|3] in [-1, 1] -> (pool [N, 2048],
     logits [N, 1008]). See gan_jax.metrics.inception (imported on first use: it needs JAX)."""
@@ -45,7 +44,15 @@ def fashion_mnist_classifier(weights=None, batch_size: int = 500, progress: bool
 
 
 __all__ = [
-    "SmallSampleWarning", "density_coverage", "feature_statistics", "frechet_distance",
-    "fashion_mnist_classifier", "frechet_distance_from_statistics", "inception_score", "kernel_inception_distance",
-    "inception_v3", "precision_recall", "sample_size_notes",
+    "SmallSampleWarning",
+    "density_coverage",
+    "feature_statistics",
+    "frechet_distance",
+    "fashion_mnist_classifier",
+    "frechet_distance_from_statistics",
+    "inception_score",
+    "kernel_inception_distance",
+    "inception_v3",
+    "precision_recall",
+    "sample_size_notes",
 ]

@@ -36,7 +36,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -46,8 +45,10 @@ import numpy as np
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_NAME = "fashion_mnist_classifier"
 DEBIAN_IDX_DIR = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 FEATURE_DIM = 128
 NUM_CLASSES = 10
 
@@ -60,8 +61,8 @@ class Classifier(nn.Module):
         for features in (32, 64):
             x = nn.relu(nn.Conv(features, (3, 3))(x))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        features = nn.relu(nn.Dense(FEATURE_DIM)(x.reshape(len(x), -1)))
-        return features, nn.Dense(NUM_CLASSES)(features)
+        hidden = nn.relu(nn.Dense(FEATURE_DIM)(x.reshape(len(x), -1)))
+        return hidden, nn.Dense(NUM_CLASSES)(hidden)
 
 
 # --- data -------------------------------------------------------------------------------
@@ -73,11 +74,13 @@ def load_idx(split: str, idx_dir: Path | str = DEBIAN_IDX_DIR) -> tuple[np.ndarr
     paths = [idx_dir / name for name in IDX_FILES[split]]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"Fashion-MNIST IDX files missing: {', '.join(missing)}. Debian's package "
-                                f"provides them (apt-get install dataset-fashion-mnist), or pass --idx-dir")
+        raise FileNotFoundError(
+            f"Fashion-MNIST IDX files missing: {', '.join(missing)}. Debian's package "
+            f"provides them (apt-get install dataset-fashion-mnist), or pass --idx-dir"
+        )
     with gzip.open(paths[0], "rb") as handle:
         raw = handle.read()
-    count, rows, cols = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    count, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
     images = np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols, 1)
     with gzip.open(paths[1], "rb") as handle:
         labels = np.frombuffer(handle.read(), np.uint8, offset=8).astype(np.int32)
@@ -118,8 +121,10 @@ def load_weights(weights: Path | str | None = None) -> tuple[dict, dict]:
     """(Flax variables, metadata) from `weights` (.npz; its .json beside it), by default the shipped ones."""
     path = Path(weights) if weights else WEIGHTS_DIR / f"{WEIGHTS_NAME}.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"classifier weights not found: {path}. Train them with "
-                                f"`python -m gan_jax.metrics.classifier train --out DIR`")
+        raise FileNotFoundError(
+            f"classifier weights not found: {path}. Train them with "
+            f"`python -m gan_jax.metrics.classifier train --out DIR`"
+        )
     with np.load(path) as stored:
         flat = dict(stored)
     meta_path = path.with_suffix(".json")
@@ -129,8 +134,10 @@ def load_weights(weights: Path | str | None = None) -> tuple[dict, dict]:
     found = {k: tuple(v.shape) for k, v in flat.items()}
     if found != expected:
         bad = next(k for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k))
-        raise ValueError(f"{path}: tensor {bad} has shape {found.get(bad, 'missing')}, expected "
-                         f"{expected.get(bad, 'none (unexpected tensor)')}")
+        raise ValueError(
+            f"{path}: tensor {bad} has shape {found.get(bad, 'missing')}, expected "
+            f"{expected.get(bad, 'none (unexpected tensor)')}"
+        )
     return {"params": _unflatten(flat)}, {**metadata, "weights_sha256": _sha256(path), "weights": path.name}
 
 
@@ -146,9 +153,12 @@ class ClassifierFeatures:
 
     def __post_init__(self):
         self.provenance = {
-            "features": "fashion_mnist_classifier", "network": "gan_jax Fashion-MNIST CNN, penultimate layer (128)",
-            "weights": self.metadata.get("weights"), "weights_sha256": self.metadata.get("weights_sha256"),
-            "test_accuracy": self.metadata.get("test_accuracy"), "resizer": "none (28x28x1 input)",
+            "features": "fashion_mnist_classifier",
+            "network": "gan_jax Fashion-MNIST CNN, penultimate layer (128)",
+            "weights": self.metadata.get("weights"),
+            "weights_sha256": self.metadata.get("weights_sha256"),
+            "test_accuracy": self.metadata.get("test_accuracy"),
+            "resizer": "none (28x28x1 input)",
         }
         self._apply = jax.jit(Classifier().apply)
 
@@ -157,14 +167,21 @@ class ClassifierFeatures:
 
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
-            raise ValueError(f"images: the Fashion-MNIST classifier takes [N, 28, 28, 1] in [-1, 1], "
-                             f"got shape {images.shape}")
-        return extract_in_batches(lambda batch: self._apply(self.variables, batch), images, self.batch_size,
-                                  self.progress, "classifier features")
+            raise ValueError(
+                f"images: the Fashion-MNIST classifier takes [N, 28, 28, 1] in [-1, 1], got shape {images.shape}"
+            )
+        return extract_in_batches(
+            lambda batch: self._apply(self.variables, batch),
+            images,
+            self.batch_size,
+            self.progress,
+            "classifier features",
+        )
 
 
-def fashion_mnist_classifier(weights: Path | str | None = None, batch_size: int = 500,
-                             progress: bool = True) -> ClassifierFeatures:
+def fashion_mnist_classifier(
+    weights: Path | str | None = None, batch_size: int = 500, progress: bool = True
+) -> ClassifierFeatures:
     """The shipped Fashion-MNIST classifier (or `weights`) as a feature extractor."""
     variables, metadata = load_weights(weights)
     return ClassifierFeatures(variables, metadata, batch_size, progress)
@@ -177,8 +194,15 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 # --- training ---------------------------------------------------------------------------
 
 
-def train(idx_dir: Path, out: Path, epochs: int = 5, batch_size: int = 128, learning_rate: float = 1e-3,
-          seed: int = 0, command: Optional[str] = None) -> dict:
+def train(
+    idx_dir: Path,
+    out: Path,
+    epochs: int = 5,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    command: str | None = None,
+) -> dict:
     """Trains on the train split (Adam, cross-entropy), writes out/NAME.npz + NAME.json; returns the metadata."""
     import optax
     from tqdm.auto import tqdm
@@ -208,27 +232,41 @@ def train(idx_dir: Path, out: Path, epochs: int = 5, batch_size: int = 128, lear
         order = rng.permutation(len(train_images))
         losses = []
         for b in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", leave=False):
-            idx = order[b * batch_size:(b + 1) * batch_size]
+            idx = order[b * batch_size : (b + 1) * batch_size]
             params, opt_state, loss = step(params, opt_state, train_images[idx], train_labels[idx])
             losses.append(loss)
         stored = _unflatten({k: v.astype(np.float16) for k, v in _flatten(jax.device_get(params)).items()})
         extract = ClassifierFeatures({"params": stored}, {}, progress=False)  # what will be shipped
         test_accuracy = accuracy(extract(test_images)[1], test_labels)
-        print(f"epoch {epoch + 1}: train loss {float(np.mean(jax.device_get(losses))):.4f}, "
-              f"test accuracy {test_accuracy:.4f}", flush=True)
+        print(
+            f"epoch {epoch + 1}: train loss {float(np.mean(jax.device_get(losses))):.4f}, "
+            f"test accuracy {test_accuracy:.4f}",
+            flush=True,
+        )
     out.mkdir(parents=True, exist_ok=True)
     weights_path = out / f"{WEIGHTS_NAME}.npz"
-    np.savez_compressed(weights_path, **{k: v.astype(np.float16) for k, v in _flatten(jax.device_get(params)).items()})
+    halves = {k: v.astype(np.float16) for k, v in _flatten(jax.device_get(params)).items()}
+    np.savez_compressed(weights_path, **halves)  # type: ignore[arg-type]  # numpy's stubs: **kwds as allow_pickle
     metadata = {
-        "dataset": "fashion_mnist", "train_split": f"train ({len(train_images)} examples)",
-        "test_split": f"test ({len(test_images)} examples)", "test_accuracy": test_accuracy,
+        "dataset": "fashion_mnist",
+        "train_split": f"train ({len(train_images)} examples)",
+        "test_split": f"test ({len(test_images)} examples)",
+        "test_accuracy": test_accuracy,
         "architecture": "conv3x3(32)-maxpool2-conv3x3(64)-maxpool2-flatten-dense(128)-dense(10)",
         "stored_as": "float16",
-        "features": f"penultimate layer, {FEATURE_DIM} (after ReLU)", "input": "[N, 28, 28, 1] in [-1, 1]",
-        "training": {"epochs": epochs, "batch_size": batch_size, "optimiser": "adam, cosine decay",
-                     "learning_rate": learning_rate, "seed": seed},
-        "command": command, "date": datetime.date.today().isoformat(),
-        "train_seconds": round(time.time() - started, 1), "jax": jax.__version__,
+        "features": f"penultimate layer, {FEATURE_DIM} (after ReLU)",
+        "input": "[N, 28, 28, 1] in [-1, 1]",
+        "training": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimiser": "adam, cosine decay",
+            "learning_rate": learning_rate,
+            "seed": seed,
+        },
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "train_seconds": round(time.time() - started, 1),
+        "jax": jax.__version__,
         "weights_sha256": _sha256(weights_path),
         "idx_sha256": {name: _sha256(Path(idx_dir) / name) for files in IDX_FILES.values() for name in files},
     }
@@ -236,7 +274,7 @@ def train(idx_dir: Path, out: Path, epochs: int = 5, batch_size: int = 128, lear
     return metadata
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gan_jax.metrics.classifier", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train_parser = sub.add_parser("train", help="train on Fashion-MNIST's train split; write NAME.npz and NAME.json")
@@ -257,8 +295,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     else:
         extract = fashion_mnist_classifier(args.weights)
         images, labels = load_idx("test", args.idx_dir)
-        print(json.dumps({"test_accuracy": accuracy(extract(images)[1], labels),
-                          "recorded": extract.metadata.get("test_accuracy")}))
+        print(
+            json.dumps(
+                {
+                    "test_accuracy": accuracy(extract(images)[1], labels),
+                    "recorded": extract.metadata.get("test_accuracy"),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

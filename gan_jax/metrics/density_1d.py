@@ -42,7 +42,8 @@ def js_divergence(p: np.ndarray, q: np.ndarray, grid: np.ndarray) -> float:
     return float(np.clip(0.5 * kl_to_m(p) + 0.5 * kl_to_m(q), 0.0, np.log(2)))
 
 
-def discriminator_gap(d_x: np.ndarray, d_star: np.ndarray, p_data: np.ndarray,
-                      p_g: np.ndarray, grid: np.ndarray) -> float:
+def discriminator_gap(
+    d_x: np.ndarray, d_star: np.ndarray, p_data: np.ndarray, p_g: np.ndarray, grid: np.ndarray
+) -> float:
     """E_{x ~ (p_data + p_g)/2} |D(x) - D*(x)|: how far D is from optimal where it matters."""
     return float(np.trapezoid(np.abs(d_x - d_star) * (p_data + p_g) / 2, grid))

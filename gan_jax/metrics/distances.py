@@ -17,7 +17,7 @@ issued; `sample_size_notes` returns the same findings as strings for a provenanc
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 from scipy import linalg
@@ -34,16 +34,19 @@ class SmallSampleWarning(UserWarning):
     """Fewer samples than a metric needs to be reliable (the number is still computed)."""
 
 
-def sample_size_notes(num_a: int, num_b: int, dim: int, kid_subset_size: Optional[int] = None) -> list[str]:
+def sample_size_notes(num_a: int, num_b: int, dim: int, kid_subset_size: int | None = None) -> list[str]:
     """What is wrong with these sample counts for FID (N < D) and KID (N < subset size); [] when nothing."""
     notes = []
     for name, n in (("a", num_a), ("b", num_b)):
         if n <= dim:
-            notes.append(f"N_{name}={n} <= feature dimension {dim}: the covariance is singular and FID "
-                         f"is dominated by its bias; use N >> {dim}")
+            notes.append(
+                f"N_{name}={n} <= feature dimension {dim}: the covariance is singular and FID "
+                f"is dominated by its bias; use N >> {dim}"
+            )
         if kid_subset_size is not None and n < kid_subset_size:
-            notes.append(f"N_{name}={n} < KID subset size {kid_subset_size}: subsets shrink to "
-                         f"{min(num_a, num_b)} samples")
+            notes.append(
+                f"N_{name}={n} < KID subset size {kid_subset_size}: subsets shrink to {min(num_a, num_b)} samples"
+            )
     return notes
 
 
@@ -77,21 +80,27 @@ def frechet_distance_from_statistics(mu_a, sigma_a, mu_b, sigma_b) -> float:
     mu_a, mu_b = np.atleast_1d(mu_a).astype(np.float64), np.atleast_1d(mu_b).astype(np.float64)
     sigma_a, sigma_b = np.atleast_2d(sigma_a).astype(np.float64), np.atleast_2d(sigma_b).astype(np.float64)
     if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape:
-        raise ValueError(f"statistics of different shapes: mean {mu_a.shape} vs {mu_b.shape}, "
-                         f"covariance {sigma_a.shape} vs {sigma_b.shape}")
+        raise ValueError(
+            f"statistics of different shapes: mean {mu_a.shape} vs {mu_b.shape}, "
+            f"covariance {sigma_a.shape} vs {sigma_b.shape}"
+        )
     diff = mu_a - mu_b
     with warnings.catch_warnings():  # singular products are common (dead ReLU features): checked below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(sigma_a @ sigma_b)
     if not np.isfinite(covmean).all():
-        warnings.warn(f"Frechet distance: singular product; adding {SINGULAR_EPS} to the covariances' "
-                      f"diagonal", SmallSampleWarning, stacklevel=2)
+        warnings.warn(
+            f"Frechet distance: singular product; adding {SINGULAR_EPS} to the covariances' diagonal",
+            SmallSampleWarning,
+            stacklevel=2,
+        )
         offset = np.eye(len(sigma_a)) * SINGULAR_EPS
         covmean = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
     if np.iscomplexobj(covmean):  # rounding can leave a slight imaginary component
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=IMAGINARY_ATOL):
-            raise ValueError(f"Frechet distance: sqrtm has an imaginary component of "
-                             f"{np.max(np.abs(covmean.imag)):.3g}")
+            raise ValueError(
+                f"Frechet distance: sqrtm has an imaginary component of {np.max(np.abs(covmean.imag)):.3g}"
+            )
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(covmean))
 
@@ -114,8 +123,9 @@ def _unbiased_mmd2(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> floa
     return float(off_diagonal - 2 * k_xy.sum() / (m * m))
 
 
-def kernel_inception_distance(features_a, features_b, num_subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
+def kernel_inception_distance(
+    features_a, features_b, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """KID: (mean, std) of the unbiased MMD^2 with kernel (x.y/d + 1)^3 over `num_subsets` random subsets.
 
     Subsets are drawn as torch-fidelity draws them (np.random.RandomState(seed).choice without
@@ -139,7 +149,7 @@ def kernel_inception_distance(features_a, features_b, num_subsets: int = 100, su
     return float(mmds.mean()), float(mmds.std())
 
 
-def inception_score(logits, splits: int = 10, *, shuffle_seed: Optional[int] = None) -> tuple[float, float]:
+def inception_score(logits, splits: int = 10, *, shuffle_seed: int | None = None) -> tuple[float, float]:
     """IS: (mean, std) over `splits` consecutive splits of exp(mean_x KL(p(y|x) || p(y))).
 
     `logits` [N, C] are pre-softmax class scores (for the FID Inception: pool features
@@ -158,7 +168,10 @@ def inception_score(logits, splits: int = 10, *, shuffle_seed: Optional[int] = N
     n = len(x)
     scores = []
     for i in range(splits):
-        part_p, part_log_p = p[i * n // splits:(i + 1) * n // splits], log_p[i * n // splits:(i + 1) * n // splits]
+        part_p, part_log_p = (
+            p[i * n // splits : (i + 1) * n // splits],
+            log_p[i * n // splits : (i + 1) * n // splits],
+        )
         log_marginal = np.log(part_p.mean(axis=0, keepdims=True))
         scores.append(np.exp((part_p * (part_log_p - log_marginal)).sum(axis=1).mean()))
     return float(np.mean(scores)), float(np.std(scores))

@@ -30,7 +30,6 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -153,13 +152,16 @@ class FIDInceptionE(nn.Module):
     def __call__(self, x):
         b1 = _conv(320, 1, name="branch1x1")(x)
         b3 = _conv(384, 1, name="branch3x3_1")(x)
-        b3 = [_conv(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
-              _conv(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)]
+        b3 = [
+            _conv(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+            _conv(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
+        ]
         bd = _conv(384, 3, padding=1, name="branch3x3dbl_2")(_conv(448, 1, name="branch3x3dbl_1")(x))
-        bd = [_conv(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
-              _conv(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)]
-        pooled = (nn.max_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1))) if self.max_pool
-                  else _avg_pool_3x3(x))
+        bd = [
+            _conv(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+            _conv(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
+        ]
+        pooled = nn.max_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1))) if self.max_pool else _avg_pool_3x3(x)
         bp = _conv(192, 1, name="branch_pool")(pooled)
         return jnp.concatenate([b1, *b3, *bd, bp], axis=-1)
 
@@ -202,7 +204,7 @@ def _flax_param_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
     return {tuple(k.key for k in path): tuple(leaf.shape) for path, leaf in flat}
 
 
-def state_dict_shapes() -> "OrderedDict[str, tuple[int, ...]]":
+def state_dict_shapes() -> OrderedDict[str, tuple[int, ...]]:
     """Every tensor of pytorch-fid's FID Inception state dict: name -> shape (num_batches_tracked optional)."""
     out: OrderedDict[str, tuple[int, ...]] = OrderedDict()
     for path, shape in _flax_param_shapes().items():
@@ -226,17 +228,23 @@ def check_state_dict(state_dict: dict[str, np.ndarray], where: str = "the state 
         if name.endswith("num_batches_tracked") and name not in state_dict:
             continue  # bookkeeping, absent from some files
         if name not in state_dict:
-            raise WeightsError(f"{where}: tensor {name} (shape {shape}) is missing: not pytorch-fid's "
-                               f"FID Inception state dict ({WEIGHTS_FILE})")
+            raise WeightsError(
+                f"{where}: tensor {name} (shape {shape}) is missing: not pytorch-fid's "
+                f"FID Inception state dict ({WEIGHTS_FILE})"
+            )
         found = tuple(np.shape(state_dict[name]))
         if found != shape:
-            raise WeightsError(f"{where}: tensor {name} has shape {found}, expected {shape}: not pytorch-fid's "
-                               f"FID Inception state dict ({WEIGHTS_FILE})")
+            raise WeightsError(
+                f"{where}: tensor {name} has shape {found}, expected {shape}: not pytorch-fid's "
+                f"FID Inception state dict ({WEIGHTS_FILE})"
+            )
     extra = [name for name in state_dict if name not in expected]
     if extra:
-        raise WeightsError(f"{where}: unexpected tensor {extra[0]} (shape {tuple(np.shape(state_dict[extra[0]]))})"
-                           f"{f' and {len(extra) - 1} more' if len(extra) > 1 else ''}: not pytorch-fid's "
-                           f"FID Inception state dict ({WEIGHTS_FILE})")
+        raise WeightsError(
+            f"{where}: unexpected tensor {extra[0]} (shape {tuple(np.shape(state_dict[extra[0]]))})"
+            f"{f' and {len(extra) - 1} more' if len(extra) > 1 else ''}: not pytorch-fid's "
+            f"FID Inception state dict ({WEIGHTS_FILE})"
+        )
 
 
 def convert_state_dict(state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -244,12 +252,15 @@ def convert_state_dict(state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarra
     batch norm folded into each conv in float64."""
     check_state_dict(state_dict)
     flat = {}
-    for name, shape in state_dict_shapes().items():
+    for name in state_dict_shapes():
         if not name.endswith(".conv.weight"):
             continue
-        block = name[:-len(".conv.weight")]
+        block = name[: -len(".conv.weight")]
         weight = np.asarray(state_dict[name], np.float64)
-        bn = {s: np.asarray(state_dict[f"{block}.bn.{s}"], np.float64) for s in ("weight", "bias", "running_mean", "running_var")}
+        bn = {
+            s: np.asarray(state_dict[f"{block}.bn.{s}"], np.float64)
+            for s in ("weight", "bias", "running_mean", "running_var")
+        }
         scale = bn["weight"] / np.sqrt(bn["running_var"] + BN_EPS)
         prefix = block.replace(".", "/") + "/conv/"
         flat[prefix + "kernel"] = (weight * scale[:, None, None, None]).transpose(2, 3, 1, 0).astype(np.float32)
@@ -337,12 +348,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gan_jax")
 
 
-def missing_weights_message(path: Optional[Path]) -> str:
+def missing_weights_message(path: Path | None) -> str:
     where = f"{path} does not exist" if path else f"no path given and ${WEIGHTS_ENV} is not set"
-    return (f"FID Inception weights not found ({where}). gan_jax needs pytorch-fid's state dict "
-            f"{WEIGHTS_FILE} (sha256 starting {WEIGHTS_SHA256_PREFIX}, 91 MiB); nothing is downloaded at "
-            f"run time. Get it from pytorch-fid's GitHub release ({WEIGHTS_URL}) and pass its path "
-            f"(inception_v3(weights_path=...), eval.inception_weights) or set {WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE}.")
+    return (
+        f"FID Inception weights not found ({where}). gan_jax needs pytorch-fid's state dict "
+        f"{WEIGHTS_FILE} (sha256 starting {WEIGHTS_SHA256_PREFIX}, 91 MiB); nothing is downloaded at "
+        f"run time. Get it from pytorch-fid's GitHub release ({WEIGHTS_URL}) and pass its path "
+        f"(inception_v3(weights_path=...), eval.inception_weights) or set {WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE}."
+    )
 
 
 def load_params(weights_path: str | Path | None = None) -> tuple[dict, str, Path]:
@@ -353,9 +366,12 @@ def load_params(weights_path: str | Path | None = None) -> tuple[dict, str, Path
         raise WeightsError(missing_weights_message(path))
     sha256 = _sha256(path)
     if not sha256.startswith(WEIGHTS_SHA256_PREFIX):
-        warnings.warn(f"{path}: sha256 {sha256[:8]}... is not pytorch-fid's {WEIGHTS_FILE} "
-                      f"({WEIGHTS_SHA256_PREFIX}...): scores are not comparable to published ones",
-                      NonStandardWeightsWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: sha256 {sha256[:8]}... is not pytorch-fid's {WEIGHTS_FILE} "
+            f"({WEIGHTS_SHA256_PREFIX}...): scores are not comparable to published ones",
+            NonStandardWeightsWarning,
+            stacklevel=3,
+        )
     cached = cache_dir() / "inception_v3" / f"{sha256[:16]}.npz"
     if cached.is_file():
         with np.load(cached) as stored:
@@ -369,7 +385,7 @@ def load_params(weights_path: str | Path | None = None) -> tuple[dict, str, Path
         flat = convert_state_dict(state_dict)
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(partial, **flat)
+        np.savez(partial, **flat)  # type: ignore[arg-type]  # numpy's stubs: **kwds as allow_pickle
         os.replace(partial, cached)  # atomic: concurrent jobs write the same bytes
     return {"params": _unflatten(flat)}, sha256, path
 
@@ -387,16 +403,24 @@ class InceptionFeatures:
 
     def __post_init__(self):
         self.provenance = {
-            "features": "inception_v3", "network": "FID Inception-v3 (pytorch-fid port, pool3 2048 / logits 1008)",
-            "weights": self.weights_path.name, "weights_sha256": self.weights_sha256,
-            "standard_weights": self.weights_sha256.startswith(WEIGHTS_SHA256_PREFIX), "resizer": RESIZER,
+            "features": "inception_v3",
+            "network": "FID Inception-v3 (pytorch-fid port, pool3 2048 / logits 1008)",
+            "weights": self.weights_path.name,
+            "weights_sha256": self.weights_sha256,
+            "standard_weights": self.weights_sha256.startswith(WEIGHTS_SHA256_PREFIX),
+            "resizer": RESIZER,
         }
         self._network = jax.jit(FIDInceptionV3().apply)
         self._resize = jax.jit(resize_like_torch)
 
     def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
-        return extract_in_batches(lambda batch: self._network(self.variables, self._resize(batch)), images,
-                                  self.batch_size, self.progress, "Inception-v3 features")
+        return extract_in_batches(
+            lambda batch: self._network(self.variables, self._resize(batch)),
+            images,
+            self.batch_size,
+            self.progress,
+            "Inception-v3 features",
+        )
 
 
 def extract_in_batches(fn, images, batch_size: int, progress: bool, description: str):
@@ -406,15 +430,17 @@ def extract_in_batches(fn, images, batch_size: int, progress: bool, description:
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"images: expected [N, H, W, 1 or 3], got shape {images.shape}")
     if not np.isfinite(images).all():
-        raise ValueError(f"images: {int((~np.isfinite(images)).reshape(len(images), -1).any(1).sum())} of "
-                         f"{len(images)} hold NaN or inf")
+        raise ValueError(
+            f"images: {int((~np.isfinite(images)).reshape(len(images), -1).any(1).sum())} of "
+            f"{len(images)} hold NaN or inf"
+        )
     from tqdm.auto import tqdm
 
     outputs: list[list[np.ndarray]] = []
     size = batch_size
     with tqdm(total=len(images), desc=description, unit="img", disable=not progress, leave=False) as bar:
         for start in range(0, len(images), size):
-            batch = images[start:start + size]
+            batch = images[start : start + size]
             count = len(batch)
             if count < size:
                 batch = np.concatenate([batch, np.zeros((size - count, *batch.shape[1:]), batch.dtype)])
@@ -423,11 +449,12 @@ def extract_in_batches(fn, images, batch_size: int, progress: bool, description:
             bar.update(count)
     if not outputs:
         raise ValueError("images: empty")
-    return tuple(np.concatenate(parts) for parts in zip(*outputs))
+    return tuple(np.concatenate(parts) for parts in zip(*outputs, strict=True))
 
 
-def inception_v3(weights_path: str | Path | None = None, batch_size: int = 50,
-                 progress: bool = True) -> InceptionFeatures:
+def inception_v3(
+    weights_path: str | Path | None = None, batch_size: int = 50, progress: bool = True
+) -> InceptionFeatures:
     """The FID Inception as a callable: images in [-1, 1], NHWC, any size, 1 or 3 channels ->
     (pool [N, 2048], logits [N, 1008]) NumPy. `weights_path`: pytorch-fid's
     pt_inception-2015-12-05-6726825d.pth (default: $GAN_JAX_INCEPTION_WEIGHTS)."""

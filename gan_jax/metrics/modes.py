@@ -9,14 +9,12 @@ reported as None, when no sample is of high quality).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 HIGH_QUALITY_STDS = 3.0
 
 
-def mode_metrics(samples: np.ndarray, modes: np.ndarray, std: float) -> dict[str, Optional[float]]:
+def mode_metrics(samples: np.ndarray, modes: np.ndarray, std: float) -> dict[str, float | None]:
     distances = np.linalg.norm(samples[:, None, :] - modes[None, :, :], axis=-1)
     nearest = distances.argmin(axis=1)
     high_quality = distances[np.arange(len(samples)), nearest] < HIGH_QUALITY_STDS * std

@@ -26,9 +26,16 @@ import numpy as np
 
 # PyTorch storage class names -> NumPy dtypes (little-endian).
 STORAGE_DTYPES = {
-    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "BFloat16Storage": "<u2",
-    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1",
-    "ByteStorage": "u1", "BoolStorage": "?",
+    "FloatStorage": "<f4",
+    "DoubleStorage": "<f8",
+    "HalfStorage": "<f2",
+    "BFloat16Storage": "<u2",
+    "LongStorage": "<i8",
+    "IntStorage": "<i4",
+    "ShortStorage": "<i2",
+    "CharStorage": "i1",
+    "ByteStorage": "u1",
+    "BoolStorage": "?",
 }
 _STORAGE_NAMES = {np.dtype(v).str: k for k, v in STORAGE_DTYPES.items() if k != "BFloat16Storage"}
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -39,7 +46,7 @@ class StateDictError(ValueError):
     """The file is not a PyTorch tensor state dict this reader accepts; the message says why."""
 
 
-def load_state_dict(path: str | Path) -> "OrderedDict[str, np.ndarray]":
+def load_state_dict(path: str | Path) -> OrderedDict[str, np.ndarray]:
     """{name: array} from a `.pth` file; torch's safe loader if installed, else the restricted reader."""
     try:
         import torch
@@ -51,11 +58,12 @@ def load_state_dict(path: str | Path) -> "OrderedDict[str, np.ndarray]":
         raise StateDictError(f"{path}: torch.load(weights_only=True) refused it: {error}") from None
     if not isinstance(loaded, dict):
         raise StateDictError(f"{path}: holds a {type(loaded).__name__}, not a state dict")
-    return OrderedDict((k, v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-                       for k, v in loaded.items())
+    return OrderedDict(
+        (k, v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in loaded.items()
+    )
 
 
-def read_state_dict(path: str | Path) -> "OrderedDict[str, np.ndarray]":
+def read_state_dict(path: str | Path) -> OrderedDict[str, np.ndarray]:
     """{name: array} from a `.pth` file, by the restricted reader (no torch, no arbitrary code)."""
     path = Path(path)
     if zipfile.is_zipfile(path):
@@ -86,11 +94,12 @@ class _Tensor:
             raise StateDictError(f"storage {self.storage.key!r} has no data in the file")
         if 0 in self.size:
             return np.zeros(self.size, data.dtype)
-        last = self.offset + sum((n - 1) * st for n, st in zip(self.size, self.stride))
+        last = self.offset + sum((n - 1) * st for n, st in zip(self.size, self.stride, strict=True))
         if self.offset < 0 or last >= len(data):
             raise StateDictError(f"a tensor of shape {self.size} reads past its storage {self.storage.key!r}")
-        view = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.size,
-                                               strides=[st * data.dtype.itemsize for st in self.stride])
+        view = np.lib.stride_tricks.as_strided(
+            data[self.offset :], shape=self.size, strides=[st * data.dtype.itemsize for st in self.stride]
+        )
         return np.array(view, order="C")
 
 
@@ -123,8 +132,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return self.ALLOWED[(module, name)]
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
-        raise StateDictError(f"{self.where}: refusing to load {module}.{name}: a tensor state dict names "
-                             f"only OrderedDict, torch._utils._rebuild_tensor_v2 and torch storage types")
+        raise StateDictError(
+            f"{self.where}: refusing to load {module}.{name}: a tensor state dict names "
+            f"only OrderedDict, torch._utils._rebuild_tensor_v2 and torch storage types"
+        )
 
     def persistent_load(self, saved_id: Any) -> _Storage:
         if not (isinstance(saved_id, tuple) and saved_id and saved_id[0] in ("storage", b"storage")):
@@ -154,9 +165,8 @@ def _read_zip(path: Path) -> Any:
         pickles = [n for n in names if n.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise StateDictError(f"{path}: a zip file without one NAME/data.pkl: not a PyTorch checkpoint")
-        prefix = pickles[0][:-len("data.pkl")]
-        byteorder = (archive.read(prefix + "byteorder").decode().strip()
-                     if prefix + "byteorder" in names else "little")
+        prefix = pickles[0][: -len("data.pkl")]
+        byteorder = archive.read(prefix + "byteorder").decode().strip() if prefix + "byteorder" in names else "little"
         if byteorder != "little":
             raise StateDictError(f"{path}: big-endian tensors are not supported")
         storages: dict[str, _Storage] = {}
@@ -210,7 +220,7 @@ def _unicode(text: str) -> bytes:
 
 
 def _int(value: int) -> bytes:
-    if -2**31 <= value < 2**31:
+    if -(2**31) <= value < 2**31:
         return pickle.BININT + struct.pack("<i", value)
     return pickle.LONG1 + bytes([8]) + struct.pack("<q", value)
 
@@ -223,17 +233,38 @@ def _tuple(items: list[bytes]) -> bytes:
     return pickle.EMPTY_TUPLE if not items else pickle.MARK + b"".join(items) + pickle.TUPLE
 
 
-def _state_dict_pickle(arrays: "OrderedDict[str, np.ndarray]") -> bytes:
+def _state_dict_pickle(arrays: OrderedDict[str, np.ndarray]) -> bytes:
     empty_ordered_dict = _global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE
     out = [pickle.PROTO + bytes([2]), empty_ordered_dict, pickle.MARK]
     for index, (name, array) in enumerate(arrays.items()):
-        storage_id = _tuple([_unicode("storage"), _global("torch", _STORAGE_NAMES[array.dtype.str]),
-                             _unicode(str(index)), _unicode("cpu"), _int(array.size)]) + pickle.BINPERSID
+        storage_id = (
+            _tuple(
+                [
+                    _unicode("storage"),
+                    _global("torch", _STORAGE_NAMES[array.dtype.str]),
+                    _unicode(str(index)),
+                    _unicode("cpu"),
+                    _int(array.size),
+                ]
+            )
+            + pickle.BINPERSID
+        )
         strides = [s // array.itemsize for s in array.strides]
-        out += [_unicode(name), _global("torch._utils", "_rebuild_tensor_v2"),
-                _tuple([storage_id, _int(0), _tuple([_int(d) for d in array.shape]),
-                        _tuple([_int(s) for s in strides]), pickle.NEWFALSE, empty_ordered_dict]),
-                pickle.REDUCE]
+        out += [
+            _unicode(name),
+            _global("torch._utils", "_rebuild_tensor_v2"),
+            _tuple(
+                [
+                    storage_id,
+                    _int(0),
+                    _tuple([_int(d) for d in array.shape]),
+                    _tuple([_int(s) for s in strides]),
+                    pickle.NEWFALSE,
+                    empty_ordered_dict,
+                ]
+            ),
+            pickle.REDUCE,
+        ]
     out += [pickle.SETITEMS, pickle.STOP]
     return b"".join(out)
 

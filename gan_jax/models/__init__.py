@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -15,8 +15,7 @@ LATENT_DISTRIBUTIONS: dict[str, Callable[[jax.Array, tuple[int, ...]], jax.Array
     "uniform": lambda key, shape: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0),
 }
 
-_FAMILIES = {"mlp": mlp.build, "dirac": dirac.build,
-             "dcgan": lambda cfg, data: dcgan.build(cfg, data.shape)}
+_FAMILIES = {"mlp": mlp.build, "dirac": dirac.build, "dcgan": lambda cfg, data: dcgan.build(cfg, data.shape)}
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,10 @@ class GANModels:
 def build(cfg, data) -> GANModels:
     generator, discriminator = _FAMILIES[cfg.name](cfg, data)
     # A family without a latent setting (dirac) ignores its input: one N(0, 1) number.
-    return GANModels(generator, discriminator, cfg.get("latent_dim", 1),
-                     cfg.get("latent_dist", "normal"),
-                     d_batch_norm=(cfg.get("discriminator") or {}).get("norm") == "batch")
+    return GANModels(
+        generator,
+        discriminator,
+        cfg.get("latent_dim", 1),
+        cfg.get("latent_dist", "normal"),
+        d_batch_norm=(cfg.get("discriminator") or {}).get("norm") == "batch",
+    )

@@ -14,7 +14,6 @@ checkpoints) only when `update_stats`.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -38,7 +37,7 @@ class BatchNorm(nn.Module):
     epsilon: float = 1e-5
 
     @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool, axis_name: Optional[str]) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool, axis_name: str | None) -> jax.Array:
         features = x.shape[-1]
         axes = tuple(range(x.ndim - 1))
         mean, mean_of_squares = jnp.mean(x, axes), jnp.mean(jnp.square(x), axes)
@@ -61,7 +60,7 @@ class Normalise(nn.Module):
     kind: str
 
     @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool, axis_name: Optional[str]) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool, axis_name: str | None) -> jax.Array:
         if self.kind == "batch":
             return BatchNorm()(x, update_stats, axis_name)
         if self.kind == "layer":
@@ -84,8 +83,7 @@ class Upsample(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.method == "transpose":
-            return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME",
-                                    kernel_init=_init)(x)
+            return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME", kernel_init=_init)(x)
         if self.method == "subpixel":
             x = nn.Conv(4 * self.features, (2, 2), padding="SAME", kernel_init=_init)(x)
             return depth_to_space(x, 2)
@@ -113,8 +111,7 @@ class Generator(nn.Module):
     norm: str = "batch"
 
     @nn.compact
-    def __call__(self, z: jax.Array, update_stats: bool = False,
-                 axis_name: Optional[str] = None) -> jax.Array:
+    def __call__(self, z: jax.Array, update_stats: bool = False, axis_name: str | None = None) -> jax.Array:
         size, _, channels = self.image_shape
         stages = num_stages(size)
         start = SUPPORTED_SIZES[size]
@@ -122,7 +119,7 @@ class Generator(nn.Module):
         x = nn.Dense(start * start * features, kernel_init=_init)(z)
         x = x.reshape(z.shape[0], start, start, features)
         x = nn.relu(Normalise(self.norm)(x, update_stats, axis_name))
-        for stage in range(stages - 1):
+        for _ in range(stages - 1):
             features //= 2
             x = Upsample(features, self.upsample)(x)
             x = nn.relu(Normalise(self.norm)(x, update_stats, axis_name))
@@ -136,8 +133,7 @@ class Discriminator(nn.Module):
     spectral_norm: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool = False,
-                 axis_name: Optional[str] = None) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool = False, axis_name: str | None = None) -> jax.Array:
         def layer(module: nn.Module, inputs: jax.Array) -> jax.Array:
             if self.spectral_norm:
                 return nn.SpectralNorm(module, n_steps=1)(inputs, update_stats=update_stats)
@@ -145,8 +141,7 @@ class Discriminator(nn.Module):
 
         features = self.width
         for stage in range(num_stages(self.image_shape[0])):
-            x = layer(nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                              kernel_init=_init), x)
+            x = layer(nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), kernel_init=_init), x)
             if stage > 0:  # Radford et al.: no normalisation on D's input layer
                 x = Normalise(self.norm)(x, update_stats, axis_name)
             x = nn.leaky_relu(x, 0.2)
@@ -156,6 +151,7 @@ class Discriminator(nn.Module):
 
 def build(cfg, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
     g, d = cfg.generator, cfg.discriminator
-    return (Generator(image_shape, g.width, g.upsample, g.norm),
-            Discriminator(image_shape, d.width, d.norm, d.spectral_norm))
-
+    return (
+        Generator(image_shape, g.width, g.upsample, g.norm),
+        Discriminator(image_shape, d.width, d.norm, d.spectral_norm),
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "leaky_relu": partial(nn.leaky_relu, negative_slope=0.2),
     "elu": nn.elu,
@@ -82,7 +83,6 @@ def build(cfg, data) -> tuple[nn.Module, nn.Module]:
     """
     g, d = cfg.generator, cfg.discriminator
     loc, scale = (data.loc, data.scale) if cfg.standardize else ((0.0,), (1.0,))
-    generator = Generator(MLP(g.width, g.depth, data.dim, g.activation, g.spectral_norm), loc, scale,
-                          data.shape)
+    generator = Generator(MLP(g.width, g.depth, data.dim, g.activation, g.spectral_norm), loc, scale, data.shape)
     discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation, d.spectral_norm), loc, scale)
     return generator, discriminator
