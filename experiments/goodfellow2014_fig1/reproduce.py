@@ -129,8 +129,9 @@ def run_setting(name: str, mean: float, std: float, seeds: int, out: Path) -> di
 
 
 def table(results: dict) -> str:
-    lines = ["| setting | target | converged | \\|mean error\\|/std: median (worst) | std ratio: median (min..max) "
-             "| JSD: median (worst) | d_real, last tenth | d_fake, last tenth | seconds |",
+    lines = [("| setting | target | converged | \\|mean error\\|/std: median (worst) "
+              "| std ratio: median (min..max) | JSD: median (worst) | d_real, last tenth "
+              "| d_fake, last tenth | seconds |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for name, by_target in results.items():
         for target, r in by_target.items():

@@ -18,18 +18,12 @@ def grid_1d(real_std: float, real_mean: float, fake: np.ndarray, num_points: int
     return np.linspace(low, high, num_points)
 
 
-def kde_density(samples: np.ndarray, grid: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """scipy.stats.gaussian_kde(samples)(grid), summed directly: about 8x faster in 1-D."""
+def kde_density(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
     samples = np.asarray(samples, np.float64).ravel()
     if np.std(samples) < 1e-8:  # a collapsed generator: a point mass, KDE is singular
         width = grid[1] - grid[0]
         return np.where(np.abs(grid - samples.mean()) < width / 2, 1.0 / width, 0.0)
-    bandwidth = np.std(samples, ddof=1) * samples.size ** -0.2  # Scott's rule, as scipy's
-    total = np.zeros(len(grid))
-    for start in range(0, samples.size, chunk):
-        z = (grid[:, None] - samples[None, start:start + chunk]) / bandwidth
-        total += np.exp(-0.5 * z**2).sum(axis=1)
-    return total / (samples.size * bandwidth * np.sqrt(2 * np.pi))
+    return stats.gaussian_kde(samples)(grid)
 
 
 def optimal_discriminator(p_data: np.ndarray, p_g: np.ndarray) -> np.ndarray:
