@@ -146,10 +146,10 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curves_figure(results: dict, path: Path) -> Path:
+def curves_figure(results: dict, path: Path, row_height: float = 2.6, dpi: int = 80) -> Path:
     """Std ratio and JSD against step, a thin line per seed, colour per target; a row per setting."""
     names = list(results)
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 2.6 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, row_height * len(names)), squeeze=False)
     colours = dict(zip([target_name(m, s) for m, s in TARGETS], plt.cm.tab10.colors))
     for row, name in zip(axes, names):
         for target, r in results[name].items():
@@ -170,7 +170,7 @@ def curves_figure(results: dict, path: Path) -> Path:
     for ax in axes[-1]:
         ax.set_xlabel("step")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -207,7 +207,7 @@ def main() -> None:
     headline = {name: results[name] for name in ("unregularised", "default") if name in results}
     if headline:
         curves_figure(headline, args.out / "equilibrium.png")
-    curves_figure(results, args.out / "all_settings.png")
+    curves_figure(results, args.out / "all_settings.png", row_height=2.0, dpi=55)
     first = args.out / "runs" / f"default_mean{TARGETS[0][0]:g}_std{TARGETS[0][1]:g}"
     for figure in ("figure1.png", "discriminator_outputs.png"):
         if (first / figure).exists():
