@@ -64,6 +64,13 @@ def claim(run_dir: Path) -> Iterator[None]:
                 f"{run_dir} is in use by {holder}; wait for that run to end, or choose another "
                 "run directory (hydra.run.dir=...)"
             ) from None
+        except OSError as error:  # some cluster file systems are mounted without lock support
+            log.warning(
+                "%s: cannot be locked on this file system (%s); nothing stops a second "
+                "process from writing to it at the same time",
+                run_dir,
+                error,
+            )
         since = time.strftime("%Y-%m-%d %H:%M:%S")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"gan-train (pid {os.getpid()} on {socket.gethostname()}, since {since})\n".encode(), 0)

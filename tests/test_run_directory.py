@@ -329,3 +329,13 @@ def test_job_statuses_count_only_this_sweep(tmp_path):
     os.utime(tmp_path / "3_killed", (400.0, 400.0))
     assert job_statuses(tmp_path, since=100.0) == {"finished": 1, "failed": 1, NO_SUMMARY: 1}
     assert job_statuses(tmp_path) == {"finished": 2, "failed": 1}
+
+
+def test_a_file_system_without_locks_warns_and_runs(tmp_path, monkeypatch, caplog):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(rundir.fcntl, "flock", no_locks)
+    with rundir.claim(tmp_path):
+        assert (tmp_path / rundir.LOCK_FILE).exists()
+    assert "cannot be locked on this file system" in caplog.text
