@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -102,6 +103,12 @@ class Checkpoints:
                 self.manager.close()
                 self.manager = self._open_manager()
         return None
+
+    def remove_unfinished(self) -> None:
+        """Deletes a save cut short (Orbax's temporary directory): on a full disk it holds the
+        space the run's summary needs, and the next start would discard it anyway."""
+        for unfinished in self.directory.glob("*.orbax-checkpoint-tmp*"):
+            shutil.rmtree(unfinished, ignore_errors=True)
 
     def close(self) -> None:
         self.manager.close()

@@ -9,7 +9,6 @@ the rules. Hydra rejects an unknown key or a wrongly typed value while composing
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,8 +352,8 @@ def _field_errors(node: Any, prefix: str) -> list[str]:
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             errors += _field_errors(value, key + ".")
-        elif isinstance(value, float) and not math.isfinite(value):
-            errors.append(f"{key}={value}: must be a finite number")
+        elif isinstance(value, float) and not abs(value) <= FLOAT32_MAX:
+            errors.append(f"{key}={value}: must be a finite number (at most {FLOAT32_MAX:.3g} in size: float32)")
         elif "choices" in f.metadata:
             valid = f.metadata["choices"]()
             if value not in valid:
@@ -381,6 +380,7 @@ def _unknown_keys(node: DictConfig, schema: Any, prefix: str) -> list[str]:
 
 
 MAX_SEED = 2**31 - 1  # seeds travel through int32 arrays
+FLOAT32_MAX = 3.4028234663852886e38  # what the models compute in
 
 
 def _simultaneous_needs_one_d_step(cfg: DictConfig) -> str | None:

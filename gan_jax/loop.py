@@ -131,6 +131,23 @@ class Stops:
         return min([self.total, *following, *(s for s in self.extra if s > done)])
 
 
+def _stops(cfg: DictConfig, parts: step.GANParts) -> Stops:
+    train = cfg.train
+    panels = (
+        frozenset(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else frozenset()
+    )
+    return Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, panels)
+
+
+def _logged_by_this_schedule(row: dict, stops: Stops, log_every: int) -> bool:
+    """Would a run of `stops.total` steps have written `row`? A training row (it has d_loss)
+    is logged every log_every steps and at the last step; an evaluation row at the stops."""
+    at = row["step"]
+    if "d_loss" in row:
+        return at % log_every == 0 or at == stops.total
+    return stops.evaluates(at)
+
+
 def chunk_sizes(stops: Stops, steps_per_call: int, start: int = 0) -> Iterator[int]:
     """Sizes of successive compiled calls from `start`: at most steps_per_call, never crossing a stop."""
     done = start
@@ -210,6 +227,8 @@ def _finish(
     """Writes summary.json and closes everything; when the run is already failing, a
     failure here (a full disk, say) is logged rather than hiding the first error."""
     try:
+        if failing:
+            checkpoints.remove_unfinished()
         rundir.write_summary(run_dir, summary)
         if record.rows and failing:  # keep the curves up to the failure
             plots.discriminator_outputs(record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png")
@@ -263,7 +282,7 @@ def _start_or_resume(
     seeds = list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
     fresh = step.init_population(parts, seeds)
     metrics = rundir.MetricsFile(run_dir)
-    metrics.read()  # a damaged metrics.jsonl stops the run before anything is changed
+    metrics.read(warn=False)  # a damaged metrics.jsonl stops the run before anything is changed
     latest = checkpoints.latest_step()
     if latest is None:
         metrics.restart_at(None)
@@ -286,7 +305,11 @@ def _start_or_resume(
         metrics.restart_at(None)
         return fresh, Record(seeds), None
     at, state, meta = restored
-    rows = metrics.restart_at(at)
+    # A run extended past its old last step drops the rows it logged only because it ended there.
+    stops = _stops(cfg, parts)
+    rows = metrics.restart_at(
+        at, keep=lambda row: row["step"] < at or _logged_by_this_schedule(row, stops, cfg.train.log_every)
+    )
     panels = [Evaluation.from_json(p) for p in meta["panels"]]
     log.info("resuming %s from its checkpoint at step %d", run_dir, at)
     record = Record(
@@ -311,10 +334,7 @@ def _train(
 ) -> step.GANState:
     train = cfg.train
     evaluate = Evaluator(parts, train.num_eval_samples)
-    panels = (
-        frozenset(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else frozenset()
-    )
-    stops = Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, panels)
+    stops = _stops(cfg, parts)
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
     chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
     real_batches = (
@@ -338,10 +358,10 @@ def _train(
             if log_rows:
                 logger.log(record.steps_done, seed, evaluation.scalars)
                 record.rows.append({"step": record.steps_done, "seed": seed, **evaluation.scalars})
-            if index == 0 and record.steps_done in panels:
+            if index == 0 and record.steps_done in stops.extra:
                 record.panels.append(evaluation)
 
-    if (record.steps_done == 0 and 0 in panels) or record.steps_done == train.steps:
+    if (record.steps_done == 0 and 0 in stops.extra) or record.steps_done == train.steps:
         evaluate_population(state, log_rows=False)  # Figure 1's start, or a resumed run already done
     replicated = parallel.replicate(state, len(devices))
     start, saved_at = time.perf_counter(), record.steps_done
@@ -521,7 +541,7 @@ def _summary(
     if logger.wandb_run is not None:
         summary["wandb"] = {
             "id": logger.wandb_run.id,
-            "dir": str(Path(logger.wandb_run.dir).parent),
+            "dir": str(Path(logger.wandb_run.dir).parent) if logger.wandb_mode != "disabled" else None,
             "mode": logger.wandb_mode,
         }
     return summary

@@ -48,6 +48,8 @@ class RunLogger:
         """The mode the W&B run is really in (offline after a failed online start)."""
         if self.wandb_run is None:
             return None
+        if getattr(self.wandb_run, "disabled", False):  # WANDB_MODE=disabled: nothing is logged
+            return "disabled"
         return "offline" if self.wandb_run.offline else "online"
 
     def log(self, step: int, seed: int, values: Mapping[str, float | None]) -> None:

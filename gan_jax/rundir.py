@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,8 @@ class MetricsFile:
         self.path = run_dir / METRICS_FILE
         self._fd: int | None = None
 
-    def read(self) -> list[dict]:
-        """The rows; a torn last line (a write cut short) is dropped with a warning."""
+    def read(self, warn: bool = True) -> list[dict]:
+        """The rows; a torn last line (a write cut short) is dropped, with a warning."""
         if not self.path.exists():
             return []
         lines = self.path.read_bytes().split(b"\n")
@@ -152,7 +152,10 @@ class MetricsFile:
                 rows.append(json.loads(line))
             except ValueError:
                 if number >= len(lines) - 1 and all(not rest.strip() for rest in lines[number:]):
-                    log.warning("%s: dropping its torn last line (%d bytes), a write cut short", self.path, len(line))
+                    if warn:
+                        log.warning(
+                            "%s: dropping its torn last line (%d bytes), a write cut short", self.path, len(line)
+                        )
                     continue
                 raise DamagedRunDirectory(
                     f"{self.path}, line {number}, is not a JSON row ({line[:80]!r}); the file was "
@@ -160,17 +163,18 @@ class MetricsFile:
                 ) from None
         return rows
 
-    def restart_at(self, step: int | None) -> list[dict]:
-        """Cuts the file to the rows up to `step` (None: a fresh start keeps none) and returns them."""
+    def restart_at(self, step: int | None, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Cuts the file to the rows up to `step` (None: a fresh start keeps none) that `keep`
+        accepts, and returns them."""
         rows = self.read()
-        kept = [] if step is None else [r for r in rows if r["step"] <= step]
+        kept = [] if step is None else [r for r in rows if r["step"] <= step and (keep is None or keep(r))]
         if step is None and rows:
             log.warning(
                 "%s: starting afresh (no checkpoint to continue from): dropping the %d rows an earlier attempt logged",
                 self.path,
                 len(rows),
             )
-        if self.path.exists():
+        if self.path.exists():  # also when only a torn line goes
             write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         return kept
 

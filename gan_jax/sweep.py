@@ -1,13 +1,14 @@
 """What a Hydra multirun checks at its start and reports at its end.
 
 At the start: a sweeper that optimises (Optuna) needs an `objective`. At the end: how
-many of this sweep's jobs failed, and how; jobs left in the sweep directory by an
-earlier sweep are not counted, and a job that left no summary of this attempt (killed,
-say) counts as failed.
+many of the jobs this sweep launched failed, and how (each job records its start in
+`<sweep dir>/.jobs/`); jobs left in the sweep directory by an earlier sweep are not
+counted, and a job that left no summary of this attempt (killed, say) counts as failed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -25,23 +26,45 @@ log = logging.getLogger("gan_jax")
 NO_SUMMARY = "no_summary"
 
 
-def job_statuses(sweep_dir: Path, since: float | None = None) -> Counter:
-    """status -> number of jobs, from each job directory's summary.json.
+JOBS_DIR = ".jobs"  # in the sweep directory: one record per job attempt
 
-    With `since` (the sweep's start, seconds since the epoch) only jobs of that sweep
-    count: a summary started before it is an earlier sweep's, and a directory touched
-    since then without a new summary is a job that ended without writing one.
+
+def record_job(sweep_dir: Path, number: int, run_dir: Path, started_at: float, **outcome: Any) -> None:
+    """Notes that job `number` started (and, given `status` and `error`, how it ended when it
+    could not say so in its own summary.json: its directory was in use, or held a run that
+    a summary of this attempt would overwrite). The sweep report reads these records."""
+    directory = sweep_dir / JOBS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {"run_dir": str(run_dir), "started_at": started_at, **outcome}
+    rundir.write_atomic(directory / f"{number}.json", json.dumps(record) + "\n")
+
+
+def job_statuses(sweep_dir: Path, since: float | None = None) -> Counter:
+    """status -> number of jobs.
+
+    With `since` (the sweep's start, seconds since the epoch): the jobs this sweep launched,
+    from their records; each counts with its summary.json of this attempt, or the status its
+    record gives, or `no_summary` (killed, say). Jobs of earlier sweeps in the same directory
+    do not count. Without `since`: every job directory's summary.json.
     """
     statuses: Counter = Counter()
-    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        summary = rundir.read_summary(job)
-        if since is None:
-            if summary is not None:
+    if since is None:
+        for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if (summary := rundir.read_summary(job)) is not None:
                 statuses[summary.get("status", "unknown")] += 1
-        elif summary is not None and summary.get("started_at", 0) >= since:
+        return statuses
+    for path in sorted((sweep_dir / JOBS_DIR).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record["started_at"] < since:
+            continue
+        summary = rundir.read_summary(Path(record["run_dir"]))
+        if summary is not None and summary.get("started_at", 0) >= record["started_at"]:
             statuses[summary.get("status", "unknown")] += 1
-        elif job.stat().st_mtime >= since - 1.0:  # allow for a coarse file-system clock
-            statuses[NO_SUMMARY] += 1
+        else:
+            statuses[record.get("status", NO_SUMMARY)] += 1
     return statuses
 
 

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import loop, rundir
+from gan_jax import loop, rundir, sweep
 from gan_jax.config import CONFIG_DIR, register_schemas
 from gan_jax.errors import GanJaxError, RunDirectoryInUse
 
@@ -60,6 +60,23 @@ def _record_hydra_config(cfg: DictConfig, hydra_cfg: Any) -> Callable[[Path], No
     return record
 
 
+def _record_failure(error: Exception, run_dir: Path, sweep_dir: Path, number: int, started_at: float) -> None:
+    """A sweep job ends with a summary.json of this attempt, also one that failed before
+    training, unless its directory is in use or holds an earlier run that such a summary
+    would overwrite: then the job's record in the sweep directory says how it ended.
+    SweepReport counts the failures when the sweep ends."""
+    previous = rundir.read_summary(run_dir)
+    if previous is not None and previous.get("started_at", 0) >= started_at:
+        return  # the loop wrote it
+    holds_a_run = (run_dir / rundir.SUMMARY_FILE).exists() or (run_dir / "checkpoints").is_dir()
+    if isinstance(error, RunDirectoryInUse) or holds_a_run:
+        outcome = rundir.failure_summary(error, started_at)
+        sweep.record_job(sweep_dir, number, run_dir, started_at, status=outcome["status"], error=outcome["error"])
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_summary(run_dir, rundir.failure_summary(error, started_at))
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     started_at = time.time()
@@ -70,6 +87,8 @@ def main(cfg: DictConfig) -> float | None:
     name = f"{hydra_cfg.job.num}-{hydra_cfg.job.override_dirname}" if sweeping else run_dir.name
     # SIGTERM unwinds like an exception, so summary.json is written and W&B finished.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if sweeping:
+        sweep.record_job(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, run_dir, started_at)
     try:
         summary = loop.run(
             cfg,
@@ -81,14 +100,8 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as error:
         if not sweeping:
             _exit_with(error, run_dir)
-        # In a sweep every job ends with a summary.json of this attempt, also one that
-        # failed before training; SweepReport counts the failures when the sweep ends.
         log.error("job %s failed: %s", run_dir, error)
-        previous = rundir.read_summary(run_dir)
-        written = previous is not None and previous.get("started_at", 0) >= started_at
-        if not written and not isinstance(error, RunDirectoryInUse):
-            run_dir.mkdir(parents=True, exist_ok=True)
-            rundir.write_summary(run_dir, rundir.failure_summary(error, started_at))
+        _record_failure(error, run_dir, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, started_at)
         return None
     log.info(
         "finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
@@ -99,7 +112,7 @@ def main(cfg: DictConfig) -> float | None:
     for figure in ("figure1.png", "discriminator_outputs.png", "samples.png"):
         if (run_dir / figure).exists():
             log.info("figure: %s", run_dir / figure)
-    if "wandb" in summary:
+    if summary.get("wandb", {}).get("dir"):
         log.info("W&B (%s) files: %s", summary["wandb"]["mode"], summary["wandb"]["dir"])
     return loop.objective_value(summary, cfg.objective) if cfg.objective else None
 

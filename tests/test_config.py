@@ -47,10 +47,18 @@ def test_dataset_defaults_follow_the_papers(dataset, values):
         ("loss.name=wasserstein", "loss.name='wasserstein': valid values are minimax, non_saturating"),
         ("model.latent_dist=cauchy", "model.latent_dist='cauchy': valid values are normal, uniform"),
         ("model.generator.activation=swishy", "model.generator.activation='swishy': valid values are relu"),
+        ("optim.lr=inf", "optim.lr=inf: must be a finite number"),
+        ("dataset.mean=nan", "dataset.mean=nan: must be a finite number"),
+        ("dataset=ring_2d dataset.radius=1e39", "dataset.radius=1e+39: must be a finite number (at most 3.4e+38"),
+        ("+dataset.radius=1", "dataset.radius: not a key of dataset; valid keys are name, mean, std"),
+        ("+train.stepz=10", "train.stepz: not a key of train; valid keys are steps, batch_size"),
+        ("+foo=1", "foo: not a key of the config; valid keys are seed, objective, train"),
+        ("seed=100000000000000000000000", "seed=100000000000000000000000: must be an integer in [0, 2147483647]"),
+        ("seed=-1", "seed=-1: must be an integer in [0, 2147483647]"),
     ],
 )
 def test_out_of_range_values_name_key_and_valid_values(override, message):
-    cfg = compose_config([override])
+    cfg = compose_config(override.split())
     with pytest.raises(ConfigError, match=None) as error:
         validate(cfg, num_devices=1)
     assert message in str(error.value)

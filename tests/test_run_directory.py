@@ -316,19 +316,67 @@ def test_wandb_with_a_bogus_key_records_the_mode_it_really_logged_in(tmp_path):
     assert _summary(tmp_path)["wandb"]["mode"] == "offline"
 
 
-def test_job_statuses_count_only_this_sweep(tmp_path):
-    from gan_jax.sweep import NO_SUMMARY, job_statuses
+def test_job_statuses_count_only_the_jobs_this_sweep_launched(tmp_path):
+    from gan_jax.sweep import NO_SUMMARY, job_statuses, record_job
 
-    for name, started in (("0_old", 10.0), ("1_new", 200.0), ("2_new_failed", 300.0)):
+    for number, (name, started) in enumerate((("old", 10.0), ("new", 200.0), ("new_failed", 300.0))):
+        record_job(tmp_path, number, tmp_path / name, started)
         (tmp_path / name).mkdir()
-        rundir.write_summary(
-            tmp_path / name, {"status": "failed" if "failed" in name else "finished", "started_at": started}
-        )
-        os.utime(tmp_path / name, (started, started))
-    (tmp_path / "3_killed").mkdir()  # began after the sweep started, wrote no summary
-    os.utime(tmp_path / "3_killed", (400.0, 400.0))
-    assert job_statuses(tmp_path, since=100.0) == {"finished": 1, "failed": 1, NO_SUMMARY: 1}
-    assert job_statuses(tmp_path) == {"finished": 2, "failed": 1}
+        status = "failed" if "failed" in name else "finished"
+        rundir.write_summary(tmp_path / name, {"status": status, "started_at": started})
+    record_job(tmp_path, 3, tmp_path / "killed", 400.0)  # launched, then killed: no summary
+    record_job(tmp_path, 4, tmp_path / "busy", 500.0, status="failed", error="in use")
+    (tmp_path / "stale").mkdir()  # an earlier sweep's job, not launched by this one
+    rundir.write_summary(tmp_path / "stale", {"status": "finished", "started_at": 1.0})
+    assert job_statuses(tmp_path, since=100.0) == {"finished": 1, "failed": 2, NO_SUMMARY: 1}
+    assert job_statuses(tmp_path) == {"finished": 3, "failed": 1}
+
+
+def test_a_sweep_rerun_into_a_used_directory_keeps_the_runs_and_counts_every_job(tmp_path):
+    """Job 0 holds a finished run that a changed config would overwrite; job 1's directory
+    is in use by another process. Both fail, both are counted, nothing is overwritten."""
+    sweep = ["-m", *CLI, "train.steps=10", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=job${hydra.job.num}"]
+    first = gan_train([*sweep, "seed=0"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    finished = (tmp_path / "job0" / "summary.json").read_bytes()
+    (tmp_path / "job1").mkdir()
+    with rundir.claim(tmp_path / "job1"):
+        again = gan_train([*sweep, "seed=0,1", "optim.lr=0.001"])
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert "2 of 2 jobs failed (failed: 1, invalid_config: 1)" in again.stdout + again.stderr
+    assert (tmp_path / "job0" / "summary.json").read_bytes() == finished
+    assert not (tmp_path / "job1" / "summary.json").exists()
+
+
+def test_extending_a_finished_run_logs_what_the_longer_run_would_have(tmp_path, uninterrupted):
+    odd = ["train.log_every=6", "train.eval_every=9"]  # neither divides 20, where the short run ends
+    loop.run(compose_config(BASE + odd + ["train.steps=20"]), tmp_path / "extended")
+    loop.run(compose_config(BASE + odd + ["train.steps=40"]), tmp_path / "extended")
+    loop.run(compose_config(BASE + odd + ["train.steps=40"]), tmp_path / "whole")
+    assert _rows(tmp_path / "extended") == _rows(tmp_path / "whole")
+
+
+def test_a_save_cut_short_by_a_full_disk_leaves_room_for_the_summary(tmp_path, monkeypatch):
+    from gan_jax.checkpoint import Checkpoints
+
+    def full_disk_save(self, step, state, meta):
+        (self.directory / f"{step}.orbax-checkpoint-tmp" / "state").mkdir(parents=True)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Checkpoints, "save", full_disk_save)
+    with pytest.raises(OSError, match="No space left"):
+        loop.run(compose_config(BASE + ["train.steps=20"]), tmp_path)
+    assert not list((tmp_path / "checkpoints").iterdir())
+    assert _summary(tmp_path)["status"] == "failed" and "No space left" in _summary(tmp_path)["error"]
+
+
+def test_wandb_disabled_is_reported_as_disabled(tmp_path):
+    result = gan_train(
+        [*[o for o in CLI if o != "logger=none"], "logger=wandb", "train.steps=10", f"hydra.run.dir={tmp_path}"],
+        env_extra={"WANDB_MODE": "disabled"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _summary(tmp_path)["wandb"]["mode"] == "disabled" and _summary(tmp_path)["wandb"]["dir"] is None
 
 
 def test_a_file_system_without_locks_warns_and_runs(tmp_path, monkeypatch, caplog):
