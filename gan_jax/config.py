@@ -1,7 +1,8 @@
 """Structured configs: the schema every composed config is checked against.
 
-The YAML files under `conf/` hold the values; the dataclasses here hold the types and
-the rules. Hydra rejects an unknown key or a wrongly typed value while composing;
+The YAML files under `conf/` hold the values, every default once; the dataclasses here
+hold the types and the rules (no defaults of their own: a field left MISSING is one the
+YAML must set). Hydra rejects an unknown key or a wrongly typed value while composing;
 `validate` then checks every rule (ranges, choices, divisibility) and raises one
 `ConfigError` naming each offending key and what it accepts.
 """
@@ -139,12 +140,12 @@ class ImageDataConfig:
 
     name: str = one_of(lambda: IMAGE_DATASETS)
     tfds_name: str = MISSING
-    split: str = "train"
+    split: str = MISSING
     # null: TFDS's default ($TFDS_DATA_DIR, else ~/tensorflow_datasets).
-    data_dir: str | None = None
+    data_dir: str | None = MISSING
     image_size: int = at_least(1)  # the models see size x size images
-    crop: int | None = optional_positive()  # centre crop before resizing (CelebA: 108)
-    download: bool = True  # false: never touch the network; fail at once when not prepared
+    crop: int | None = optional_positive(MISSING)  # centre crop before resizing (CelebA: 108)
+    download: bool = MISSING  # false: never touch the network; fail at once when not prepared
 
 
 IMAGE_DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "celeb_a", "tfds")
@@ -158,7 +159,7 @@ class MLPNetConfig:
     width: int = at_least(1)
     depth: int = at_least(0)
     activation: str = one_of(_activations)
-    spectral_norm: bool = False
+    spectral_norm: bool = MISSING
 
 
 @dataclass
@@ -194,7 +195,7 @@ class DCGANGeneratorConfig:
 class DCGANDiscriminatorConfig:
     width: int = at_least(1)  # channels of the first layer; doubled per stage
     norm: str = one_of(_norms)
-    spectral_norm: bool = False
+    spectral_norm: bool = MISSING
 
 
 @dataclass
@@ -237,20 +238,33 @@ class PenaltyConfig:
 class OptimConfig:
     name: str = one_of(_optimisers)
     lr: float = positive()
-    g_lr: float | None = optional_positive()
-    d_lr: float | None = optional_positive()
-    b1: float = in_range(0.0, 1.0, 0.9)
-    b2: float = in_range(0.0, 1.0, 0.999)
+    g_lr: float | None = optional_positive(MISSING)
+    d_lr: float | None = optional_positive(MISSING)
+
+
+@dataclass
+class AdamConfig(OptimConfig):
+    """Adam's moment decay rates; the other optimisers have none to set."""
+
+    b1: float = in_range(0.0, 1.0)
+    b2: float = in_range(0.0, 1.0)
 
 
 @dataclass
 class LoggerConfig:
-    name: str = one_of(lambda: ("wandb", "none"))
-    project: str = "gan_jax"
-    entity: str | None = None
+    name: str = one_of(lambda: ("wandb",))
+    project: str = MISSING
+    entity: str | None = MISSING
     # auto: online when WANDB_API_KEY is set, offline otherwise; WANDB_MODE wins if set.
-    mode: str = one_of(lambda: ("auto", "online", "offline"), "auto")
-    tags: list[str] = field(default_factory=list)
+    mode: str = one_of(lambda: ("auto", "online", "offline"))
+    tags: list[str] = MISSING
+
+
+@dataclass
+class NoLoggerConfig:
+    """logger=none: metrics.jsonl and summary.json only."""
+
+    name: str = one_of(lambda: ("none",))
 
 
 # --- top level --------------------------------------------------------------------------
@@ -264,37 +278,37 @@ class TrainConfig:
     log_every: int = at_least(1)
     eval_every: int = at_least(1)
     steps_per_call: int = at_least(1)
-    num_eval_samples: int = at_least(1, 2500)
+    num_eval_samples: int = at_least(1)
     # Independent replicas trained in one program, seeds seed .. seed + num_seeds - 1.
-    num_seeds: int = at_least(1, 1)
-    checkpoint_every: int = at_least(1, 1000)
-    keep_checkpoints: int = at_least(1, 3)
-    sample_every: int = at_least(1, 1000)  # samples/step_<step>.png from a fixed latent batch
+    num_seeds: int = at_least(1)
+    checkpoint_every: int = at_least(1)
+    keep_checkpoints: int = at_least(1)
+    sample_every: int = at_least(1)  # samples/step_<step>.png from a fixed latent batch
     # Exponential moving average of G's parameters, used for samples and evaluation;
     # null: none. Before ema_start the average just copies G.
-    ema_decay: float | None = _rule(None, "null or a number in [0, 1)", lambda v: v is None or 0 <= v < 1)
-    ema_start: int = at_least(0, 0)
+    ema_decay: float | None = _rule(MISSING, "null or a number in [0, 1)", lambda v: v is None or 0 <= v < 1)
+    ema_start: int = at_least(0)
     # alternating: G steps against the D just updated (Algorithm 1); simultaneous: both
     # players step from the same point.
-    schedule: str = one_of(lambda: ("alternating", "simultaneous"), "alternating")
+    schedule: str = one_of(lambda: ("alternating", "simultaneous"))
     # null: every local device.
-    num_devices: int | None = _rule(None, "null or an integer >= 1", lambda v: v is None or v >= 1)
-    progress_bar: bool = True
+    num_devices: int | None = _rule(MISSING, "null or an integer >= 1", lambda v: v is None or v >= 1)
+    progress_bar: bool = MISSING
 
 
 @dataclass
 class Config:
-    seed: int = 0
+    seed: int = MISSING
     # A summary.json key ("eval.jsd", "d_real_last_tenth", ...) that gan-train returns to
     # Hydra's sweeper (e.g. Optuna); a population returns its replicas' mean.
-    objective: str | None = None
+    objective: str | None = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
-    optim: OptimConfig = MISSING
+    optim: Any = MISSING
     dataset: Any = MISSING
     model: Any = MISSING
     loss: Any = MISSING
     penalty: PenaltyConfig = MISSING
-    logger: LoggerConfig = MISSING
+    logger: Any = MISSING
 
 
 SCHEMAS = {
@@ -311,7 +325,9 @@ SCHEMAS = {
     "loss/wgan": WGANLossConfig,
     "penalty/penalty": PenaltyConfig,
     "optim/optim": OptimConfig,
-    "logger/logger": LoggerConfig,
+    "optim/adam": AdamConfig,
+    "logger/wandb": LoggerConfig,
+    "logger/none": NoLoggerConfig,
 }
 
 

@@ -27,6 +27,7 @@ from gan_jax import (
     checkpoint,
     config,
     data,
+    feed,
     losses,
     models,
     optim,
@@ -38,7 +39,7 @@ from gan_jax import (
     step,
 )
 from gan_jax.checkpoint import Checkpoints
-from gan_jax.data import ImageDataset, feed
+from gan_jax.data import ImageDataset
 from gan_jax.errors import TrainingDiverged
 from gan_jax.evaluate import Evaluation, Evaluator
 from gan_jax.run_logger import RunLogger

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

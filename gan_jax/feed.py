@@ -1,5 +1,7 @@
 """Image batches for the compiled step, read and placed on the devices ahead of time.
 
+The device feed sits beside parallel.py (whose sharding it uses), above the datasets it reads.
+
 A background thread assembles each compiled call's batches (every replica's stream,
 every step, every D step), splits them over the devices and starts the transfer while
 the previous call is still running, so the step does not wait for the host.
