@@ -37,6 +37,7 @@ from gan_jax import (
     run_logger,
     rundir,
     step,
+    summary,
 )
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.data import ImageDataset
@@ -190,9 +191,9 @@ def run(
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            summary = _summary(cfg, record, status, error, logger, started_at)
-            _finish(run_dir, summary, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
-    return summary
+            outputs = _summary(cfg, record, status, error, logger, started_at)
+            _finish(run_dir, outputs, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
+    return outputs
 
 
 def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
@@ -201,7 +202,7 @@ def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
 
 def _finish(
     run_dir: Path,
-    summary: dict,
+    outputs: dict,
     record: Record,
     logger: RunLogger,
     checkpoints: Checkpoints,
@@ -211,7 +212,7 @@ def _finish(
     """Writes summary.json and closes everything; when the run is already failing, a
     failure here (a full disk, say) is logged rather than hiding the first error."""
     try:
-        rundir.write_summary(run_dir, summary)
+        rundir.write_summary(run_dir, outputs)
         if record.rows and failing:  # keep the curves up to the failure
             plots.discriminator_outputs(record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png")
     except OSError as error:
@@ -219,7 +220,7 @@ def _finish(
             raise
         log.error("could not write %s: %s", run_dir / rundir.SUMMARY_FILE, error)
     finally:
-        logger.update_summary(summary)
+        logger.update_summary(outputs)
         logger.finish(exit_code)
         checkpoints.close()
 
@@ -234,23 +235,7 @@ def summary_keys(parts: step.GANParts) -> list[str]:
     )
     metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
     scalars = Evaluator(parts, num_samples=16)(state).scalars
-    return (
-        ["d_real_last_tenth", "d_fake_last_tenth"]
-        + [f"final.{k}" for k in sorted(metrics)]
-        + [f"eval.{k}" for k in scalars]
-    )
-
-
-def objective_value(summary: dict[str, Any], key: str) -> float | None:
-    """`key` ("eval.jsd") of a summary; the mean over a population's replicas."""
-
-    def lookup(tree: Any) -> float | None:
-        for part in key.split("."):
-            tree = tree.get(part) if isinstance(tree, dict) else None
-        return tree
-
-    values = [v for r in summary.get("replicas", [summary]) if (v := lookup(r)) is not None]
-    return float(np.mean(values)) if values else None
+    return summary.keys(list(metrics), list(scalars))
 
 
 def _start_or_resume(
@@ -469,20 +454,6 @@ def _write_final_outputs(
     logger.log_images(cfg.train.steps, figures)
 
 
-def _replica_summary(cfg: DictConfig, record: Record, seed: int) -> dict[str, Any]:
-    """Final training values, d_real / d_fake over the last tenth, the latest evaluation."""
-    train_rows = [r for r in record.rows_of(seed) if "d_real" in r]
-    summary: dict[str, Any] = {}
-    if train_rows:
-        summary["final"] = {k: v for k, v in train_rows[-1].items() if k not in ("step", "seed")}
-        tail = [r for r in train_rows if r["step"] > 0.9 * cfg.train.steps] or train_rows[-1:]
-        for key in ("d_real", "d_fake"):
-            summary[f"{key}_last_tenth"] = float(np.mean([r[key] for r in tail if r[key] is not None]))
-    if seed in record.finals:
-        summary["eval"] = {"step": record.finals[seed].step, **record.finals[seed].scalars}
-    return summary
-
-
 def _summary(
     cfg: DictConfig,
     record: Record,
@@ -491,41 +462,36 @@ def _summary(
     logger: RunLogger,
     started_at: float,
 ) -> dict[str, Any]:
-    """A plain run's replica values sit at the top level; a population's under `replicas`.
-
-    train_seconds adds up the training time of every attempt, up to the checkpoint each
-    next one continued from.
-    """
-    summary: dict[str, Any] = {
-        "status": status.value,
-        "diverged": status == Status.DIVERGED,
-        "error": error,
-        "steps_completed": record.steps_done,
-        "steps_requested": cfg.train.steps,
-        "train_seconds": round(record.train_seconds, 3),
-        "steps_per_second": (round(record.steps_done / record.train_seconds, 2) if record.train_seconds else None),
-        "resumed_from_step": record.start_step or None,
-        "started_at": started_at,
-        "devices": cfg.train.num_devices or jax.local_device_count(),
-        "backend": jax.default_backend(),
+    """summary.json (gan_jax/summary.py has its layout) from what the loop has recorded."""
+    replicas = {
+        seed: summary.replica(
+            record.rows_of(seed),
+            cfg.train.steps,
+            {"step": record.finals[seed].step, **record.finals[seed].scalars} if seed in record.finals else None,
+        )
+        for seed in record.seeds
     }
-    if status == Status.DIVERGED:
-        summary["diverged_step"] = record.steps_done
-    if len(record.seeds) == 1:
-        summary.update(_replica_summary(cfg, record, record.seeds[0]))
-    else:
-        summary["seeds"] = record.seeds
-        summary["replicas"] = [{"seed": seed, **_replica_summary(cfg, record, seed)} for seed in record.seeds]
+    extra = {}
     data_cfg = cast(dict, OmegaConf.to_container(cfg.dataset))
     if data_cfg["name"] == "gaussian_1d":
-        summary["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}
+        extra["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}
+    wandb = None
     if logger.wandb_run is not None:
-        summary["wandb"] = {
-            "id": logger.wandb_run.id,
-            "dir": str(Path(logger.wandb_run.dir).parent),
-            "mode": logger.wandb_mode,
-        }
-    return summary
+        wandb = {"id": logger.wandb_run.id, "dir": str(Path(logger.wandb_run.dir).parent), "mode": logger.wandb_mode}
+    return summary.run(
+        status=status,
+        error=error,
+        steps_completed=record.steps_done,
+        steps_requested=cfg.train.steps,
+        train_seconds=record.train_seconds,
+        resumed_from_step=record.start_step or None,
+        started_at=started_at,
+        devices=cfg.train.num_devices or jax.local_device_count(),
+        backend=jax.default_backend(),
+        replicas=replicas,
+        extra=extra,
+        wandb=wandb,
+    )
 
 
 def _wandb_settings(cfg: DictConfig, group: str | None, name: str | None, run_id: str | None) -> dict | None:

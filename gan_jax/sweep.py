@@ -17,7 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from gan_jax import rundir
+from gan_jax import rundir, summary
 from gan_jax.errors import ConfigError
 
 log = logging.getLogger("gan_jax")
@@ -34,12 +34,12 @@ def job_statuses(sweep_dir: Path, since: float | None = None) -> Counter:
     """
     statuses: Counter = Counter()
     for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        summary = rundir.read_summary(job)
+        written = rundir.read_summary(job)
         if since is None:
-            if summary is not None:
-                statuses[summary.get("status", "unknown")] += 1
-        elif summary is not None and summary.get("started_at", 0) >= since:
-            statuses[summary.get("status", "unknown")] += 1
+            if written is not None:
+                statuses[summary.status(written)] += 1
+        elif written is not None and written.get("started_at", 0) >= since:
+            statuses[summary.status(written)] += 1
         elif job.stat().st_mtime >= since - 1.0:  # allow for a coarse file-system clock
             statuses[NO_SUMMARY] += 1
     return statuses

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import loop, rundir
+from gan_jax import loop, rundir, summary
 from gan_jax.config import CONFIG_DIR, register_schemas
 from gan_jax.errors import GanJaxError, RunDirectoryInUse
 
@@ -71,7 +71,7 @@ def main(cfg: DictConfig) -> float | None:
     # SIGTERM unwinds like an exception, so summary.json is written and W&B finished.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        summary = loop.run(
+        outputs = loop.run(
             cfg,
             run_dir,
             wandb_group=group,
@@ -88,20 +88,20 @@ def main(cfg: DictConfig) -> float | None:
         written = previous is not None and previous.get("started_at", 0) >= started_at
         if not written and not isinstance(error, RunDirectoryInUse):
             run_dir.mkdir(parents=True, exist_ok=True)
-            rundir.write_summary(run_dir, rundir.failure_summary(error, started_at))
+            rundir.write_summary(run_dir, summary.failure(error, started_at))
         return None
     log.info(
         "finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
-        summary.get("d_real_last_tenth", float("nan")),
-        summary.get("d_fake_last_tenth", float("nan")),
+        outputs.get("d_real_last_tenth", float("nan")),
+        outputs.get("d_fake_last_tenth", float("nan")),
         run_dir,
     )
     for figure in ("figure1.png", "discriminator_outputs.png", "samples.png"):
         if (run_dir / figure).exists():
             log.info("figure: %s", run_dir / figure)
-    if "wandb" in summary:
-        log.info("W&B (%s) files: %s", summary["wandb"]["mode"], summary["wandb"]["dir"])
-    return loop.objective_value(summary, cfg.objective) if cfg.objective else None
+    if "wandb" in outputs:
+        log.info("W&B (%s) files: %s", outputs["wandb"]["mode"], outputs["wandb"]["dir"])
+    return summary.value(outputs, cfg.objective) if cfg.objective else None
 
 
 if __name__ == "__main__":
