@@ -45,10 +45,11 @@ class Evaluator:
     def __call__(self, state: step.GANState) -> Evaluation:
         fake = np.asarray(self._generate(step.sampling_generator(state), state.rng, self.num_samples))
         scalars: dict[str, float | None] = dict(_moment_scalars(fake))
-        if self.parts.data.modes is not None:
-            scalars |= modes.mode_metrics(fake, self.parts.data.modes, self.parts.data.std)
+        data = self.parts.data
+        if isinstance(data, ToyDataset) and data.modes is not None:
+            scalars |= modes.mode_metrics(fake, data.modes, data.std)
         curves = None
-        if self.parts.data.density is not None:
+        if isinstance(data, ToyDataset) and data.density is not None:
             curves = self._theory_1d(state, fake)
             scalars["jsd"] = density_1d.js_divergence(curves["p_data"], curves["p_g"], curves["grid"])
             scalars["d_optimality_gap"] = density_1d.discriminator_gap(

@@ -40,7 +40,7 @@ from gan_jax import (
     summary,
 )
 from gan_jax.checkpoint import Checkpoints
-from gan_jax.data import ImageDataset
+from gan_jax.data import BatchDataset
 from gan_jax.errors import TrainingDiverged
 from gan_jax.evaluate import Evaluation, Evaluator
 from gan_jax.run_logger import RunLogger
@@ -228,11 +228,7 @@ def _finish(
 def summary_keys(parts: step.GANParts) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
-    real = (
-        jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32)
-        if isinstance(parts.data, ImageDataset)
-        else None
-    )
+    real = jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32) if parts.data.host_batches else None
     metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
     scalars = Evaluator(parts, num_samples=16)(state).scalars
     return summary.keys(list(metrics), list(scalars))
@@ -298,14 +294,16 @@ def _train(
     train = cfg.train
     evaluate = Evaluator(parts, train.num_eval_samples)
     panels = (
-        frozenset(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else frozenset()
+        frozenset(figure_steps(train.steps, train.steps_per_call))
+        if getattr(parts.data, "density", None) is not None
+        else frozenset()
     )
     stops = Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, panels)
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
     chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
     real_batches = (
         feed.device_batches(
-            parts.data,
+            cast(BatchDataset, parts.data),
             record.seeds,
             record.steps_done,
             chunk_sizes(stops, train.steps_per_call, start=record.steps_done),
@@ -313,7 +311,7 @@ def _train(
             train.batch_size,
             devices,
         )
-        if isinstance(parts.data, ImageDataset)
+        if parts.data.host_batches
         else itertools.repeat(None)
     )
 
@@ -393,8 +391,8 @@ def _save_sample_grid(
 
 
 def _real_examples(parts: step.GANParts, state: step.GANState, seed: int, count: int) -> np.ndarray:
-    if isinstance(parts.data, ImageDataset):
-        return parts.data.batch(seed, 0, count)
+    if parts.data.host_batches:
+        return cast(BatchDataset, parts.data).batch(seed, 0, count)
     return np.asarray(step.real_samples(parts, state.rng, count))
 
 

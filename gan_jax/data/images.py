@@ -51,14 +51,13 @@ class ImageDataset:
     shape: tuple[int, int, int]  # what the models see: (size, size, channels)
     source: Any = None  # random access: len() and __getitems__(indices)
     crop: int | None = None  # centre crop (pixels) before resizing to `shape`
-    # The toy datasets' fields, absent for images.
-    sample_one: None = None
-    modes: None = None
-    density: None = None
-    std: float = 1.0
     # Pixels are scaled to [-1, 1]: already standard for the models.
     loc: tuple[float, ...] = (0.0,)
     scale: tuple[float, ...] = (1.0,)
+
+    @property
+    def host_batches(self) -> bool:
+        return True  # read on the host by `batch`, fed to the step
 
     @property
     def dim(self) -> int:

@@ -33,6 +33,10 @@ class ToyDataset:
     def shape(self) -> tuple[int]:
         return (self.dim,)
 
+    @property
+    def host_batches(self) -> bool:
+        return False  # sampled inside the step
+
 
 def gaussian_1d(mean: float, std: float) -> ToyDataset:
     def sample_one(key):

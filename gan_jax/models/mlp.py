@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 
@@ -83,6 +84,8 @@ def build(cfg, data) -> tuple[nn.Module, nn.Module]:
     """
     g, d = cfg.generator, cfg.discriminator
     loc, scale = (data.loc, data.scale) if cfg.standardize else ((0.0,), (1.0,))
-    generator = Generator(MLP(g.width, g.depth, data.dim, g.activation, g.spectral_norm), loc, scale, data.shape)
+    generator = Generator(
+        MLP(g.width, g.depth, math.prod(data.shape), g.activation, g.spectral_norm), loc, scale, data.shape
+    )
     discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation, d.spectral_norm), loc, scale)
     return generator, discriminator
