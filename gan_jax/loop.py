@@ -55,7 +55,7 @@ class Record:
 
     seeds: list[int]  # one per replica of the population (one for a plain run)
     rows: list[dict] = field(default_factory=list)  # as in metrics.jsonl, each with its seed
-    panels: list[Evaluation] = field(default_factory=list)  # Figure 1, first replica
+    panels: list[Evaluation] = field(default_factory=list)  # at the evaluators' extra steps, first replica
     finals: dict[int, Evaluation] = field(default_factory=dict)  # seed -> latest evaluation
     steps_done: int = 0
     start_step: int = 0  # > 0 when resumed from a checkpoint
@@ -93,24 +93,12 @@ def _weight_clip(limit: float):
     return lambda params: jax.tree.map(lambda p: jnp.clip(p, -limit, limit), params)
 
 
-def figure_steps(total: int, granularity: int) -> list[int]:
-    """The panels of Figure 1: at the start, early, a quarter of the way, and at the end.
-
-    Rounded to multiples of `granularity` (steps_per_call) so no extra program is compiled.
-    """
-
-    def round_down(s: int) -> int:
-        return max(granularity, s // granularity * granularity)
-
-    return sorted({0, round_down(total // 20), round_down(total // 4), total})
-
-
 @dataclass(frozen=True)
 class Stops:
     """The steps where the loop stops to evaluate, sample or save, found without listing them.
 
     Each kind is due every `every` steps and at the last step; `extra` adds single steps
-    (Figure 1's panels). Works for any number of steps without materialising them.
+    (the evaluators' extra steps, e.g. Figure 1's panels). Works for any number of steps without materialising them.
     """
 
     total: int
@@ -161,6 +149,7 @@ def run(
     devices = parallel.select_devices(cfg.train.num_devices)
     config.validate(cfg, len(devices))
     parts = build_parts(cfg)
+    evaluate = Evaluator(parts, cfg.train.num_eval_samples)
     if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts)):
         raise config.ConfigError(
             f"objective={cfg.objective!r}: not a key of this run's summary.json; valid values are {', '.join(keys)}"
@@ -181,8 +170,8 @@ def run(
             raise
         status, error, exit_code = Status.FAILED, None, 1
         try:
-            state = _train(cfg, parts, devices, state, logger, record, checkpoints)
-            _write_final_outputs(cfg, parts, state, record, logger, run_dir)
+            state = _train(cfg, parts, evaluate, devices, state, logger, record, checkpoints)
+            _write_final_outputs(cfg, parts, evaluate, state, record, logger, run_dir)
             status, exit_code = Status.FINISHED, 0
         except TrainingDiverged as diverged:
             status, error = Status.DIVERGED, str(diverged)
@@ -191,7 +180,7 @@ def run(
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            outputs = _summary(cfg, record, status, error, logger, started_at)
+            outputs = _summary(cfg, record, status, error, logger, started_at, evaluate.summary())
             _finish(run_dir, outputs, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
     return outputs
 
@@ -285,6 +274,7 @@ def _start_or_resume(
 def _train(
     cfg: DictConfig,
     parts: step.GANParts,
+    evaluate: Evaluator,
     devices: list,
     state: step.GANState,
     logger: RunLogger,
@@ -292,12 +282,7 @@ def _train(
     checkpoints: Checkpoints,
 ) -> step.GANState:
     train = cfg.train
-    evaluate = Evaluator(parts, train.num_eval_samples)
-    panels = (
-        frozenset(figure_steps(train.steps, train.steps_per_call))
-        if getattr(parts.data, "density", None) is not None
-        else frozenset()
-    )
+    panels = evaluate.extra_steps(train.steps, train.steps_per_call)
     stops = Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, panels)
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
     chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
@@ -326,7 +311,7 @@ def _train(
                 record.panels.append(evaluation)
 
     if (record.steps_done == 0 and 0 in panels) or record.steps_done == train.steps:
-        evaluate_population(state, log_rows=False)  # Figure 1's start, or a resumed run already done
+        evaluate_population(state, log_rows=False)  # an evaluator's step 0, or a resumed run already done
     replicated = parallel.replicate(state, len(devices))
     start, saved_at = time.perf_counter(), record.steps_done
     with tqdm(
@@ -429,6 +414,7 @@ def _log_rows(
 def _write_final_outputs(
     cfg: DictConfig,
     parts: step.GANParts,
+    evaluate: Evaluator,
     state: step.GANState,
     record: Record,
     logger: RunLogger,
@@ -447,8 +433,7 @@ def _write_final_outputs(
             record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png"
         ),
     }
-    if finals[0].curves is not None:
-        figures["figure1"] = plots.goodfellow_figure1(record.panels, run_dir / "figure1.png")
+    figures |= evaluate.figures(record.panels, run_dir)
     logger.log_images(cfg.train.steps, figures)
 
 
@@ -459,6 +444,7 @@ def _summary(
     error: str | None,
     logger: RunLogger,
     started_at: float,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     """summary.json (gan_jax/summary.py has its layout) from what the loop has recorded."""
     replicas = {
@@ -469,10 +455,6 @@ def _summary(
         )
         for seed in record.seeds
     }
-    extra = {}
-    data_cfg = cast(dict, OmegaConf.to_container(cfg.dataset))
-    if data_cfg["name"] == "gaussian_1d":
-        extra["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}
     wandb = None
     if logger.wandb_run is not None:
         wandb = {"id": logger.wandb_run.id, "dir": str(Path(logger.wandb_run.dir).parent), "mode": logger.wandb_mode}

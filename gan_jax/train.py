@@ -96,9 +96,8 @@ def main(cfg: DictConfig) -> float | None:
         outputs.get("d_fake_last_tenth", float("nan")),
         run_dir,
     )
-    for figure in ("figure1.png", "discriminator_outputs.png", "samples.png"):
-        if (run_dir / figure).exists():
-            log.info("figure: %s", run_dir / figure)
+    for figure in sorted(run_dir.glob("*.png")):  # whatever the loop and the evaluators drew
+        log.info("figure: %s", figure)
     if "wandb" in outputs:
         log.info("W&B (%s) files: %s", outputs["wandb"]["mode"], outputs["wandb"]["dir"])
     return summary.value(outputs, cfg.objective) if cfg.objective else None
