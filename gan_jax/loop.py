@@ -26,13 +26,8 @@ from tqdm import tqdm
 from gan_jax import (
     checkpoint,
     config,
-    data,
     feed,
-    losses,
-    models,
-    optim,
     parallel,
-    penalties,
     plots,
     run_logger,
     rundir,
@@ -43,6 +38,7 @@ from gan_jax.checkpoint import Checkpoints
 from gan_jax.data import BatchDataset
 from gan_jax.errors import TrainingDiverged
 from gan_jax.evaluate import Evaluation, Evaluator
+from gan_jax.parts import build as build_parts
 from gan_jax.run_logger import RunLogger
 from gan_jax.rundir import Status
 
@@ -68,29 +64,6 @@ class Record:
 
     def rows_of(self, seed: int) -> list[dict]:
         return [r for r in self.rows if r["seed"] == seed]
-
-
-def build_parts(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts:
-    """`dataset` replaces cfg.dataset's (a benchmark times the step on a shape-only one)."""
-    dataset = dataset or data.build(cfg.dataset)
-    g_optimiser, d_optimiser = optim.build(cfg.optim)
-    return step.GANParts(
-        data=dataset,
-        models=models.build(cfg.model, dataset),
-        loss=losses.get(cfg.loss.name),
-        g_optimiser=g_optimiser,
-        d_optimiser=d_optimiser,
-        d_steps=cfg.train.d_steps,
-        penalty=penalties.build(cfg.penalty.name, cfg.penalty.weight, dataset.scale),
-        d_constraint=_weight_clip(cfg.loss.weight_clip) if cfg.loss.get("weight_clip") else None,
-        simultaneous=cfg.train.schedule == "simultaneous",
-        ema_decay=cfg.train.ema_decay,
-        ema_start=cfg.train.ema_start,
-    )
-
-
-def _weight_clip(limit: float):
-    return lambda params: jax.tree.map(lambda p: jnp.clip(p, -limit, limit), params)
 
 
 @dataclass(frozen=True)

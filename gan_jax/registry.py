@@ -9,7 +9,7 @@ the family and lists the valid names. Imports nothing of gan_jax: any module may
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -44,3 +44,6 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         return iter(self._entries.values())
+
+
+Rule = Callable[[Any], "str | None"]  # a part's own rule: its config node -> a message, or None when it holds

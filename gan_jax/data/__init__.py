@@ -15,50 +15,39 @@ need it look for it, the loop never does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
-import jax
-import numpy as np
-
 from gan_jax.data import images, toy
+from gan_jax.data.base import (
+    DATASETS,
+    BatchDataset,
+    DataFacts,
+    Dataset,
+    DatasetPart,
+    SampledDataset,
+    facts,
+    names_where,
+    register,
+)
 from gan_jax.data.images import ImageDataset
 from gan_jax.data.toy import ToyDataset
 
-__all__ = ["BatchDataset", "Dataset", "ImageDataset", "SampledDataset", "ToyDataset", "build"]
-
-
-class Dataset(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-    @property
-    def loc(self) -> tuple[float, ...]: ...
-    @property
-    def scale(self) -> tuple[float, ...]: ...
-    @property
-    def host_batches(self) -> bool: ...
-
-
-class SampledDataset(Dataset, Protocol):
-    @property
-    def sample_one(self) -> Callable[[jax.Array], jax.Array]: ...  # key -> one example
-
-
-class BatchDataset(Dataset, Protocol):
-    def batch(self, seed: int, index: int, batch_size: int) -> np.ndarray: ...  # batch `index` of seed's stream
-
-
-_TOY_BUILDERS = {
-    "gaussian_1d": lambda c: toy.gaussian_1d(c.mean, c.std),
-    "ring_2d": lambda c: toy.ring_2d(c.num_modes, c.radius, c.std),
-    "grid_2d": lambda c: toy.grid_2d(c.num_modes_per_side, c.spacing, c.std),
-    "dirac": lambda c: toy.dirac(c.location),
-}
+__all__ = [
+    "DATASETS",
+    "BatchDataset",
+    "DataFacts",
+    "Dataset",
+    "DatasetPart",
+    "ImageDataset",
+    "SampledDataset",
+    "ToyDataset",
+    "build",
+    "facts",
+    "images",
+    "names_where",
+    "register",
+    "toy",
+]
 
 
 def build(cfg) -> Dataset:
-    if cfg.name in _TOY_BUILDERS:
-        return _TOY_BUILDERS[cfg.name](cfg)
-    return images.build(cfg)  # TFDS is imported only here
+    """The dataset `cfg` (a dataset config node) names; TFDS is imported only for images."""
+    return DATASETS.get(cfg.name).build(cfg)

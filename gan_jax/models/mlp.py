@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_jax.models.parts import ModelPart, latent_distributions, register
+from gan_jax.schema import MISSING, at_least, one_of
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -89,3 +93,24 @@ def build(cfg, data) -> tuple[nn.Module, nn.Module]:
     )
     discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation, d.spectral_norm), loc, scale)
     return generator, discriminator
+
+
+@dataclass
+class MLPNetConfig:
+    width: int = at_least(1)
+    depth: int = at_least(0)
+    activation: str = one_of(lambda: tuple(ACTIVATIONS))
+    spectral_norm: bool = MISSING
+
+
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    latent_dim: int = at_least(1)
+    latent_dist: str = one_of(latent_distributions)
+    standardize: bool = MISSING
+    generator: MLPNetConfig = field(default_factory=MLPNetConfig)
+    discriminator: MLPNetConfig = field(default_factory=MLPNetConfig)
+
+
+register(ModelPart("mlp", MLPConfig, build))
