@@ -13,6 +13,7 @@ import numpy as np
 
 from gan_jax import evaluators, step
 from gan_jax.evaluators import EvalInputs, Evaluation
+from gan_jax.metrics import density_1d, modes  # noqa: F401  (the built-in evaluators register on import)
 
 __all__ = ["Evaluation", "Evaluator"]
 

@@ -89,8 +89,6 @@ def register(evaluator: Evaluator, *, replace: bool = False) -> Evaluator:
 
 
 def applicable(dataset: Any) -> list[Evaluator]:
-    """The registered evaluators that apply to `dataset`, in registration order."""
-    import gan_jax.metrics.density_1d
-    import gan_jax.metrics.modes  # noqa: F401  (the built-in evaluators register on import)
-
+    """The registered evaluators that apply to `dataset`, in registration order (gan_jax.evaluate
+    imports the built-in ones' modules, which register them)."""
     return [e for e in EVALUATORS if e.applies(dataset)]

@@ -19,7 +19,8 @@ Jolicoeur-Martineau 2018 (relativistic average standard GAN). log s(a) = -softpl
 and log(1 - s(a)) = -softplus(a) keep them finite for any output.
 
 Each loss is registered (`LOSSES`) with its config schema and, for wgan, the weight
-clipping it applies to D; a new loss is a `GANLoss` of two functions, `register(LossPart(...))`
+clipping it applies to D; a new loss is a `GANLoss` of two functions, `register(fixed(loss))` (or a
+`LossPart` whose `build` reads its settings)
 and a YAML under conf/loss/ (README: "Extending gan_jax").
 """
 
@@ -117,19 +118,22 @@ def _weight_clip(cfg: Any) -> Callable | None:
 @dataclass(frozen=True)
 class LossPart:
     """A loss as gan-train chooses it: `loss=<name>` composes conf/loss/<name>.yaml over
-    `schema` (stored as schema/loss/<name>); `d_constraint(cfg.loss)` is what the step
-    applies to D's parameters after each update (None: nothing); `clips(cfg.loss)` says
-    whether it bounds D by clipping (a gradient penalty replaces that)."""
+    `schema` (stored as schema/loss/<name>); `build(cfg.loss)` makes the GANLoss (a loss
+    with settings reads them there); `d_constraint(cfg.loss)` is what the step applies to
+    D's parameters after each update (None: nothing); `clips(cfg.loss)` says whether it
+    bounds D by clipping (a gradient penalty replaces that)."""
 
-    loss: GANLoss
+    name: str
+    build: Callable[[Any], GANLoss]
     schema: type = LossConfig
     d_constraint: Callable[[Any], Callable | None] = _no_constraint
     clips: Callable[[Any], bool] = lambda cfg: False
     rules: tuple[Rule, ...] = ()
 
-    @property
-    def name(self) -> str:
-        return self.loss.name
+
+def fixed(loss: GANLoss, **settings: Any) -> LossPart:
+    """The part of a loss without settings of its own: `build` returns `loss` itself."""
+    return LossPart(loss.name, lambda cfg: loss, **settings)
 
 
 LOSSES: Registry[LossPart] = Registry("loss")
@@ -140,17 +144,17 @@ def register(part: LossPart, *, replace: bool = False) -> LossPart:
 
 
 for _part in (
-    LossPart(GANLoss("minimax", _bce_discriminator, _minimax_generator)),
-    LossPart(GANLoss("non_saturating", _bce_discriminator, _non_saturating_generator)),
-    LossPart(
+    fixed(GANLoss("minimax", _bce_discriminator, _minimax_generator)),
+    fixed(GANLoss("non_saturating", _bce_discriminator, _non_saturating_generator)),
+    fixed(
         GANLoss("wgan", _wgan_discriminator, _critic_generator),
         schema=WGANLossConfig,
         d_constraint=_weight_clip,
         clips=lambda cfg: cfg.get("weight_clip") is not None,
     ),
-    LossPart(GANLoss("hinge", _hinge_discriminator, _critic_generator)),
-    LossPart(GANLoss("lsgan", _lsgan_discriminator, _lsgan_generator)),
-    LossPart(GANLoss("relativistic", _relativistic_discriminator, _relativistic_generator)),
+    fixed(GANLoss("hinge", _hinge_discriminator, _critic_generator)),
+    fixed(GANLoss("lsgan", _lsgan_discriminator, _lsgan_generator)),
+    fixed(GANLoss("relativistic", _relativistic_discriminator, _relativistic_generator)),
 ):
     register(_part)
 
@@ -159,7 +163,8 @@ def names() -> tuple[str, ...]:
     return LOSSES.names()
 
 
-def get(name: str) -> GANLoss:
+def get(name: str, cfg: Any = None) -> GANLoss:
+    """The loss `name`; `cfg` (its config node) for a loss with settings."""
     if name not in LOSSES:
         raise KeyError(f"unknown loss {name!r}; valid losses: {', '.join(names())}")
-    return LOSSES.get(name).loss
+    return LOSSES.get(name).build(cfg)

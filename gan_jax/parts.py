@@ -15,7 +15,7 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     return step.GANParts(
         data=dataset,
         models=models.build(cfg.model, dataset),
-        loss=losses.get(cfg.loss.name),
+        loss=losses.get(cfg.loss.name, cfg.loss),
         g_optimiser=g_optimiser,
         d_optimiser=d_optimiser,
         d_steps=cfg.train.d_steps,

@@ -29,7 +29,9 @@ def _any_data(cfg: Any, data: DataFacts) -> str | None:
 class ModelPart:
     """A model family as gan-train chooses it: `model=<name>` composes conf/model/<name>.yaml
     over `schema` (stored as schema/model/<name>); `build(cfg.model, dataset) -> (G, D)`,
-    G mapping [batch, latent_dim] to [batch, *dataset.shape], D to logits [batch, 1].
+    G mapping [batch, latent_dim] to [batch, *dataset.shape], D to logits [batch, 1]; both
+    Flax modules called as `module(x, update_stats=False, axis_name=None)` (update_stats:
+    training, so batch statistics may move; axis_name: the devices to average them over).
     `data_rule(cfg.model, facts)`: the family's own rule on the data it is given (a message,
     or None); `d_batch_norm(cfg.model)`: D normalises over the batch (real and generated
     examples then go through it apart, and per-example gradient penalties do not apply)."""
