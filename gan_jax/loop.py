@@ -71,7 +71,7 @@ class Stops:
     """The steps where the loop stops to evaluate, sample or save, found without listing them.
 
     Each kind is due every `every` steps and at the last step; `extra` adds single steps
-    (the evaluators' extra steps, e.g. Figure 1's panels). Works for any number of steps without materialising them.
+    (the evaluators' extra steps). Works for any number of steps without materialising them.
     """
 
     total: int
