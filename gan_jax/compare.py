@@ -24,6 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from gan_jax import rundir, summary  # noqa: E402
+from gan_jax.rundir import Status  # noqa: E402
+
 # Which way is better, for the metrics that have a direction.
 HIGHER_IS_BETTER = {
     "modes_captured": True,
@@ -47,27 +50,18 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def load_runs(sweep_dir: Path) -> list[dict]:
     """One record per run: its flat config, status and numeric final metrics."""
     runs = []
-    for summary_path in sorted(sweep_dir.glob("*/summary.json")):
+    for summary_path in sorted(sweep_dir.glob(f"*/{rundir.SUMMARY_FILE}")):
         job = summary_path.parent
-        summary = json.loads(summary_path.read_text())
+        written = json.loads(summary_path.read_text())
         config_path = job / ".hydra" / "config.yaml"
         config = _flatten(OmegaConf.to_container(OmegaConf.load(config_path))) if config_path.exists() else {}
-        for replica in summary.get("replicas", [summary]):
-            metrics = {
-                k: v
-                for k, v in {
-                    **_flatten(replica.get("eval", {})),
-                    "d_real_last_tenth": replica.get("d_real_last_tenth"),
-                    "d_fake_last_tenth": replica.get("d_fake_last_tenth"),
-                }.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"
-            }
+        for replica in summary.replicas(written):
             runs.append(
                 {
                     "job": job.name,
                     "config": config,
-                    "status": summary.get("status", "unknown"),
-                    "metrics": metrics,
+                    "status": summary.status(written),
+                    "metrics": summary.final_metrics(replica),
                 }
             )
     return runs
@@ -105,10 +99,10 @@ def metric_table(groups: dict[str, list[dict]], metric: str) -> str:
         values = [
             r["metrics"][metric]
             for r in runs
-            if r["status"] == "finished" and metric in r["metrics"] and math.isfinite(r["metrics"][metric])
+            if r["status"] == Status.FINISHED and metric in r["metrics"] and math.isfinite(r["metrics"][metric])
         ]
-        diverged = sum(r["status"] == "diverged" for r in runs)
-        failed = sum(r["status"] not in ("finished", "diverged") for r in runs)
+        diverged = sum(r["status"] == Status.DIVERGED for r in runs)
+        failed = sum(r["status"] not in (Status.FINISHED, Status.DIVERGED) for r in runs)
         if values:
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             best = _best(values, metric)
@@ -126,7 +120,7 @@ def metric_table(groups: dict[str, list[dict]], metric: str) -> str:
 def box_plot(groups: dict[str, list[dict]], metric: str, path: Path) -> Path:
     labels = list(groups)
     data = [
-        [r["metrics"][metric] for r in groups[label] if r["status"] == "finished" and metric in r["metrics"]]
+        [r["metrics"][metric] for r in groups[label] if r["status"] == Status.FINISHED and metric in r["metrics"]]
         for label in labels
     ]
     fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(labels)), 3.8))

@@ -1,34 +1,21 @@
-"""Evaluation of a training state: generated samples, moments and, in 1-D, the theory."""
+"""Evaluation of a training state: generated samples, their moments, and the evaluators'
+measures (gan_jax/evaluators.py: every registered evaluator that applies to the dataset)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 
-from gan_jax import step
-from gan_jax.data.toy import ToyDataset
-from gan_jax.metrics import density_1d, modes
+from gan_jax import evaluators, step
+from gan_jax.evaluators import EvalInputs, Evaluation
+from gan_jax.metrics import density_1d, modes  # noqa: F401  (the built-in evaluators register on import)
 
-
-@dataclass
-class Evaluation:
-    step: int
-    scalars: dict[str, float | None]  # None: not defined for these samples (JSON null)
-    samples: np.ndarray  # [num_samples, *data shape]
-    curves: dict[str, np.ndarray] | None = None  # 1-D: grid, p_data, p_g, d_x, d_star
-
-    def to_json(self) -> dict:
-        """Everything but the samples (kept in checkpoints for Figure 1's panels)."""
-        curves = {k: v.tolist() for k, v in self.curves.items()} if self.curves else None
-        return {"step": self.step, "scalars": self.scalars, "curves": curves}
-
-    @classmethod
-    def from_json(cls, saved: dict) -> Evaluation:
-        curves = {k: np.asarray(v) for k, v in saved["curves"].items()} if saved["curves"] else None
-        return cls(saved["step"], saved["scalars"], np.zeros((0, 1)), curves)
+__all__ = ["Evaluation", "Evaluator"]
 
 
 class Evaluator:
@@ -37,6 +24,7 @@ class Evaluator:
     def __init__(self, parts: step.GANParts, num_samples: int):
         self.parts = parts
         self.num_samples = num_samples
+        self.active = evaluators.applicable(parts.data)
         self._generate = jax.jit(partial(step.generate, parts), static_argnums=2)
         self._d_prob = jax.jit(
             lambda player, x: jax.nn.sigmoid(step.apply_model(parts.models.discriminator, player, x)[0])
@@ -45,35 +33,38 @@ class Evaluator:
     def __call__(self, state: step.GANState) -> Evaluation:
         fake = np.asarray(self._generate(step.sampling_generator(state), state.rng, self.num_samples))
         scalars: dict[str, float | None] = dict(_moment_scalars(fake))
-        if self.parts.data.modes is not None:
-            scalars |= modes.mode_metrics(fake, self.parts.data.modes, self.parts.data.std)
-        curves = None
-        if self.parts.data.density is not None:
-            curves = self._theory_1d(state, fake)
-            scalars["jsd"] = density_1d.js_divergence(curves["p_data"], curves["p_g"], curves["grid"])
-            scalars["d_optimality_gap"] = density_1d.discriminator_gap(
-                curves["d_x"], curves["d_star"], curves["p_data"], curves["p_g"], curves["grid"]
-            )
+        curves: dict[str, np.ndarray] | None = None
+        inputs = EvalInputs(self.parts.data, fake, lambda x: np.asarray(self._d_prob(state.discriminator, x)))
+        for evaluator in self.active:
+            measured = evaluator.compute(inputs)
+            scalars |= measured.scalars
+            if measured.curves is not None:
+                curves = {**(curves or {}), **measured.curves}
         return Evaluation(int(state.step), scalars, fake, curves)
 
     def fixed_batch(self, state: step.GANState, count: int = 64) -> np.ndarray:
         """`count` samples from the same latents at every call: the sample grids."""
         return np.asarray(self._generate(step.sampling_generator(state), state.rng, count))
 
-    def _theory_1d(self, state: step.GANState, fake: np.ndarray) -> dict[str, np.ndarray]:
-        data = self.parts.data
-        assert isinstance(data, ToyDataset) and data.mean is not None and data.density is not None
-        grid = density_1d.grid_1d(data.std, data.mean, fake)
-        p_data = data.density(grid)
-        p_g = density_1d.kde_density(fake, grid)
-        d_x = np.asarray(self._d_prob(state.discriminator, grid[:, None].astype(np.float32)))[:, 0]
-        return {
-            "grid": grid,
-            "p_data": p_data,
-            "p_g": p_g,
-            "d_x": d_x,
-            "d_star": density_1d.optimal_discriminator(p_data, p_g),
-        }
+    def extra_steps(self, total: int, granularity: int) -> frozenset[int]:
+        """The steps the evaluators ask for besides every train.eval_every (Figure 1's panels)."""
+        return frozenset(s for e in self.active for s in e.extra_steps(total, granularity))
+
+    def figures(self, panels: Sequence[Evaluation], run_dir: Path) -> dict[str, Path]:
+        """The evaluators' figures, from the first replica's evaluations at their extra steps."""
+        drawn: dict[str, Path] = {}
+        for evaluator in self.active:
+            if evaluator.figures is not None:
+                drawn |= evaluator.figures(panels, run_dir)
+        return drawn
+
+    def summary(self) -> dict[str, Any]:
+        """What the evaluators add to summary.json (the 1-D one: the data's mean and std)."""
+        added: dict[str, Any] = {}
+        for evaluator in self.active:
+            if evaluator.summary is not None:
+                added |= evaluator.summary(self.parts.data)
+        return added
 
 
 def _moment_scalars(samples: np.ndarray) -> dict[str, float]:

@@ -26,21 +26,19 @@ from tqdm import tqdm
 from gan_jax import (
     checkpoint,
     config,
-    data,
-    losses,
-    models,
-    optim,
+    feed,
     parallel,
-    penalties,
     plots,
     run_logger,
     rundir,
     step,
+    summary,
 )
 from gan_jax.checkpoint import Checkpoints
-from gan_jax.data import ImageDataset, feed
+from gan_jax.data import BatchDataset
 from gan_jax.errors import TrainingDiverged
 from gan_jax.evaluate import Evaluation, Evaluator
+from gan_jax.parts import build as build_parts
 from gan_jax.run_logger import RunLogger
 from gan_jax.rundir import Status
 
@@ -53,7 +51,7 @@ class Record:
 
     seeds: list[int]  # one per replica of the population (one for a plain run)
     rows: list[dict] = field(default_factory=list)  # as in metrics.jsonl, each with its seed
-    panels: list[Evaluation] = field(default_factory=list)  # Figure 1, first replica
+    panels: list[Evaluation] = field(default_factory=list)  # at the evaluators' extra steps, first replica
     finals: dict[int, Evaluation] = field(default_factory=dict)  # seed -> latest evaluation
     steps_done: int = 0
     start_step: int = 0  # > 0 when resumed from a checkpoint
@@ -68,47 +66,12 @@ class Record:
         return [r for r in self.rows if r["seed"] == seed]
 
 
-def build_parts(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts:
-    """`dataset` replaces cfg.dataset's (a benchmark times the step on a shape-only one)."""
-    dataset = dataset or data.build(cfg.dataset)
-    g_optimiser, d_optimiser = optim.build(cfg.optim)
-    return step.GANParts(
-        data=dataset,
-        models=models.build(cfg.model, dataset),
-        loss=losses.get(cfg.loss.name),
-        g_optimiser=g_optimiser,
-        d_optimiser=d_optimiser,
-        d_steps=cfg.train.d_steps,
-        penalty=penalties.build(cfg.penalty.name, cfg.penalty.weight, dataset.scale),
-        d_constraint=_weight_clip(cfg.loss.weight_clip) if cfg.loss.get("weight_clip") else None,
-        simultaneous=cfg.train.schedule == "simultaneous",
-        ema_decay=cfg.train.ema_decay,
-        ema_start=cfg.train.ema_start,
-    )
-
-
-def _weight_clip(limit: float):
-    return lambda params: jax.tree.map(lambda p: jnp.clip(p, -limit, limit), params)
-
-
-def figure_steps(total: int, granularity: int) -> list[int]:
-    """The panels of Figure 1: at the start, early, a quarter of the way, and at the end.
-
-    Rounded to multiples of `granularity` (steps_per_call) so no extra program is compiled.
-    """
-
-    def round_down(s: int) -> int:
-        return max(granularity, s // granularity * granularity)
-
-    return sorted({0, round_down(total // 20), round_down(total // 4), total})
-
-
 @dataclass(frozen=True)
 class Stops:
     """The steps where the loop stops to evaluate, sample or save, found without listing them.
 
     Each kind is due every `every` steps and at the last step; `extra` adds single steps
-    (Figure 1's panels). Works for any number of steps without materialising them.
+    (the evaluators' extra steps). Works for any number of steps without materialising them.
     """
 
     total: int
@@ -131,12 +94,10 @@ class Stops:
         return min([self.total, *following, *(s for s in self.extra if s > done)])
 
 
-def _stops(cfg: DictConfig, parts: step.GANParts) -> Stops:
+def _stops(cfg: DictConfig, evaluate: Evaluator) -> Stops:
     train = cfg.train
-    panels = (
-        frozenset(figure_steps(train.steps, train.steps_per_call)) if parts.data.density is not None else frozenset()
-    )
-    return Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, panels)
+    extra = evaluate.extra_steps(train.steps, train.steps_per_call)
+    return Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, extra)
 
 
 def _logged_by_this_schedule(row: dict, stops: Stops, log_every: int) -> bool:
@@ -176,6 +137,7 @@ def run(
     devices = parallel.select_devices(cfg.train.num_devices)
     config.validate(cfg, len(devices))
     parts = build_parts(cfg)
+    evaluate = Evaluator(parts, cfg.train.num_eval_samples)
     if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts)):
         raise config.ConfigError(
             f"objective={cfg.objective!r}: not a key of this run's summary.json; valid values are {', '.join(keys)}"
@@ -196,8 +158,8 @@ def run(
             raise
         status, error, exit_code = Status.FAILED, None, 1
         try:
-            state = _train(cfg, parts, devices, state, logger, record, checkpoints)
-            _write_final_outputs(cfg, parts, state, record, logger, run_dir)
+            state = _train(cfg, parts, evaluate, devices, state, logger, record, checkpoints)
+            _write_final_outputs(cfg, parts, evaluate, state, record, logger, run_dir)
             status, exit_code = Status.FINISHED, 0
         except TrainingDiverged as diverged:
             status, error = Status.DIVERGED, str(diverged)
@@ -206,9 +168,9 @@ def run(
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            summary = _summary(cfg, record, status, error, logger, started_at)
-            _finish(run_dir, summary, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
-    return summary
+            outputs = _summary(cfg, record, status, error, logger, started_at, evaluate.summary())
+            _finish(run_dir, outputs, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
+    return outputs
 
 
 def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
@@ -217,7 +179,7 @@ def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
 
 def _finish(
     run_dir: Path,
-    summary: dict,
+    outputs: dict,
     record: Record,
     logger: RunLogger,
     checkpoints: Checkpoints,
@@ -229,7 +191,7 @@ def _finish(
     try:
         if failing:
             checkpoints.remove_unfinished()
-        rundir.write_summary(run_dir, summary)
+        rundir.write_summary(run_dir, outputs)
         if record.rows and failing:  # keep the curves up to the failure
             plots.discriminator_outputs(record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png")
     except OSError as error:
@@ -237,7 +199,7 @@ def _finish(
             raise
         log.error("could not write %s: %s", run_dir / rundir.SUMMARY_FILE, error)
     finally:
-        logger.update_summary(summary)
+        logger.update_summary(outputs)
         logger.finish(exit_code)
         checkpoints.close()
 
@@ -245,30 +207,10 @@ def _finish(
 def summary_keys(parts: step.GANParts) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
-    real = (
-        jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32)
-        if isinstance(parts.data, ImageDataset)
-        else None
-    )
+    real = jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32) if parts.data.host_batches else None
     metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
     scalars = Evaluator(parts, num_samples=16)(state).scalars
-    return (
-        ["d_real_last_tenth", "d_fake_last_tenth"]
-        + [f"final.{k}" for k in sorted(metrics)]
-        + [f"eval.{k}" for k in scalars]
-    )
-
-
-def objective_value(summary: dict[str, Any], key: str) -> float | None:
-    """`key` ("eval.jsd") of a summary; the mean over a population's replicas."""
-
-    def lookup(tree: Any) -> float | None:
-        for part in key.split("."):
-            tree = tree.get(part) if isinstance(tree, dict) else None
-        return tree
-
-    values = [v for r in summary.get("replicas", [summary]) if (v := lookup(r)) is not None]
-    return float(np.mean(values)) if values else None
+    return summary.keys(list(metrics), list(scalars))
 
 
 def _start_or_resume(
@@ -306,7 +248,7 @@ def _start_or_resume(
         return fresh, Record(seeds), None
     at, state, meta = restored
     # A run extended past its old last step drops the rows it logged only because it ended there.
-    stops = _stops(cfg, parts)
+    stops = _stops(cfg, Evaluator(parts, cfg.train.num_eval_samples))
     rows = metrics.restart_at(
         at, keep=lambda row: row["step"] < at or _logged_by_this_schedule(row, stops, cfg.train.log_every)
     )
@@ -326,6 +268,7 @@ def _start_or_resume(
 def _train(
     cfg: DictConfig,
     parts: step.GANParts,
+    evaluate: Evaluator,
     devices: list,
     state: step.GANState,
     logger: RunLogger,
@@ -333,13 +276,12 @@ def _train(
     checkpoints: Checkpoints,
 ) -> step.GANState:
     train = cfg.train
-    evaluate = Evaluator(parts, train.num_eval_samples)
-    stops = _stops(cfg, parts)
+    stops = _stops(cfg, evaluate)
     train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
     chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
     real_batches = (
         feed.device_batches(
-            parts.data,
+            cast(BatchDataset, parts.data),
             record.seeds,
             record.steps_done,
             chunk_sizes(stops, train.steps_per_call, start=record.steps_done),
@@ -347,7 +289,7 @@ def _train(
             train.batch_size,
             devices,
         )
-        if isinstance(parts.data, ImageDataset)
+        if parts.data.host_batches
         else itertools.repeat(None)
     )
 
@@ -362,7 +304,7 @@ def _train(
                 record.panels.append(evaluation)
 
     if (record.steps_done == 0 and 0 in stops.extra) or record.steps_done == train.steps:
-        evaluate_population(state, log_rows=False)  # Figure 1's start, or a resumed run already done
+        evaluate_population(state, log_rows=False)  # an evaluator's step 0, or a resumed run already done
     replicated = parallel.replicate(state, len(devices))
     start, saved_at = time.perf_counter(), record.steps_done
     with tqdm(
@@ -427,8 +369,8 @@ def _save_sample_grid(
 
 
 def _real_examples(parts: step.GANParts, state: step.GANState, seed: int, count: int) -> np.ndarray:
-    if isinstance(parts.data, ImageDataset):
-        return parts.data.batch(seed, 0, count)
+    if parts.data.host_batches:
+        return cast(BatchDataset, parts.data).batch(seed, 0, count)
     return np.asarray(step.real_samples(parts, state.rng, count))
 
 
@@ -465,6 +407,7 @@ def _log_rows(
 def _write_final_outputs(
     cfg: DictConfig,
     parts: step.GANParts,
+    evaluate: Evaluator,
     state: step.GANState,
     record: Record,
     logger: RunLogger,
@@ -483,23 +426,8 @@ def _write_final_outputs(
             record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png"
         ),
     }
-    if finals[0].curves is not None:
-        figures["figure1"] = plots.goodfellow_figure1(record.panels, run_dir / "figure1.png")
+    figures |= evaluate.figures(record.panels, run_dir)
     logger.log_images(cfg.train.steps, figures)
-
-
-def _replica_summary(cfg: DictConfig, record: Record, seed: int) -> dict[str, Any]:
-    """Final training values, d_real / d_fake over the last tenth, the latest evaluation."""
-    train_rows = [r for r in record.rows_of(seed) if "d_real" in r]
-    summary: dict[str, Any] = {}
-    if train_rows:
-        summary["final"] = {k: v for k, v in train_rows[-1].items() if k not in ("step", "seed")}
-        tail = [r for r in train_rows if r["step"] > 0.9 * cfg.train.steps] or train_rows[-1:]
-        for key in ("d_real", "d_fake"):
-            summary[f"{key}_last_tenth"] = float(np.mean([r[key] for r in tail if r[key] is not None]))
-    if seed in record.finals:
-        summary["eval"] = {"step": record.finals[seed].step, **record.finals[seed].scalars}
-    return summary
 
 
 def _summary(
@@ -509,42 +437,39 @@ def _summary(
     error: str | None,
     logger: RunLogger,
     started_at: float,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """A plain run's replica values sit at the top level; a population's under `replicas`.
-
-    train_seconds adds up the training time of every attempt, up to the checkpoint each
-    next one continued from.
-    """
-    summary: dict[str, Any] = {
-        "status": status.value,
-        "diverged": status == Status.DIVERGED,
-        "error": error,
-        "steps_completed": record.steps_done,
-        "steps_requested": cfg.train.steps,
-        "train_seconds": round(record.train_seconds, 3),
-        "steps_per_second": (round(record.steps_done / record.train_seconds, 2) if record.train_seconds else None),
-        "resumed_from_step": record.start_step or None,
-        "started_at": started_at,
-        "devices": cfg.train.num_devices or jax.local_device_count(),
-        "backend": jax.default_backend(),
+    """summary.json (gan_jax/summary.py has its layout) from what the loop has recorded."""
+    replicas = {
+        seed: summary.replica(
+            record.rows_of(seed),
+            cfg.train.steps,
+            {"step": record.finals[seed].step, **record.finals[seed].scalars} if seed in record.finals else None,
+        )
+        for seed in record.seeds
     }
-    if status == Status.DIVERGED:
-        summary["diverged_step"] = record.steps_done
-    if len(record.seeds) == 1:
-        summary.update(_replica_summary(cfg, record, record.seeds[0]))
-    else:
-        summary["seeds"] = record.seeds
-        summary["replicas"] = [{"seed": seed, **_replica_summary(cfg, record, seed)} for seed in record.seeds]
-    data_cfg = cast(dict, OmegaConf.to_container(cfg.dataset))
-    if data_cfg["name"] == "gaussian_1d":
-        summary["data"] = {"mean": data_cfg["mean"], "std": data_cfg["std"]}
+    wandb = None
     if logger.wandb_run is not None:
-        summary["wandb"] = {
+        disabled = logger.wandb_mode == "disabled"
+        wandb = {
             "id": logger.wandb_run.id,
-            "dir": str(Path(logger.wandb_run.dir).parent) if logger.wandb_mode != "disabled" else None,
+            "dir": None if disabled else str(Path(logger.wandb_run.dir).parent),
             "mode": logger.wandb_mode,
         }
-    return summary
+    return summary.run(
+        status=status,
+        error=error,
+        steps_completed=record.steps_done,
+        steps_requested=cfg.train.steps,
+        train_seconds=record.train_seconds,
+        resumed_from_step=record.start_step or None,
+        started_at=started_at,
+        devices=cfg.train.num_devices or jax.local_device_count(),
+        backend=jax.default_backend(),
+        replicas=replicas,
+        extra=extra,
+        wandb=wandb,
+    )
 
 
 def _wandb_settings(cfg: DictConfig, group: str | None, name: str | None, run_id: str | None) -> dict | None:

@@ -17,15 +17,24 @@ critic is kept Lipschitz by weight clipping, `loss.weight_clip`); Lim & Ye 2017 
 Miyato et al. 2018 (hinge); Mao et al. 2017 (least squares, 0-1 coding);
 Jolicoeur-Martineau 2018 (relativistic average standard GAN). log s(a) = -softplus(-a)
 and log(1 - s(a)) = -softplus(a) keep them finite for any output.
+
+Each loss is registered (`LOSSES`) with its config schema and, for wgan, the weight
+clipping it applies to D; a new loss is a `GANLoss` of two functions, `register(fixed(loss))` (or a
+`LossPart` whose `build` reads its settings)
+and a YAML under conf/loss/ (README: "Extending gan_jax").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from gan_jax.registry import Registry, Rule
+from gan_jax.schema import MISSING, one_of, optional_positive
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -80,25 +89,82 @@ def _relativistic_generator(real_out, fake_out):
     return _bce_discriminator(fake_out - jnp.mean(real_out), real_out - jnp.mean(fake_out))
 
 
-_REGISTRY = {
-    loss.name: loss
-    for loss in (
-        GANLoss("minimax", _bce_discriminator, _minimax_generator),
-        GANLoss("non_saturating", _bce_discriminator, _non_saturating_generator),
+@dataclass
+class LossConfig:
+    """A loss without settings of its own (every one but wgan)."""
+
+    name: str = one_of(lambda: tuple(p.name for p in LOSSES if p.schema is LossConfig))
+
+
+@dataclass
+class WGANLossConfig:
+    name: str = one_of(lambda: ("wgan",))
+    # D's parameters are clipped to [-c, c] after each update; null: no clipping (WGAN-GP).
+    weight_clip: float | None = optional_positive(MISSING)
+
+
+def _no_constraint(cfg: Any) -> Callable | None:
+    return None
+
+
+def _weight_clip(cfg: Any) -> Callable | None:
+    """wgan's D constraint: every parameter clipped to [-weight_clip, weight_clip] after each update."""
+    if not cfg.get("weight_clip"):
+        return None
+    limit = cfg.weight_clip
+    return lambda params: jax.tree.map(lambda p: jnp.clip(p, -limit, limit), params)
+
+
+@dataclass(frozen=True)
+class LossPart:
+    """A loss as gan-train chooses it: `loss=<name>` composes conf/loss/<name>.yaml over
+    `schema` (stored as schema/loss/<name>); `build(cfg.loss)` makes the GANLoss (a loss
+    with settings reads them there); `d_constraint(cfg.loss)` is what the step applies to
+    D's parameters after each update (None: nothing); `clips(cfg.loss)` says whether it
+    bounds D by clipping (a gradient penalty replaces that)."""
+
+    name: str
+    build: Callable[[Any], GANLoss]
+    schema: type = LossConfig
+    d_constraint: Callable[[Any], Callable | None] = _no_constraint
+    clips: Callable[[Any], bool] = lambda cfg: False
+    rules: tuple[Rule, ...] = ()
+
+
+def fixed(loss: GANLoss, **settings: Any) -> LossPart:
+    """The part of a loss without settings of its own: `build` returns `loss` itself."""
+    return LossPart(loss.name, lambda cfg: loss, **settings)
+
+
+LOSSES: Registry[LossPart] = Registry("loss")
+
+
+def register(part: LossPart, *, replace: bool = False) -> LossPart:
+    return LOSSES.register(part.name, part, replace=replace)
+
+
+for _part in (
+    fixed(GANLoss("minimax", _bce_discriminator, _minimax_generator)),
+    fixed(GANLoss("non_saturating", _bce_discriminator, _non_saturating_generator)),
+    fixed(
         GANLoss("wgan", _wgan_discriminator, _critic_generator),
-        GANLoss("hinge", _hinge_discriminator, _critic_generator),
-        GANLoss("lsgan", _lsgan_discriminator, _lsgan_generator),
-        GANLoss("relativistic", _relativistic_discriminator, _relativistic_generator),
-    )
-}
+        schema=WGANLossConfig,
+        d_constraint=_weight_clip,
+        clips=lambda cfg: cfg.get("weight_clip") is not None,
+    ),
+    fixed(GANLoss("hinge", _hinge_discriminator, _critic_generator)),
+    fixed(GANLoss("lsgan", _lsgan_discriminator, _lsgan_generator)),
+    fixed(GANLoss("relativistic", _relativistic_discriminator, _relativistic_generator)),
+):
+    register(_part)
 
 
 def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return LOSSES.names()
 
 
-def get(name: str) -> GANLoss:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown loss {name!r}; valid losses: {', '.join(names())}") from None
+def get(name: str, cfg: Any = None) -> GANLoss:
+    """The loss `name`; `cfg` (its config node) for a loss with settings."""
+    if name not in LOSSES:
+        raise KeyError(f"unknown loss {name!r}; valid losses: {', '.join(names())}")
+    return LOSSES.get(name).build(cfg)

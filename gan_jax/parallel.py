@@ -10,7 +10,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gan_jax import step
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 AXIS = "devices"
 

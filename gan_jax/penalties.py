@@ -18,9 +18,14 @@ for a D that treats examples independently (no batch normalisation).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from gan_jax.registry import Registry, Rule
+from gan_jax.schema import MISSING, one_of, rule
 
 Penalty = Callable[[Callable, jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -75,14 +80,61 @@ def dragan(weight: float, data_scale: tuple[float, ...]) -> Penalty:
     return penalty
 
 
-_REGISTRY = {"wgan_gp": wgan_gp, "r1": r1, "r2": r2, "dragan": dragan}
+@dataclass
+class PenaltyConfig:
+    name: str = one_of(lambda: PENALTIES.names())
+    weight: float = rule(MISSING, "a number >= 0", lambda v: v >= 0)  # lambda or gamma
+
+
+def _weight_must_act(cfg: Any) -> str | None:
+    if cfg.weight == 0:
+        return f"penalty.weight=0 makes penalty={cfg.name} do nothing; use penalty=none or a weight > 0"
+    return None
+
+
+def _no_weight(cfg: Any) -> str | None:
+    if cfg.weight != 0:
+        return f"penalty.weight={cfg.weight} has no effect with penalty=none; choose a penalty"
+    return None
+
+
+@dataclass(frozen=True)
+class PenaltyPart:
+    """A regulariser as gan-train chooses it: `penalty=<name>` composes conf/penalty/<name>.yaml
+    over `schema` (schema/penalty/<name>). `build(weight, data_scale)` makes the Penalty
+    (None: no penalty); `per_example`: it takes D's gradient per example, which needs a D
+    that treats examples independently; `replaces_clipping`: it bounds D instead of
+    weight clipping (Gulrajani et al. 2017)."""
+
+    name: str
+    build: Callable[[float, tuple[float, ...]], Penalty] | None
+    schema: type = PenaltyConfig
+    per_example: bool = True
+    replaces_clipping: bool = False
+    rules: tuple[Rule, ...] = (_weight_must_act,)
+
+
+PENALTIES: Registry[PenaltyPart] = Registry("penalty")
+
+
+def register(part: PenaltyPart, *, replace: bool = False) -> PenaltyPart:
+    return PENALTIES.register(part.name, part, replace=replace)
+
+
+for _part in (
+    PenaltyPart("none", None, per_example=False, rules=(_no_weight,)),
+    PenaltyPart("wgan_gp", wgan_gp, replaces_clipping=True),
+    PenaltyPart("r1", r1),
+    PenaltyPart("r2", r2),
+    PenaltyPart("dragan", dragan),
+):
+    register(_part)
 
 
 def names() -> tuple[str, ...]:
-    return ("none",) + tuple(_REGISTRY)
+    return PENALTIES.names()
 
 
 def build(name: str, weight: float, data_scale: tuple[float, ...]) -> Penalty | None:
-    if name == "none":
-        return None
-    return _REGISTRY[name](weight, data_scale)
+    make = PENALTIES.get(name).build
+    return None if make is None else make(weight, data_scale)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan_jax.evaluate import Evaluation  # noqa: E402
+from gan_jax.evaluators import Evaluation  # noqa: E402
 
 
 def goodfellow_figure1(snapshots: Sequence[Evaluation], path: Path) -> Path:

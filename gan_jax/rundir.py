@@ -8,7 +8,8 @@
   fails is cut back); on start it is cut to the step the run continues from.
 - `record_config`: `.hydra/config.yaml` and `overrides.yaml`, written only once the run is
   accepted, so a rejected resume leaves the directory as it was.
-- `Status` and `write_summary` / `read_summary`: summary.json's status values and file.
+- `Status` and `write_summary` / `read_summary`: summary.json's status values and file
+  (its layout is gan_jax/summary.py's).
 """
 
 from __future__ import annotations
@@ -103,20 +104,6 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
         return json.loads((run_dir / SUMMARY_FILE).read_text())
     except (OSError, ValueError):
         return None
-
-
-def failure_summary(error: BaseException, started_at: float) -> dict[str, Any]:
-    """The summary of an attempt that failed before training started."""
-    from gan_jax.errors import ConfigError
-
-    status = Status.INVALID_CONFIG if isinstance(error, ConfigError) else Status.FAILED
-    return {
-        "status": status.value,
-        "diverged": False,
-        "error": f"{type(error).__name__}: {error}",
-        "steps_completed": 0,
-        "started_at": started_at,
-    }
 
 
 def record_config(

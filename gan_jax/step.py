@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import flax
 import jax
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from gan_jax.data import Dataset
+from gan_jax.data import Dataset, SampledDataset
 from gan_jax.losses import GANLoss
 from gan_jax.models import GANModels
 from gan_jax.penalties import Penalty
@@ -186,8 +186,8 @@ def train_step(
 
     def real_batch(stream: Stream, substep: Any) -> jax.Array:
         if real_batches is None:
-            assert parts.data.sample_one is not None  # no batches given: the data is sampled here
-            return draw(stream, substep, parts.data.sample_one)
+            # No batches given: the data is sampled here (host_batches is False).
+            return draw(stream, substep, cast(SampledDataset, parts.data).sample_one)
         return real_batches[substep]
 
     def d_update(player: PlayerState, substep: int):
@@ -323,5 +323,7 @@ def generate(parts: GANParts, generator: PlayerState, rng: jax.Array, num_sample
 
 
 def real_samples(parts: GANParts, rng: jax.Array, num_samples: int) -> jax.Array:
-    assert parts.data.sample_one is not None, "real_samples draws toy data; images come from their source"
-    return sample_batch(parts.data.sample_one, jax.random.fold_in(rng, Stream.EVAL_REAL), 0, num_samples)
+    """Real examples drawn on the device (a dataset with host_batches False)."""
+    return sample_batch(
+        cast(SampledDataset, parts.data).sample_one, jax.random.fold_in(rng, Stream.EVAL_REAL), 0, num_samples
+    )

@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from gan_jax import rundir
+from gan_jax import rundir, summary
 from gan_jax.errors import ConfigError
 
 log = logging.getLogger("gan_jax")
@@ -50,8 +50,8 @@ def job_statuses(sweep_dir: Path, since: float | None = None) -> Counter:
     statuses: Counter = Counter()
     if since is None:
         for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if (summary := rundir.read_summary(job)) is not None:
-                statuses[summary.get("status", "unknown")] += 1
+            if (written := rundir.read_summary(job)) is not None:
+                statuses[summary.status(written)] += 1
         return statuses
     for path in sorted((sweep_dir / JOBS_DIR).glob("*.json")):
         try:
@@ -60,9 +60,9 @@ def job_statuses(sweep_dir: Path, since: float | None = None) -> Counter:
             continue
         if record["started_at"] < since:
             continue
-        summary = rundir.read_summary(Path(record["run_dir"]))
-        if summary is not None and summary.get("started_at", 0) >= record["started_at"]:
-            statuses[summary.get("status", "unknown")] += 1
+        written = rundir.read_summary(Path(record["run_dir"]))
+        if written is not None and written.get("started_at", 0) >= record["started_at"]:
+            statuses[summary.status(written)] += 1
         else:
             statuses[record.get("status", NO_SUMMARY)] += 1
     return statuses

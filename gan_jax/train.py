@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import loop, rundir, sweep
+from gan_jax import loop, rundir, summary, sweep
 from gan_jax.config import CONFIG_DIR, register_schemas
 from gan_jax.errors import GanJaxError, RunDirectoryInUse
 
@@ -70,11 +70,11 @@ def _record_failure(error: Exception, run_dir: Path, sweep_dir: Path, number: in
         return  # the loop wrote it
     holds_a_run = (run_dir / rundir.SUMMARY_FILE).exists() or (run_dir / "checkpoints").is_dir()
     if isinstance(error, RunDirectoryInUse) or holds_a_run:
-        outcome = rundir.failure_summary(error, started_at)
+        outcome = summary.failure(error, started_at)
         sweep.record_job(sweep_dir, number, run_dir, started_at, status=outcome["status"], error=outcome["error"])
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.write_summary(run_dir, rundir.failure_summary(error, started_at))
+    rundir.write_summary(run_dir, summary.failure(error, started_at))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -90,7 +90,7 @@ def main(cfg: DictConfig) -> float | None:
     if sweeping:
         sweep.record_job(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, run_dir, started_at)
     try:
-        summary = loop.run(
+        outputs = loop.run(
             cfg,
             run_dir,
             wandb_group=group,
@@ -105,16 +105,15 @@ def main(cfg: DictConfig) -> float | None:
         return None
     log.info(
         "finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
-        summary.get("d_real_last_tenth", float("nan")),
-        summary.get("d_fake_last_tenth", float("nan")),
+        outputs.get("d_real_last_tenth", float("nan")),
+        outputs.get("d_fake_last_tenth", float("nan")),
         run_dir,
     )
-    for figure in ("figure1.png", "discriminator_outputs.png", "samples.png"):
-        if (run_dir / figure).exists():
-            log.info("figure: %s", run_dir / figure)
-    if summary.get("wandb", {}).get("dir"):
-        log.info("W&B (%s) files: %s", summary["wandb"]["mode"], summary["wandb"]["dir"])
-    return loop.objective_value(summary, cfg.objective) if cfg.objective else None
+    for figure in sorted(run_dir.glob("*.png")):  # whatever the loop and the evaluators drew
+        log.info("figure: %s", figure)
+    if outputs.get("wandb", {}).get("dir"):
+        log.info("W&B (%s) files: %s", outputs["wandb"]["mode"], outputs["wandb"]["dir"])
+    return summary.value(outputs, cfg.objective) if cfg.objective else None
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from conftest import TINY_DCGAN, compose_config
 
-from gan_jax import loop, losses, penalties, step
+from gan_jax import feed, loop, losses, penalties, step
 from gan_jax.config import ConfigError, validate
-from gan_jax.data import feed
 
 SMALL = [
     "experiment=none",

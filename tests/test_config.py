@@ -140,7 +140,7 @@ def test_objective_must_be_a_summary_key(tmp_path, tiny):
 
 
 def test_objective_value_reads_summaries_and_population_means():
-    from gan_jax.loop import objective_value
+    from gan_jax.summary import value as objective_value
 
     assert objective_value({"eval": {"jsd": 0.25}}, "eval.jsd") == 0.25
     population = {"replicas": [{"eval": {"modes_captured": 7}}, {"eval": {"modes_captured": 8}}]}

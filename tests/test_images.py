@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import compose_config
 
+from gan_jax import feed
 from gan_jax.config import ConfigError, validate
-from gan_jax.data import feed, images
+from gan_jax.data import images
 from gan_jax.models import dcgan
 
 

@@ -26,12 +26,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
 from gan_jax import loop, step  # noqa: E402
-from gan_jax.config import register_schemas, validate  # noqa: E402
-
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+from gan_jax.config import compose, validate  # noqa: E402
 
 # method key -> overrides; the weights are the regularisation strengths of this study.
 METHODS = {
@@ -48,21 +45,19 @@ CHECKPOINTS = (100, 1000, 3000, 10000)
 
 
 def compose_method(overrides: list[str], update: str, lr: float):
-    with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        cfg = compose(
-            "config",
-            overrides=[
-                "experiment=none",
-                "model=dirac",
-                "dataset=dirac",
-                "optim=sgd",
-                f"optim.lr={lr}",
-                f"train.schedule={update}",
-                "train.batch_size=8",
-                "logger=none",
-                *overrides,
-            ],
-        )
+    cfg = compose(
+        [
+            "experiment=none",
+            "model=dirac",
+            "dataset=dirac",
+            "optim=sgd",
+            f"optim.lr={lr}",
+            f"train.schedule={update}",
+            "train.batch_size=8",
+            "logger=none",
+            *overrides,
+        ],
+    )
     validate(cfg, num_devices=1)
     return cfg
 
@@ -109,7 +104,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--lr", type=float, default=0.1)
     args = parser.parse_args()
-    register_schemas()
     args.out.mkdir(parents=True, exist_ok=True)
 
     results, paths = {}, {}

@@ -28,12 +28,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
 from gan_jax import data, loop  # noqa: E402
-from gan_jax.config import register_schemas  # noqa: E402
+from gan_jax.config import compose  # noqa: E402
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
 DATASETS = ("ring_2d", "grid_2d")
 METHODS = {
     "minimax": ["loss=minimax"],
@@ -73,30 +71,28 @@ PUBLISHED = {
 
 
 def compose_run(dataset: str, method: list[str], seeds: int, steps: int):
-    with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        return compose(
-            "config",
-            overrides=[
-                "experiment=none",
-                f"dataset={dataset}",
-                "model=mlp",
-                "model.latent_dim=2",
-                "optim=adam",
-                "optim.lr=1e-3",
-                "logger=none",
-                "train.progress_bar=false",
-                f"train.steps={steps}",
-                "train.batch_size=256",
-                "train.steps_per_call=100",
-                f"train.eval_every={steps}",
-                f"train.checkpoint_every={steps}",
-                f"train.sample_every={steps}",
-                "train.log_every=100",
-                "train.num_eval_samples=2500",
-                f"train.num_seeds={seeds}",
-                *method,
-            ],
-        )
+    return compose(
+        [
+            "experiment=none",
+            f"dataset={dataset}",
+            "model=mlp",
+            "model.latent_dim=2",
+            "optim=adam",
+            "optim.lr=1e-3",
+            "logger=none",
+            "train.progress_bar=false",
+            f"train.steps={steps}",
+            "train.batch_size=256",
+            "train.steps_per_call=100",
+            f"train.eval_every={steps}",
+            f"train.checkpoint_every={steps}",
+            f"train.sample_every={steps}",
+            "train.log_every=100",
+            "train.num_eval_samples=2500",
+            f"train.num_seeds={seeds}",
+            *method,
+        ],
+    )
 
 
 def run_method(dataset: str, name: str, seeds: int, steps: int, out: Path) -> dict:
@@ -189,7 +185,6 @@ def main() -> None:
     methods = args.methods.split(",") if args.methods else list(METHODS)
     if unknown := set(methods) - set(METHODS):
         parser.error(f"--methods: unknown {', '.join(sorted(unknown))}; valid: {', '.join(METHODS)}")
-    register_schemas()
     logging.getLogger("absl").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     results = _previous_results(args.out / "results.json", args.seeds, args.steps)

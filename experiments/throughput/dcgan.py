@@ -30,24 +30,20 @@ from pathlib import Path
 import jax
 import numpy as np
 import torch_reference
-from hydra import compose, initialize_config_dir
 
-from gan_jax import loop, parallel, step
-from gan_jax.config import register_schemas
-from gan_jax.data import ImageDataset, feed
+from gan_jax import feed, loop, parallel, step
+from gan_jax.config import compose
+from gan_jax.data import ImageDataset
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
 BATCH = 64
 SHAPE_ONLY = ImageDataset("fashion_mnist", (28, 28, 1))  # the step reads no data: a fixed batch is fed
 
 
 def compose_config(upsample: str, data_dir: str | None):
-    register_schemas()
     overrides = ["experiment=fashion_mnist_dcgan", "logger=none", f"model.generator.upsample={upsample}"]
     if data_dir:
         overrides.append(f"dataset.data_dir={data_dir}")
-    with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        return compose("config", overrides=overrides)
+    return compose(overrides)
 
 
 def fixed_real_batch() -> np.ndarray:

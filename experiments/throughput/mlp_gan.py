@@ -20,12 +20,10 @@ from pathlib import Path
 
 import jax
 import torch_reference
-from hydra import compose, initialize_config_dir
 
 from gan_jax import loop, parallel, step
-from gan_jax.config import register_schemas
+from gan_jax.config import compose
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
 OVERRIDES = [
     "experiment=none",
     "dataset=ring_2d",
@@ -47,9 +45,7 @@ OVERRIDES = [
 
 
 def gan_jax_parts():
-    register_schemas()
-    with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        cfg = compose("config", overrides=OVERRIDES)
+    cfg = compose(OVERRIDES)
     return cfg, loop.build_parts(cfg)
 
 

@@ -22,12 +22,9 @@ import time
 from pathlib import Path
 
 import jax
-from hydra import compose, initialize_config_dir
 
 from gan_jax import loop
-from gan_jax.config import register_schemas
-
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+from gan_jax.config import compose
 
 
 def config(steps: int, seed: int, num_seeds: int):
@@ -46,8 +43,7 @@ def config(steps: int, seed: int, num_seeds: int):
         f"seed={seed}",
         f"train.num_seeds={num_seeds}",
     ]
-    with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        return compose("config", overrides=overrides)
+    return compose(overrides)
 
 
 def timed_run(cfg, run_dir: Path) -> tuple[float, dict]:
@@ -63,7 +59,6 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, help="time only this many sequential runs and scale")
     parser.add_argument("--out", type=Path, help="write results.json here")
     args = parser.parse_args()
-    register_schemas()
     logging.getLogger("absl").setLevel(logging.WARNING)
     timed = args.sequential or args.seeds
 

@@ -1,22 +1,53 @@
-"""Datasets, chosen by `dataset.name`: toy distributions sampled on the device, or TFDS images."""
+"""Datasets, chosen by `dataset.name`: toy distributions sampled on the device, or TFDS images.
+
+Every dataset is a `Dataset`: a name, one example's `shape`, its per-dimension location
+and scale (`loc`, `scale`: what the models standardise with), and one of two ways to
+reach the step, said by `host_batches`:
+
+- False, a `SampledDataset`: `sample_one(key) -> example`, drawn inside the compiled
+  step from per-example keys (gan_jax/data/toy.py);
+- True, a `BatchDataset`: `batch(seed, index, batch_size) -> np.ndarray`, read on the host
+  and fed to the devices ahead of the step (gan_jax/data/images.py, gan_jax/feed.py).
+
+A dataset may carry more (a mixture's `modes`, a 1-D `density`); the evaluators that
+need it look for it, the loop never does.
+"""
 
 from __future__ import annotations
 
 from gan_jax.data import images, toy
+from gan_jax.data.base import (
+    DATASETS,
+    BatchDataset,
+    DataFacts,
+    Dataset,
+    DatasetPart,
+    SampledDataset,
+    facts,
+    names_where,
+    register,
+)
 from gan_jax.data.images import ImageDataset
 from gan_jax.data.toy import ToyDataset
 
-Dataset = ToyDataset | ImageDataset
-
-_TOY_BUILDERS = {
-    "gaussian_1d": lambda c: toy.gaussian_1d(c.mean, c.std),
-    "ring_2d": lambda c: toy.ring_2d(c.num_modes, c.radius, c.std),
-    "grid_2d": lambda c: toy.grid_2d(c.num_modes_per_side, c.spacing, c.std),
-    "dirac": lambda c: toy.dirac(c.location),
-}
+__all__ = [
+    "DATASETS",
+    "BatchDataset",
+    "DataFacts",
+    "Dataset",
+    "DatasetPart",
+    "ImageDataset",
+    "SampledDataset",
+    "ToyDataset",
+    "build",
+    "facts",
+    "images",
+    "names_where",
+    "register",
+    "toy",
+]
 
 
 def build(cfg) -> Dataset:
-    if cfg.name in _TOY_BUILDERS:
-        return _TOY_BUILDERS[cfg.name](cfg)
-    return images.build(cfg)  # TFDS is imported only here
+    """The dataset `cfg` (a dataset config node) names; TFDS is imported only for images."""
+    return DATASETS.get(cfg.name).build(cfg)

@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gan_jax.config import ConfigError
+from gan_jax.data.base import DatasetPart, names_where, register
+from gan_jax.errors import ConfigError
+from gan_jax.schema import MISSING, at_least, one_of, optional_positive
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,13 @@ class ImageDataset:
     shape: tuple[int, int, int]  # what the models see: (size, size, channels)
     source: Any = None  # random access: len() and __getitems__(indices)
     crop: int | None = None  # centre crop (pixels) before resizing to `shape`
-    # The toy datasets' fields, absent for images.
-    sample_one: None = None
-    modes: None = None
-    density: None = None
-    std: float = 1.0
     # Pixels are scaled to [-1, 1]: already standard for the models.
     loc: tuple[float, ...] = (0.0,)
     scale: tuple[float, ...] = (1.0,)
+
+    @property
+    def host_batches(self) -> bool:
+        return True  # read on the host by `batch`, fed to the step
 
     @property
     def dim(self) -> int:
@@ -276,3 +277,24 @@ def _check_idx(path: Path, count: int | None) -> int:
             f"expected {count}); reinstall dataset-fashion-mnist"
         )
     return items
+
+
+# --- schema and registration: dataset=<name> -----------------------------------------
+
+
+@dataclass
+class ImageDataConfig:
+    """A TFDS image dataset, read as an array_record data source."""
+
+    name: str = one_of(lambda: names_where(lambda p: p.schema is ImageDataConfig))
+    tfds_name: str = MISSING
+    split: str = MISSING
+    # null: TFDS's default ($TFDS_DATA_DIR, else ~/tensorflow_datasets).
+    data_dir: str | None = MISSING
+    image_size: int = at_least(1)  # the models see size x size images
+    crop: int | None = optional_positive(MISSING)  # centre crop before resizing (CelebA: 108)
+    download: bool = MISSING  # false: never touch the network; fail at once when not prepared
+
+
+for _name in ("mnist", "fashion_mnist", "cifar10", "celeb_a", "tfds"):
+    register(DatasetPart(_name, ImageDataConfig, build, image_size=lambda c: c.image_size))

@@ -15,6 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from gan_jax.data.base import DatasetPart, register
+from gan_jax.schema import MISSING, at_least, positive
+
 
 @dataclass(frozen=True)
 class ToyDataset:
@@ -32,6 +35,10 @@ class ToyDataset:
     @property
     def shape(self) -> tuple[int]:
         return (self.dim,)
+
+    @property
+    def host_batches(self) -> bool:
+        return False  # sampled inside the step
 
 
 def gaussian_1d(mean: float, std: float) -> ToyDataset:
@@ -88,3 +95,46 @@ def grid_2d(num_modes_per_side: int, spacing: float, std: float) -> ToyDataset:
     axis = spacing * (np.arange(num_modes_per_side) - (num_modes_per_side - 1) / 2)
     modes = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)
     return _mixture("grid_2d", modes, std)
+
+
+# --- schemas and registration: dataset=<name> ----------------------------------------
+
+
+@dataclass
+class Gaussian1DConfig:
+    name: str = "gaussian_1d"
+    mean: float = MISSING
+    std: float = positive()
+
+
+@dataclass
+class Ring2DConfig:
+    name: str = "ring_2d"
+    num_modes: int = at_least(1)
+    radius: float = positive()
+    std: float = positive()
+
+
+@dataclass
+class Grid2DConfig:
+    name: str = "grid_2d"
+    num_modes_per_side: int = at_least(1)
+    spacing: float = positive()
+    std: float = positive()
+
+
+@dataclass
+class DiracDataConfig:
+    """A point mass (Mescheder et al. 2018's Dirac-GAN data)."""
+
+    name: str = "dirac"
+    location: float = MISSING
+
+
+for _part in (
+    DatasetPart("gaussian_1d", Gaussian1DConfig, lambda c: gaussian_1d(c.mean, c.std), shape=(1,)),
+    DatasetPart("ring_2d", Ring2DConfig, lambda c: ring_2d(c.num_modes, c.radius, c.std), shape=(2,)),
+    DatasetPart("grid_2d", Grid2DConfig, lambda c: grid_2d(c.num_modes_per_side, c.spacing, c.std), shape=(2,)),
+    DatasetPart("dirac", DiracDataConfig, lambda c: dirac(c.location), shape=(1,)),
+):
+    register(_part)

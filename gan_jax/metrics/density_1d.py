@@ -7,8 +7,14 @@ Gaussian kernel density estimate of generated samples (Scott's bandwidth).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 from scipy import stats
+
+from gan_jax import evaluators
+from gan_jax.evaluators import EvalInputs, Evaluation, Measured
 
 
 def grid_1d(real_std: float, real_mean: float, fake: np.ndarray, num_points: int = 512) -> np.ndarray:
@@ -47,3 +53,57 @@ def discriminator_gap(
 ) -> float:
     """E_{x ~ (p_data + p_g)/2} |D(x) - D*(x)|: how far D is from optimal where it matters."""
     return float(np.trapezoid(np.abs(d_x - d_star) * (p_data + p_g) / 2, grid))
+
+
+# --- the 1-D evaluator: these quantities every evaluation, Figure 1 at its panels ----------
+
+
+def figure_steps(total: int, granularity: int) -> list[int]:
+    """The panels of Figure 1: at the start, early, a quarter of the way, and at the end.
+
+    Rounded to multiples of `granularity` (steps_per_call) so no extra program is compiled.
+    """
+
+    def round_down(s: int) -> int:
+        return max(granularity, s // granularity * granularity)
+
+    return sorted({0, round_down(total // 20), round_down(total // 4), total})
+
+
+def theory_curves(inputs: EvalInputs) -> dict[str, np.ndarray]:
+    """grid, p_data, p_g (KDE of the samples), D(x) and D*(x) on the grid."""
+    data, fake = inputs.dataset, inputs.samples
+    grid = grid_1d(data.std, data.mean, fake)
+    p_data = data.density(grid)
+    p_g = kde_density(fake, grid)
+    d_x = inputs.discriminator(grid[:, None].astype(np.float32))[:, 0]
+    return {"grid": grid, "p_data": p_data, "p_g": p_g, "d_x": d_x, "d_star": optimal_discriminator(p_data, p_g)}
+
+
+def _evaluate(inputs: EvalInputs) -> Measured:
+    curves = theory_curves(inputs)
+    scalars: dict[str, float | None] = {
+        "jsd": js_divergence(curves["p_data"], curves["p_g"], curves["grid"]),
+        "d_optimality_gap": discriminator_gap(
+            curves["d_x"], curves["d_star"], curves["p_data"], curves["p_g"], curves["grid"]
+        ),
+    }
+    return Measured(scalars, curves)
+
+
+def _figure1(panels: Sequence[Evaluation], run_dir: Path) -> dict[str, Path]:
+    from gan_jax import plots
+
+    return {"figure1": plots.goodfellow_figure1(panels, run_dir / "figure1.png")}
+
+
+evaluators.register(
+    evaluators.Evaluator(
+        "theory_1d",
+        applies=lambda data: getattr(data, "density", None) is not None,  # 1-D with p_data: density, mean, std
+        compute=_evaluate,
+        extra_steps=figure_steps,
+        figures=_figure1,
+        summary=lambda data: {"data": {"mean": data.mean, "std": data.std}},
+    )
+)

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.metrics.torch_format import StateDictError, load_state_dict, save_state_dict
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gan_jax import evaluators
+from gan_jax.evaluators import EvalInputs, Measured
+
 HIGH_QUALITY_STDS = 3.0
 
 
@@ -29,3 +32,17 @@ def mode_metrics(samples: np.ndarray, modes: np.ndarray, std: float) -> dict[str
         "high_quality": float(high_quality.mean()),
         "reverse_kl": reverse_kl,
     }
+
+
+def _evaluate(inputs: EvalInputs) -> Measured:
+    data = inputs.dataset
+    return Measured(mode_metrics(inputs.samples, data.modes, data.std))
+
+
+evaluators.register(
+    evaluators.Evaluator(
+        "modes",
+        applies=lambda data: getattr(data, "modes", None) is not None,  # a Gaussian mixture: modes, std
+        compute=_evaluate,
+    )
+)

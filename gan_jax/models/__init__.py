@@ -1,21 +1,16 @@
-"""Model families, chosen by `model.name`, and the generator's latent prior."""
+"""Model families, chosen by `model.name` (each registered by its module), and the latent prior."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import flax.linen as nn
 import jax
 
 from gan_jax.models import dcgan, dirac, mlp
+from gan_jax.models.parts import LATENT_DISTRIBUTIONS, MODELS, ModelPart, register
 
-LATENT_DISTRIBUTIONS: dict[str, Callable[[jax.Array, tuple[int, ...]], jax.Array]] = {
-    "normal": jax.random.normal,
-    "uniform": lambda key, shape: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0),
-}
-
-_FAMILIES = {"mlp": mlp.build, "dirac": dirac.build, "dcgan": lambda cfg, data: dcgan.build(cfg, data.shape)}
+__all__ = ["LATENT_DISTRIBUTIONS", "MODELS", "GANModels", "ModelPart", "build", "dcgan", "dirac", "mlp", "register"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +28,13 @@ class GANModels:
 
 
 def build(cfg, data) -> GANModels:
-    generator, discriminator = _FAMILIES[cfg.name](cfg, data)
+    part = MODELS.get(cfg.name)
+    generator, discriminator = part.build(cfg, data)
     # A family without a latent setting (dirac) ignores its input: one N(0, 1) number.
     return GANModels(
         generator,
         discriminator,
         cfg.get("latent_dim", 1),
         cfg.get("latent_dist", "normal"),
-        d_batch_norm=(cfg.get("discriminator") or {}).get("norm") == "batch",
+        d_batch_norm=part.d_batch_norm(cfg),
     )

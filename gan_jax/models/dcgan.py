@@ -14,11 +14,17 @@ checkpoints) only when `update_stats`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from gan_jax.data import DataFacts, names_where
+from gan_jax.models.parts import ModelPart, latent_distributions, register
+from gan_jax.schema import MISSING, at_least, one_of
 
 SUPPORTED_SIZES = {28: 7, 32: 4, 64: 4}  # image size -> the generator's starting resolution
 UPSAMPLERS = ("subpixel", "transpose", "resize_conv")
@@ -155,3 +161,46 @@ def build(cfg, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]
         Generator(image_shape, g.width, g.upsample, g.norm),
         Discriminator(image_shape, d.width, d.norm, d.spectral_norm),
     )
+
+
+@dataclass
+class DCGANGeneratorConfig:
+    width: int = at_least(1)  # channels of the last hidden layer; doubled per stage inwards
+    upsample: str = one_of(lambda: UPSAMPLERS)
+    norm: str = one_of(lambda: NORMS)
+
+
+@dataclass
+class DCGANDiscriminatorConfig:
+    width: int = at_least(1)  # channels of the first layer; doubled per stage
+    norm: str = one_of(lambda: NORMS)
+    spectral_norm: bool = MISSING
+
+
+@dataclass
+class DCGANConfig:
+    name: str = "dcgan"
+    latent_dim: int = at_least(1)
+    latent_dist: str = one_of(latent_distributions)
+    generator: DCGANGeneratorConfig = field(default_factory=DCGANGeneratorConfig)
+    discriminator: DCGANDiscriminatorConfig = field(default_factory=DCGANDiscriminatorConfig)
+
+
+def _needs_supported_images(cfg: Any, data: DataFacts) -> str | None:
+    if data.image_size is None:
+        images = ", ".join(names_where(lambda p: p.image_size is not None))
+        return f"model=dcgan: needs an image dataset ({images}); dataset={data.name} is not one"
+    if data.image_size not in SUPPORTED_SIZES:
+        return f"dataset.image_size={data.image_size}: model=dcgan supports {', '.join(map(str, SUPPORTED_SIZES))}"
+    return None
+
+
+register(
+    ModelPart(
+        "dcgan",
+        DCGANConfig,
+        lambda cfg, data: build(cfg, data.shape),
+        data_rule=_needs_supported_images,
+        d_batch_norm=lambda cfg: cfg.discriminator.norm == "batch",
+    )
+)

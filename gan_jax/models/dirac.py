@@ -5,9 +5,16 @@ With data a point mass at 0, the game's unique equilibrium is theta = psi = 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_jax.data import DataFacts, names_where
+from gan_jax.models.parts import ModelPart, register
+from gan_jax.schema import MISSING
 
 
 class DiracGenerator(nn.Module):
@@ -30,3 +37,25 @@ class DiracDiscriminator(nn.Module):
 
 def build(cfg, data) -> tuple[nn.Module, nn.Module]:
     return DiracGenerator(cfg.theta_init), DiracDiscriminator(cfg.psi_init)
+
+
+@dataclass
+class DiracModelConfig:
+    """G_theta(z) = theta, D_psi(x) = psi * x (Mescheder et al. 2018)."""
+
+    name: str = "dirac"
+    theta_init: float = MISSING
+    psi_init: float = MISSING
+
+
+def _needs_1d_data(cfg: Any, data: DataFacts) -> str | None:
+    if data.shape != (1,):
+        valid = ", ".join(sorted(names_where(lambda p: p.shape == (1,))))
+        return (
+            f"model=dirac: its generator is one number, so the data must be 1-D; "
+            f"dataset={data.name} is not (valid: {valid})"
+        )
+    return None
+
+
+register(ModelPart("dirac", DiracModelConfig, build, data_rule=_needs_1d_data))

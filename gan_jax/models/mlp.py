@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_jax.models.parts import ModelPart, latent_distributions, register
+from gan_jax.schema import MISSING, at_least, one_of
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -83,6 +88,29 @@ def build(cfg, data) -> tuple[nn.Module, nn.Module]:
     """
     g, d = cfg.generator, cfg.discriminator
     loc, scale = (data.loc, data.scale) if cfg.standardize else ((0.0,), (1.0,))
-    generator = Generator(MLP(g.width, g.depth, data.dim, g.activation, g.spectral_norm), loc, scale, data.shape)
+    generator = Generator(
+        MLP(g.width, g.depth, math.prod(data.shape), g.activation, g.spectral_norm), loc, scale, data.shape
+    )
     discriminator = Discriminator(MLP(d.width, d.depth, 1, d.activation, d.spectral_norm), loc, scale)
     return generator, discriminator
+
+
+@dataclass
+class MLPNetConfig:
+    width: int = at_least(1)
+    depth: int = at_least(0)
+    activation: str = one_of(lambda: tuple(ACTIVATIONS))
+    spectral_norm: bool = MISSING
+
+
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    latent_dim: int = at_least(1)
+    latent_dist: str = one_of(latent_distributions)
+    standardize: bool = MISSING
+    generator: MLPNetConfig = field(default_factory=MLPNetConfig)
+    discriminator: MLPNetConfig = field(default_factory=MLPNetConfig)
+
+
+register(ModelPart("mlp", MLPConfig, build))

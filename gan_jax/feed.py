@@ -1,5 +1,7 @@
 """Image batches for the compiled step, read and placed on the devices ahead of time.
 
+The device feed sits beside parallel.py (whose sharding it uses), above the datasets it reads.
+
 A background thread assembles each compiled call's batches (every replica's stream,
 every step, every D step), splits them over the devices and starts the transfer while
 the previous call is still running, so the step does not wait for the host.
@@ -15,11 +17,11 @@ import jax
 import numpy as np
 
 from gan_jax import parallel
-from gan_jax.data.images import ImageDataset
+from gan_jax.data import BatchDataset
 
 
 def host_batches(
-    dataset: ImageDataset, seeds: list[int], first_step: int, num_steps: int, d_steps: int, batch_size: int
+    dataset: BatchDataset, seeds: list[int], first_step: int, num_steps: int, d_steps: int, batch_size: int
 ) -> np.ndarray:
     """[replicas, num_steps, d_steps, batch_size, H, W, C]: D step k of step s reads batch s * d_steps + k."""
     return np.stack(
@@ -36,7 +38,7 @@ def host_batches(
 
 
 def device_batches(
-    dataset: ImageDataset,
+    dataset: BatchDataset,
     seeds: list[int],
     first_step: int,
     chunk_sizes: Iterable[int],

@@ -1,0 +1,76 @@
+"""What every dataset is (the `Dataset` protocols) and how one is registered (`DatasetPart`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+
+from gan_jax.registry import Registry, Rule
+
+
+class Dataset(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def loc(self) -> tuple[float, ...]: ...
+    @property
+    def scale(self) -> tuple[float, ...]: ...
+    @property
+    def host_batches(self) -> bool: ...
+
+
+class SampledDataset(Dataset, Protocol):
+    @property
+    def sample_one(self) -> Callable[[jax.Array], jax.Array]: ...  # key -> one example
+
+
+class BatchDataset(Dataset, Protocol):
+    def batch(self, seed: int, index: int, batch_size: int) -> np.ndarray: ...  # batch `index` of seed's stream
+
+
+@dataclass(frozen=True)
+class DatasetPart:
+    """A dataset as gan-train chooses it: `dataset=<name>` composes conf/dataset/<name>.yaml
+    over `schema` (stored as schema/dataset/<name>); `build(cfg.dataset)` makes the Dataset.
+    What the config says of its examples, for the rules of the parts it meets: `shape`, one
+    example's shape when the config does not change it (toy data), or `image_size(cfg.dataset)`
+    for images (size x size x channels)."""
+
+    name: str
+    schema: type
+    build: Callable[[Any], Dataset]
+    shape: tuple[int, ...] | None = None
+    image_size: Callable[[Any], int] | None = None
+    rules: tuple[Rule, ...] = ()
+
+
+DATASETS: Registry[DatasetPart] = Registry("dataset")
+
+
+def register(part: DatasetPart, *, replace: bool = False) -> DatasetPart:
+    return DATASETS.register(part.name, part, replace=replace)
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What a dataset config says about its examples, known without building the dataset."""
+
+    name: str
+    shape: tuple[int, ...] | None  # None: set by the config (images)
+    image_size: int | None  # None: not images
+
+
+def facts(cfg: Any) -> DataFacts:
+    part = DATASETS.get(cfg.name)
+    return DataFacts(cfg.name, part.shape, part.image_size(cfg) if part.image_size else None)
+
+
+def names_where(test: Callable[[DatasetPart], bool]) -> tuple[str, ...]:
+    """The registered datasets that pass `test`, for messages that list the valid ones."""
+    return tuple(p.name for p in DATASETS if test(p))

@@ -1,0 +1,51 @@
+"""How a model family is registered (`ModelPart`), and the generator's latent priors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+
+from gan_jax.data import DataFacts
+from gan_jax.registry import Registry, Rule
+
+LATENT_DISTRIBUTIONS: dict[str, Callable[[jax.Array, tuple[int, ...]], jax.Array]] = {
+    "normal": jax.random.normal,
+    "uniform": lambda key, shape: jax.random.uniform(key, shape, minval=-1.0, maxval=1.0),
+}
+
+
+def latent_distributions() -> tuple[str, ...]:
+    return tuple(LATENT_DISTRIBUTIONS)
+
+
+def _any_data(cfg: Any, data: DataFacts) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ModelPart:
+    """A model family as gan-train chooses it: `model=<name>` composes conf/model/<name>.yaml
+    over `schema` (stored as schema/model/<name>); `build(cfg.model, dataset) -> (G, D)`,
+    G mapping [batch, latent_dim] to [batch, *dataset.shape], D to logits [batch, 1]; both
+    Flax modules called as `module(x, update_stats=False, axis_name=None)` (update_stats:
+    training, so batch statistics may move; axis_name: the devices to average them over).
+    `data_rule(cfg.model, facts)`: the family's own rule on the data it is given (a message,
+    or None); `d_batch_norm(cfg.model)`: D normalises over the batch (real and generated
+    examples then go through it apart, and per-example gradient penalties do not apply)."""
+
+    name: str
+    schema: type
+    build: Callable[[Any, Any], tuple[Any, Any]]
+    data_rule: Callable[[Any, DataFacts], str | None] = _any_data
+    d_batch_norm: Callable[[Any], bool] = lambda cfg: False
+    rules: tuple[Rule, ...] = ()
+
+
+MODELS: Registry[ModelPart] = Registry("model")
+
+
+def register(part: ModelPart, *, replace: bool = False) -> ModelPart:
+    return MODELS.register(part.name, part, replace=replace)
