@@ -30,6 +30,10 @@ class Registry(Generic[T]):
         """`@REGISTRY.decorator("name")` above a definition registers it."""
         return lambda entry: self.register(name, entry, replace=replace)
 
+    def unregister(self, name: str) -> T:
+        """Removes `name` (a test or notebook undoing its registration); returns its entry."""
+        return self._entries.pop(name)
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]

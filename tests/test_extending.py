@@ -42,7 +42,7 @@ def squared_hinge(margin: float) -> losses.GANLoss:
     return losses.GANLoss("squared_hinge", discriminator, lambda real_out, fake_out: -jnp.mean(fake_out))
 
 
-losses.register(losses.LossPart("squared_hinge", lambda cfg: squared_hinge(cfg.margin), schema=SquaredHingeConfig))
+LOSS = losses.LossPart("squared_hinge", lambda cfg: squared_hinge(cfg.margin), schema=SquaredHingeConfig)
 
 # --- a model: conf/model/tiny_mlp.yaml ------------------------------------------------
 
@@ -73,7 +73,7 @@ def _flat_data_only(cfg: Any, facts: data.DataFacts) -> str | None:
     return None
 
 
-models.register(models.ModelPart("tiny_mlp", TinyMLPConfig, _build_tiny_mlp, data_rule=_flat_data_only))
+MODEL = models.ModelPart("tiny_mlp", TinyMLPConfig, _build_tiny_mlp, data_rule=_flat_data_only)
 
 # --- a toy dataset: conf/dataset/segment_2d.yaml --------------------------------------
 
@@ -94,14 +94,12 @@ def segment_2d(length: float, noise: float) -> data.ToyDataset:
     return data.ToyDataset("segment_2d", 2, sample_one, loc=(0.0, 0.0), scale=(length / np.sqrt(12), noise))
 
 
-data.register(
-    data.DatasetPart(
-        "segment_2d",
-        Segment2DConfig,
-        lambda cfg: segment_2d(cfg.length, cfg.noise),
-        shape=(2,),
-        rules=(lambda cfg: None if cfg.noise >= 0 else f"dataset.noise={cfg.noise}: must be a number >= 0",),
-    )
+DATASET = data.DatasetPart(
+    "segment_2d",
+    Segment2DConfig,
+    lambda cfg: segment_2d(cfg.length, cfg.noise),
+    shape=(2,),
+    rules=(lambda cfg: None if cfg.noise >= 0 else f"dataset.noise={cfg.noise}: must be a number >= 0",),
 )
 
 # --- a metric: an evaluator, on every dataset with a segment ---------------------------
@@ -111,9 +109,22 @@ def _off_axis(inputs: evaluators.EvalInputs) -> evaluators.Measured:
     return evaluators.Measured({"off_axis": float(np.mean(np.abs(inputs.samples[:, 1])))})
 
 
-evaluators.register(
-    evaluators.Evaluator("off_axis", applies=lambda dataset: dataset.name == "segment_2d", compute=_off_axis)
-)
+METRIC = evaluators.Evaluator("off_axis", applies=lambda dataset: dataset.name == "segment_2d", compute=_off_axis)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    """Registers the four parts for this module's tests, and takes them out again after
+    (the registries are global: other tests list every loss, dataset, ...)."""
+    parts = [
+        (losses.LOSSES, losses.register(LOSS)),
+        (models.MODELS, models.register(MODEL)),
+        (data.DATASETS, data.register(DATASET)),
+        (evaluators.EVALUATORS, evaluators.register(METRIC)),
+    ]
+    yield
+    for registry, part in parts:
+        registry.unregister(part.name)
 
 
 NEW_PARTS = ["experiment=none", SEARCH_PATH, "dataset=segment_2d", "model=tiny_mlp", "loss=squared_hinge"]
