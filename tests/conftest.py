@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from gan_jax.config import compose, register_schemas
+# JAX reads these when it is imported (gan_jax imports it): set them first.
+# Runs in one test session compile the same programs again and again: share them
+# through JAX's persistent cache (subprocesses inherit the variables).
+_CACHE = Path(tempfile.gettempdir()) / f"gan_jax_test_jax_cache_{os.getuid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+from gan_jax.config import compose, register_schemas  # noqa: E402  (after the JAX variables)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,13 +35,6 @@ TINY = [
 ]
 
 register_schemas()
-
-# Runs in one test session compile the same programs again and again: share them
-# through JAX's persistent cache (subprocesses inherit the variables).
-_CACHE = Path(tempfile.gettempdir()) / f"gan_jax_test_jax_cache_{os.getuid()}"
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def compose_config(overrides: list[str]):
