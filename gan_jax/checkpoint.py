@@ -26,8 +26,8 @@ _GLOB_CHARACTERS = set("[]*?")
 
 
 class Checkpoints:
-    def __init__(self, run_dir: Path, keep: int):
-        self.directory = (run_dir / "checkpoints").resolve()
+    def __init__(self, run_dir: Path, keep: int, subdir: str = "checkpoints"):
+        self.directory = (run_dir / subdir).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._keep = keep
         self._alias_fd: int | None = None
@@ -73,12 +73,15 @@ class Checkpoints:
         )
         return restored.state, restored.meta
 
+    def meta(self, step: int) -> dict:
+        """The JSON item saved with checkpoint `step` (config, W&B id, ...), without the state."""
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
     def saved_config(self) -> dict | None:
         """The config recorded with the newest checkpoint whose metadata can be read."""
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-                return meta["config"]
+                return self.meta(step)["config"]
             except Exception:  # noqa: BLE001 - a damaged checkpoint; restore_latest_intact sets it aside
                 continue
         return None
@@ -117,6 +120,51 @@ class Checkpoints:
             self._alias_fd = None
 
 
+class BestCheckpoint:
+    """train.keep_best: the state at the evaluation where `key` ("eval.fid") was best so far,
+    in <run dir>/best/<step>/ (one kept), beside the latest ones in checkpoints/. Its
+    metadata holds the key, value and step, so a resumed run keeps comparing with it."""
+
+    def __init__(self, run_dir: Path, key: str, directions: dict[str, str]):
+        self.key = key
+        self.lower_is_better = directions[key.removeprefix("eval.")] == "min"
+        self.checkpoints = Checkpoints(run_dir, keep=1, subdir="best")
+        self.value: float | None = None
+        self.step: int | None = None
+        latest = self.checkpoints.latest_step()
+        if latest is not None:
+            try:
+                saved = self.checkpoints.meta(latest)["best"]
+                self.value, self.step = saved["value"], saved["step"]
+            except Exception as error:  # noqa: BLE001 - unreadable: the next evaluation replaces it
+                log.warning(
+                    "%s cannot be read (%s); the next evaluation replaces it", self.checkpoints.directory, error
+                )
+
+    def improves(self, value: float | None) -> bool:
+        if value is None or value != value:  # None or NaN never wins
+            return False
+        if self.value is None:
+            return True
+        return value < self.value if self.lower_is_better else value > self.value
+
+    def consider(self, step: int, value: float | None, state: Any, meta: dict) -> bool:
+        """Saves `state` when `value` beats the best so far; True when it did."""
+        if not self.improves(value):
+            return False
+        best = {"key": self.key, "value": value, "step": step}
+        self.checkpoints.save(step, state, {**meta, "best": best})
+        self.value, self.step = value, step
+        log.info("best %s so far: %.6g at step %d (saved in %s)", self.key, value, step, self.checkpoints.directory)
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        return {"best": {"key": self.key, "value": self.value, "step": self.step}}
+
+    def close(self) -> None:
+        self.checkpoints.close()
+
+
 # Keys that may change when a run directory is continued.
 RESUMABLE_CHANGES = (
     "train.steps",
@@ -124,6 +172,7 @@ RESUMABLE_CHANGES = (
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "train.sample_every",
+    "train.keep_best",
     "dataset.data_dir",
     "logger",
 )

@@ -24,17 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from gan_jax import rundir, summary  # noqa: E402
+from gan_jax import evaluators, rundir, summary  # noqa: E402
 from gan_jax.rundir import Status  # noqa: E402
 
-# Which way is better, for the metrics that have a direction.
-HIGHER_IS_BETTER = {
-    "modes_captured": True,
-    "high_quality": True,
-    "jsd": False,
-    "reverse_kl": False,
-    "d_optimality_gap": False,
-}
 IGNORED_KEYS = ("seed", "logger.", "train.progress_bar")
 
 
@@ -83,9 +75,11 @@ def group_runs(runs: list[dict], by: list[str]) -> dict[str, list[dict]]:
 
 
 def _best(values: list[float], metric: str) -> float | None:
-    if metric not in HIGHER_IS_BETTER:
+    """The best value by the direction its evaluator declares; None for metrics without one."""
+    way = evaluators.direction(metric)
+    if way not in ("min", "max"):
         return None
-    return max(values) if HIGHER_IS_BETTER[metric] else min(values)
+    return max(values) if way == "max" else min(values)
 
 
 def metric_table(groups: dict[str, list[dict]], metric: str) -> str:

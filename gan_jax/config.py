@@ -88,9 +88,7 @@ class TrainConfig:
     batch_size: int = at_least(1)
     d_steps: int = at_least(1)
     log_every: int = at_least(1)
-    eval_every: int = at_least(1)
     steps_per_call: int = at_least(1)
-    num_eval_samples: int = at_least(1)
     # Independent replicas trained in one program, seeds seed .. seed + num_seeds - 1.
     num_seeds: int = at_least(1)
     checkpoint_every: int = at_least(1)
@@ -106,6 +104,39 @@ class TrainConfig:
     # null: every local device.
     num_devices: int | None = rule(MISSING, "null or an integer >= 1", lambda v: v is None or v >= 1)
     progress_bar: bool = MISSING
+    # An evaluation key ("eval.fid"): the checkpoint where it was best is kept in best/.
+    keep_best: str | None = MISSING
+
+
+def _metric_names() -> tuple[str, ...]:
+    from gan_jax import evaluators
+
+    return evaluators.registered().names()
+
+
+def _feature_networks() -> tuple[str, ...]:
+    from gan_jax.metrics.feature_space import FEATURE_NETWORKS
+
+    return ("auto", *FEATURE_NETWORKS.names())
+
+
+@dataclass
+class EvalConfig:
+    every: int = at_least(1)
+    # null: 10,000 for images (the FID protocol), 2,500 for vectors.
+    num_samples: int | None = rule(MISSING, "null or an integer >= 2", lambda v: v is None or v >= 2)
+    # null: every metric that applies to the dataset (gan_jax/evaluators.py).
+    metrics: list[str] | None = rule(
+        MISSING,
+        f"null or a list of metric names ({', '.join(_metric_names())})",
+        lambda v: v is None or all(name in _metric_names() for name in v),
+    )
+    features: str = one_of(_feature_networks)
+    inception_weights: str | None = MISSING  # null: $GAN_JAX_INCEPTION_WEIGHTS
+    reference_split: str = MISSING
+    reference_num_samples: int = at_least(2)
+    batch_size: int = at_least(1)  # samples generated and featurised at a time
+    cache_dir: str | None = MISSING  # null: $GAN_JAX_CACHE_DIR, else ~/.cache/gan_jax
 
 
 @dataclass
@@ -115,6 +146,7 @@ class Config:
     # Hydra's sweeper (e.g. Optuna); a population returns its replicas' mean.
     objective: str | None = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     optim: Any = MISSING
     dataset: Any = MISSING
     model: Any = MISSING
@@ -261,7 +293,7 @@ _COMBINATION_RULES = [
 def validate(cfg: DictConfig, num_devices: int) -> None:
     """Raises ConfigError listing every broken rule; returns None when the config is sound."""
     errors = _unknown_keys(cfg, Config, "")
-    for section in ("train", "optim", "dataset", "model", "loss", "penalty", "logger"):
+    for section in ("train", "eval", "optim", "dataset", "model", "loss", "penalty", "logger"):
         node = OmegaConf.to_object(cfg[section])
         if not dataclasses.is_dataclass(node):
             errors.append(f"{section}: has no schema; choose a config from conf/{section}/")

@@ -1,9 +1,11 @@
-"""Evaluation of a training state: generated samples, their moments, and the evaluators'
-measures (gan_jax/evaluators.py: every registered evaluator that applies to the dataset)."""
+"""Evaluation of a training state: generated samples, their moments, and the measures of the
+evaluators the config selects (gan_jax/evaluators.py; `eval.metrics`, null: every one that
+applies to the dataset)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -12,42 +14,149 @@ import jax
 import numpy as np
 
 from gan_jax import evaluators, step
+from gan_jax.errors import ConfigError, TrainingDiverged
 from gan_jax.evaluators import EvalInputs, Evaluation
-from gan_jax.metrics import density_1d, modes  # noqa: F401  (the built-in evaluators register on import)
+from gan_jax.metrics import feature_space
 
-__all__ = ["Evaluation", "Evaluator"]
+__all__ = ["Evaluation", "Evaluator", "num_samples"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLES = {"images": 10_000, "vectors": 2_500}
+
+
+def num_samples(eval_cfg: Any, dataset: Any) -> int:
+    """eval.num_samples; null: 10,000 for images (the FID protocol), 2,500 for vectors."""
+    if eval_cfg.num_samples is not None:
+        return int(eval_cfg.num_samples)
+    return DEFAULT_SAMPLES["images" if len(dataset.shape) == 3 else "vectors"]
+
+
+def select(
+    requested: Sequence[str] | None, dataset: Any, eval_cfg: Any
+) -> tuple[list[evaluators.Evaluator], str | None]:
+    """(the evaluators to run, the feature network's name or None). `requested` None: every
+    evaluator that applies (image metrics when a feature network is available). A name that
+    does not exist or does not apply to this dataset is a ConfigError listing those that do."""
+    registry = evaluators.registered()
+    network = None
+    if len(dataset.shape) == 3:
+        network = feature_space.choose_network(eval_cfg.features, dataset.name, tuple(dataset.shape), eval_cfg)
+    if requested is None:
+        chosen = evaluators.applicable(dataset, with_features=network is not None)
+        if network is None and len(dataset.shape) == 3:
+            log.warning(
+                "%s: no feature network for image metrics (eval.features=auto found neither a classifier "
+                "for this dataset nor Inception weights: set eval.inception_weights or $%s)",
+                dataset.name,
+                "GAN_JAX_INCEPTION_WEIGHTS",
+            )
+        return chosen, network
+    valid = [e.name for e in evaluators.applicable(dataset)]
+    unknown = [name for name in requested if name not in registry]
+    not_applicable = [name for name in requested if name in registry and name not in valid]
+    if unknown or not_applicable:
+        problems = [f"{name!r} is not a metric" for name in unknown] + [
+            f"{name!r} does not apply to {dataset.name}" for name in not_applicable
+        ]
+        raise ConfigError(
+            f"eval.metrics={list(requested)}: {'; '.join(problems)}; valid values for {dataset.name} are "
+            f"{', '.join(valid) or 'none (set eval.metrics=[])'}"
+        )
+    chosen = [registry.get(name) for name in requested]
+    if network is None and any(e.needs_features for e in chosen):
+        from gan_jax.metrics.inception import missing_weights_message
+
+        raise ConfigError(
+            f"eval.metrics={list(requested)} needs a feature network, and eval.features=auto has none for "
+            f"{dataset.name}: {missing_weights_message(None)}"
+        )
+    return chosen, network
 
 
 class Evaluator:
-    """Compiled once; called on an unreplicated state at chosen steps."""
+    """Compiled once; called on an unreplicated state at chosen steps. Building it loads the
+    feature network and the reference features when an image metric is selected, so a missing
+    weights file or dataset split fails here, before training."""
 
-    def __init__(self, parts: step.GANParts, num_samples: int):
+    def __init__(
+        self,
+        parts: step.GANParts,
+        eval_cfg: Any,
+        dataset_cfg: Any,
+        *,
+        metrics: Sequence[str] | None = None,
+        count: int | None = None,
+        progress: bool = False,
+    ):
         self.parts = parts
-        self.num_samples = num_samples
-        self.active = evaluators.applicable(parts.data)
-        self._generate = jax.jit(partial(step.generate, parts), static_argnums=2)
+        self.num_samples = count or num_samples(eval_cfg, parts.data)
+        requested = list(metrics) if metrics is not None else eval_cfg.metrics
+        self.active, network = select(None if requested is None else list(requested), parts.data, eval_cfg)
+        self.features = None
+        if network is not None and any(e.needs_features for e in self.active):
+            self.features = feature_space.build(parts.data, dataset_cfg, eval_cfg, network, progress)
+            for note in self.features.provenance(self.num_samples)["notes"]:
+                log.warning("image metrics: %s (also recorded in summary.json's eval_provenance)", note)
+        self.batch_size = eval_cfg.batch_size
+        self._generate = jax.jit(partial(step.generate, parts), static_argnums=3)
         self._d_prob = jax.jit(
             lambda player, x: jax.nn.sigmoid(step.apply_model(parts.models.discriminator, player, x)[0])
         )
 
+    def samples(self, state: step.GANState, count: int) -> np.ndarray:
+        """`count` samples from fixed latents (example i from latent i, whatever the chunking),
+        generated eval.batch_size at a time."""
+        generator = step.sampling_generator(state)
+        chunks = [
+            np.asarray(self._generate(generator, state.rng, start, min(self.batch_size, count)))
+            for start in range(0, count, self.batch_size)
+        ]
+        return np.concatenate(chunks)[:count]
+
     def __call__(self, state: step.GANState) -> Evaluation:
-        fake = np.asarray(self._generate(step.sampling_generator(state), state.rng, self.num_samples))
-        scalars: dict[str, float | None] = dict(_moment_scalars(fake))
+        fake = self.samples(state, self.num_samples)
+        at = int(state.step)
+        if self.features is not None and not np.isfinite(fake).all():
+            bad = int((~np.isfinite(fake)).reshape(len(fake), -1).any(1).sum())
+            raise TrainingDiverged(
+                f"evaluation at step {at}: {bad} of {len(fake)} generated samples hold NaN or inf, so no "
+                "image metric can be computed. Everything written so far is kept in the run directory; "
+                "try a smaller optim.lr or another loss."
+            )
+        scalars, curves = self.measure(fake, lambda x: np.asarray(self._d_prob(state.discriminator, x)))
+        return Evaluation(at, scalars, fake, curves)
+
+    def measure(
+        self, samples: np.ndarray, discriminator: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> tuple[dict[str, float | None], dict[str, np.ndarray] | None]:
+        """The selected evaluators' scalars and curves on `samples` (without a discriminator:
+        only those that do not ask D, e.g. the image metrics on real images)."""
+        scalars: dict[str, float | None] = dict(_moment_scalars(samples))
         curves: dict[str, np.ndarray] | None = None
-        inputs = EvalInputs(self.parts.data, fake, lambda x: np.asarray(self._d_prob(state.discriminator, x)))
+        inputs = EvalInputs(self.parts.data, samples, discriminator or _no_discriminator, self.features)
         for evaluator in self.active:
+            if discriminator is None and not evaluator.needs_features:
+                continue
             measured = evaluator.compute(inputs)
             scalars |= measured.scalars
             if measured.curves is not None:
                 curves = {**(curves or {}), **measured.curves}
-        return Evaluation(int(state.step), scalars, fake, curves)
+        return scalars, curves
 
     def fixed_batch(self, state: step.GANState, count: int = 64) -> np.ndarray:
         """`count` samples from the same latents at every call: the sample grids."""
-        return np.asarray(self._generate(step.sampling_generator(state), state.rng, count))
+        return self.samples(state, count)
+
+    def scalar_keys(self) -> list[str]:
+        """The scalars every evaluation returns, known without evaluating."""
+        return _moment_keys(self.parts.data.shape) + [k for e in self.active for k in e.directions]
+
+    def directions(self) -> dict[str, str]:
+        return {k: v for e in self.active for k, v in e.directions.items()}
 
     def extra_steps(self, total: int, granularity: int) -> frozenset[int]:
-        """The steps the evaluators ask for besides every train.eval_every (Figure 1's panels)."""
+        """The steps the evaluators ask for besides every eval.every (Figure 1's panels)."""
         return frozenset(s for e in self.active for s in e.extra_steps(total, granularity))
 
     def figures(self, panels: Sequence[Evaluation], run_dir: Path) -> dict[str, Path]:
@@ -59,12 +168,28 @@ class Evaluator:
         return drawn
 
     def summary(self) -> dict[str, Any]:
-        """What the evaluators add to summary.json (the 1-D one: the data's mean and std)."""
+        """What the evaluators add to summary.json (the 1-D one: the data's mean and std; image
+        metrics: `eval_provenance`, how the numbers were obtained)."""
         added: dict[str, Any] = {}
         for evaluator in self.active:
             if evaluator.summary is not None:
                 added |= evaluator.summary(self.parts.data)
+        if self.features is not None:
+            added["eval_provenance"] = {
+                "metrics": [e.name for e in self.active if e.needs_features],
+                **self.features.provenance(self.num_samples),
+            }
         return added
+
+
+def _no_discriminator(x: np.ndarray) -> np.ndarray:
+    raise ValueError("this evaluation has no discriminator")
+
+
+def _moment_keys(shape: Sequence[int]) -> list[str]:
+    if len(shape) > 1 or shape[0] == 1:
+        return ["sample_mean", "sample_std"]
+    return [f"sample_mean_{i}" for i in range(shape[0])] + [f"sample_std_{i}" for i in range(shape[0])]
 
 
 def _moment_scalars(samples: np.ndarray) -> dict[str, float]:

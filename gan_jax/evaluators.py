@@ -1,28 +1,37 @@
 """Evaluators by name: what is measured on a generator's samples, and the figures drawn from it.
 
 An `Evaluator` says which datasets it applies to (`applies(dataset)`, from the dataset's
-own properties: a mixture's `modes`, a 1-D `density`) and computes scalars (logged to
-metrics.jsonl and summary.json's `eval`) and, optionally, curves from an `EvalInputs`:
-the dataset, the generated samples and D's probability on any points. It may also ask
-for extra evaluation steps (Figure 1's panels), draw figures from the evaluations taken
-there, and add keys to summary.json. Every registered evaluator that applies runs; the
-loop names none of them.
+own properties: a mixture's `modes`, a 1-D `density`, an image shape) and computes
+scalars (logged to metrics.jsonl and summary.json's `eval`) and, optionally, curves from
+an `EvalInputs`: the dataset, the generated samples, D's probability on any points and,
+for image metrics, a feature space (a feature network and the real data's reference
+features). It declares its scalars' keys with their direction (`directions`: "min" when
+lower is better, "max" when higher is, "none"), which the Optuna objective check and
+gan-compare read. It may also ask for extra evaluation steps (Figure 1's panels), draw
+figures from the evaluations taken there, and add keys to summary.json.
+
+A run evaluates the names in `eval.metrics`, or, when that is null, every registered
+evaluator that applies to its dataset (image metrics: when a feature network is
+available for it); the loop names none of them.
 
     from gan_jax import evaluators
     evaluators.register(evaluators.Evaluator(
-        "mean_norm", applies=lambda data: True,
+        "mean_norm", applies=lambda data: True, directions={"mean_norm": "none"},
         compute=lambda inputs: evaluators.Measured({"mean_norm": float(np.linalg.norm(inputs.samples.mean(0)))}),
     ))
 
-The built-in ones are registered by the modules that define them: gan_jax/metrics/modes.py
-(mixtures: modes captured, high quality, reverse KL) and gan_jax/metrics/density_1d.py
-(1-D: JSD, D's distance from D*, Goodfellow et al.'s Figure 1).
+The built-in ones are registered by the modules that define them (`BUILTIN_MODULES`):
+gan_jax/metrics/modes.py (mixtures: modes captured, high quality, reverse KL),
+gan_jax/metrics/density_1d.py (1-D: JSD, D's distance from D*, Goodfellow et al.'s
+Figure 1) and gan_jax/metrics/image.py (FID, KID, precision/recall, density/coverage,
+Inception score).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +58,19 @@ class Evaluation:
         return cls(saved["step"], saved["scalars"], np.zeros((0, 1)), curves)
 
 
-@dataclass(frozen=True)
+@dataclass
 class EvalInputs:
     dataset: Any  # a gan_jax.data.Dataset
     samples: np.ndarray  # [num_samples, *data shape], from fixed latents
     discriminator: Callable[[np.ndarray], np.ndarray]  # x [n, *data shape] float32 -> sigmoid(D(x)) [n, 1]
+    features: Any = None  # a gan_jax.metrics.feature_space.FeatureSpace, for evaluators with needs_features
+    _fake: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def fake_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """(features, logits) of the samples in the feature space; extracted once per evaluation."""
+        if self._fake is None:
+            self._fake = self.features.extract(self.samples)
+        return self._fake
 
 
 @dataclass(frozen=True)
@@ -68,14 +85,18 @@ def _no_steps(total: int, granularity: int) -> Iterable[int]:
 
 @dataclass(frozen=True)
 class Evaluator:
-    """A named evaluation. `extra_steps(total, granularity)`: steps to evaluate besides
-    every train.eval_every (multiples of granularity, so no extra program is compiled);
-    the first replica's evaluations there reach `figures(evaluations, run_dir) -> {name:
-    path}`; `summary(dataset)` adds keys to summary.json."""
+    """A named evaluation. `directions`: each scalar key it produces -> "min", "max" or
+    "none"; `needs_features`: it reads `inputs.fake_features()` and
+    `inputs.features.reference` (image metrics). `extra_steps(total, granularity)`: steps
+    to evaluate besides every eval.every (multiples of granularity, so no extra program
+    is compiled); the first replica's evaluations there reach `figures(evaluations,
+    run_dir) -> {name: path}`; `summary(dataset)` adds keys to summary.json."""
 
     name: str
     applies: Callable[[Any], bool]
     compute: Callable[[EvalInputs], Measured]
+    directions: Mapping[str, str]
+    needs_features: bool = False
     extra_steps: Callable[[int, int], Iterable[int]] = _no_steps
     figures: Callable[[Sequence[Evaluation], Path], dict[str, Path]] | None = None
     summary: Callable[[Any], dict[str, Any]] | None = None
@@ -84,11 +105,33 @@ class Evaluator:
 EVALUATORS: Registry[Evaluator] = Registry("evaluator")
 
 
+BUILTIN_MODULES = ("gan_jax.metrics.density_1d", "gan_jax.metrics.modes", "gan_jax.metrics.image")
+DIRECTIONS = ("min", "max", "none")
+
+
 def register(evaluator: Evaluator, *, replace: bool = False) -> Evaluator:
+    if bad := {k: v for k, v in evaluator.directions.items() if v not in DIRECTIONS}:
+        raise ValueError(f"evaluator {evaluator.name!r}: directions {bad} must be one of {', '.join(DIRECTIONS)}")
     return EVALUATORS.register(evaluator.name, evaluator, replace=replace)
 
 
-def applicable(dataset: Any) -> list[Evaluator]:
-    """The registered evaluators that apply to `dataset`, in registration order (gan_jax.evaluate
-    imports the built-in ones' modules, which register them)."""
-    return [e for e in EVALUATORS if e.applies(dataset)]
+def registered() -> Registry[Evaluator]:
+    """Every evaluator, the built-in ones included (their modules register on import)."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    return EVALUATORS
+
+
+def applicable(dataset: Any, with_features: bool = True) -> list[Evaluator]:
+    """The registered evaluators that apply to `dataset`, in registration order; those that
+    need a feature space only `with_features`."""
+    return [e for e in registered() if e.applies(dataset) and (with_features or not e.needs_features)]
+
+
+def direction(key: str) -> str | None:
+    """ "min", "max" or "none" for a scalar key an evaluator declares ("fid", or "eval.fid"); None when unknown."""
+    bare = key.removeprefix("eval.")
+    for evaluator in registered():
+        if bare in evaluator.directions:
+            return evaluator.directions[bare]
+    return None

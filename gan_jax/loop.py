@@ -3,7 +3,8 @@
 A run directory receives metrics.jsonl (one row per logged step), summary.json
 (written whatever the outcome, once the run is accepted), samples.npy (the final
 generator's samples), PNG figures (samples/step_*.png every train.sample_every steps),
-checkpoints/, the recorded config (.hydra/) and, unless logger=none, the W&B run files.
+checkpoints/ (and best/ with train.keep_best), the recorded config (.hydra/) and, unless
+logger=none, the W&B run files.
 One process owns a run directory at a time (gan_jax/rundir.py).
 """
 
@@ -34,7 +35,7 @@ from gan_jax import (
     step,
     summary,
 )
-from gan_jax.checkpoint import Checkpoints
+from gan_jax.checkpoint import BestCheckpoint, Checkpoints
 from gan_jax.data import BatchDataset
 from gan_jax.errors import TrainingDiverged
 from gan_jax.evaluate import Evaluation, Evaluator
@@ -43,6 +44,9 @@ from gan_jax.run_logger import RunLogger
 from gan_jax.rundir import Status
 
 log = logging.getLogger(__name__)
+
+SAVED_IMAGES = 1000  # of the final evaluation's images, in samples.npy (gan-eval rescores the checkpoint)
+GRID_IMAGES = 64
 
 
 @dataclass
@@ -97,7 +101,7 @@ class Stops:
 def _stops(cfg: DictConfig, evaluate: Evaluator) -> Stops:
     train = cfg.train
     extra = evaluate.extra_steps(train.steps, train.steps_per_call)
-    return Stops(train.steps, train.eval_every, train.sample_every, train.checkpoint_every, extra)
+    return Stops(train.steps, cfg.eval.every, train.sample_every, train.checkpoint_every, extra)
 
 
 def _logged_by_this_schedule(row: dict, stops: Stops, log_every: int) -> bool:
@@ -137,15 +141,15 @@ def run(
     devices = parallel.select_devices(cfg.train.num_devices)
     config.validate(cfg, len(devices))
     parts = build_parts(cfg)
-    evaluate = Evaluator(parts, cfg.train.num_eval_samples)
-    if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts)):
-        raise config.ConfigError(
-            f"objective={cfg.objective!r}: not a key of this run's summary.json; valid values are {', '.join(keys)}"
-        )
+    evaluate = Evaluator(parts, cfg.eval, cfg.dataset, progress=cfg.train.progress_bar)
+    _check_summary_keys(cfg, parts, evaluate)
     with rundir.claim(run_dir):
         checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
+        best = None
         try:
-            state, record, wandb_id = _start_or_resume(cfg, parts, checkpoints, run_dir)
+            if cfg.train.keep_best is not None:
+                best = BestCheckpoint(run_dir, cfg.train.keep_best, evaluate.directions())
+            state, record, wandb_id = _start_or_resume(cfg, parts, evaluate, checkpoints, run_dir)
             (record_config or _record_config(cfg))(run_dir)
             (run_dir / "samples").mkdir(exist_ok=True)
             logger = RunLogger(
@@ -155,10 +159,12 @@ def run(
             )
         except BaseException:
             checkpoints.close()
+            if best is not None:
+                best.close()
             raise
         status, error, exit_code = Status.FAILED, None, 1
         try:
-            state = _train(cfg, parts, evaluate, devices, state, logger, record, checkpoints)
+            state = _train(cfg, parts, evaluate, devices, state, logger, record, checkpoints, best)
             _write_final_outputs(cfg, parts, evaluate, state, record, logger, run_dir)
             status, exit_code = Status.FINISHED, 0
         except TrainingDiverged as diverged:
@@ -168,8 +174,11 @@ def run(
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            outputs = _summary(cfg, record, status, error, logger, started_at, evaluate.summary())
+            extra = evaluate.summary() | (best.summary() if best is not None else {})
+            outputs = _summary(cfg, record, status, error, logger, started_at, extra)
             _finish(run_dir, outputs, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
+            if best is not None:
+                best.close()
     return outputs
 
 
@@ -204,17 +213,31 @@ def _finish(
         checkpoints.close()
 
 
-def summary_keys(parts: step.GANParts) -> list[str]:
+def summary_keys(parts: step.GANParts, evaluate: Evaluator) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
     real = jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32) if parts.data.host_batches else None
     metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
-    scalars = Evaluator(parts, num_samples=16)(state).scalars
-    return summary.keys(list(metrics), list(scalars))
+    return summary.keys(list(metrics), evaluate.scalar_keys())
+
+
+def _check_summary_keys(cfg: DictConfig, parts: step.GANParts, evaluate: Evaluator) -> None:
+    """objective and train.keep_best name keys this run will have (keep_best: one with a direction)."""
+    if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts, evaluate)):
+        raise config.ConfigError(
+            f"objective={cfg.objective!r}: not a key of this run's summary.json; valid values are {', '.join(keys)}"
+        )
+    if cfg.train.keep_best is not None:
+        ranked = [f"eval.{k}" for k, way in evaluate.directions().items() if way != "none"]
+        if cfg.train.keep_best not in ranked:
+            raise config.ConfigError(
+                f"train.keep_best={cfg.train.keep_best!r}: not an evaluation key with a direction in this run; "
+                f"valid values are {', '.join(ranked) or 'none (this run evaluates nothing that ranks)'}"
+            )
 
 
 def _start_or_resume(
-    cfg: DictConfig, parts: step.GANParts, checkpoints: Checkpoints, run_dir: Path
+    cfg: DictConfig, parts: step.GANParts, evaluate: Evaluator, checkpoints: Checkpoints, run_dir: Path
 ) -> tuple[step.GANState, Record, str | None]:
     """A fresh state, or the latest intact checkpoint's, with metrics.jsonl cut to match.
 
@@ -248,7 +271,7 @@ def _start_or_resume(
         return fresh, Record(seeds), None
     at, state, meta = restored
     # A run extended past its old last step drops the rows it logged only because it ended there.
-    stops = _stops(cfg, Evaluator(parts, cfg.train.num_eval_samples))
+    stops = _stops(cfg, evaluate)
     rows = metrics.restart_at(
         at, keep=lambda row: row["step"] < at or _logged_by_this_schedule(row, stops, cfg.train.log_every)
     )
@@ -274,6 +297,7 @@ def _train(
     logger: RunLogger,
     record: Record,
     checkpoints: Checkpoints,
+    best: BestCheckpoint | None,
 ) -> step.GANState:
     train = cfg.train
     stops = _stops(cfg, evaluate)
@@ -325,6 +349,8 @@ def _train(
                 _log_rows(metrics, first_step, train, logger, record)
                 if stops.evaluates(record.steps_done):
                     evaluate_population(parallel.unreplicate(replicated))
+                    if best is not None:
+                        _keep_if_best(best, cfg, parallel.unreplicate(replicated), logger, record)
                 if stops.samples(record.steps_done):
                     _save_sample_grid(parts, evaluate, parallel.unreplicate(replicated), record, logger)
                 if stops.saves(record.steps_done):
@@ -332,19 +358,7 @@ def _train(
                     record.attempt_seconds = time.perf_counter() - start
                     saved_at = record.steps_done
                     checkpoints.save(
-                        record.steps_done,
-                        parallel.unreplicate(replicated),
-                        {
-                            "config": OmegaConf.to_container(cfg, resolve=True),
-                            "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
-                            "panels": [e.to_json() for e in record.panels],
-                            # Batches are keyed by step: this is where the data stream resumes.
-                            "data_position": {
-                                "step": record.steps_done,
-                                "next_batch": record.steps_done * train.d_steps,
-                            },
-                            "train_seconds": record.train_seconds,
-                        },
+                        record.steps_done, parallel.unreplicate(replicated), _checkpoint_meta(cfg, logger, record)
                     )
                 progress.update(size)
                 progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}", d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
@@ -352,6 +366,26 @@ def _train(
             if record.steps_done != saved_at:
                 record.attempt_seconds = time.perf_counter() - start
     return parallel.unreplicate(replicated)
+
+
+def _keep_if_best(
+    best: BestCheckpoint, cfg: DictConfig, state: step.GANState, logger: RunLogger, record: Record
+) -> None:
+    """train.keep_best: saves the state when this evaluation (a population: its replicas' mean) beats the best."""
+    key = best.key.removeprefix("eval.")
+    value = summary.mean_or_none(record.finals[seed].scalars.get(key) for seed in record.seeds)
+    best.consider(record.steps_done, value, state, _checkpoint_meta(cfg, logger, record))
+
+
+def _checkpoint_meta(cfg: DictConfig, logger: RunLogger, record: Record) -> dict[str, Any]:
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
+        "panels": [e.to_json() for e in record.panels],
+        # Batches are keyed by step: this is where the data stream resumes.
+        "data_position": {"step": record.steps_done, "next_batch": record.steps_done * cfg.train.d_steps},
+        "train_seconds": record.train_seconds,
+    }
 
 
 def _save_sample_grid(
@@ -413,13 +447,14 @@ def _write_final_outputs(
     logger: RunLogger,
     run_dir: Path,
 ) -> None:
-    """samples.npy: [num_eval_samples, dim], or [num_seeds, num_eval_samples, dim] for a
-    population; the figures show the first replica."""
+    """samples.npy: [eval samples, *data shape] (images: the first SAVED_IMAGES), or
+    [num_seeds, ...] for a population; the figures show the first replica."""
     finals = [record.finals[seed] for seed in record.seeds]
-    samples = np.stack([f.samples for f in finals])
+    samples = np.stack([f.samples[:SAVED_IMAGES] if f.samples.ndim == 4 else f.samples for f in finals])
     np.save(run_dir / "samples.npy", samples[0] if len(finals) == 1 else samples)
     first = parallel.replica(state, 0)
-    real = _real_examples(parts, first, record.seeds[0], cfg.train.num_eval_samples)
+    shown = min(GRID_IMAGES, evaluate.num_samples) if finals[0].samples.ndim == 4 else evaluate.num_samples
+    real = _real_examples(parts, first, record.seeds[0], shown)
     figures = {
         "samples": plots.samples(real, finals[0].samples, run_dir / "samples.png"),
         "discriminator_outputs": plots.discriminator_outputs(

@@ -80,18 +80,34 @@ def claim(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename."""
+def write_atomic(path: Path, content: str | Callable[[Any], None]) -> None:
+    """Writes `content` (text, or a function writing to a binary file handle) to `path`
+    through a temporary file and a rename: readers see the old file or the new, whole."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temporary, "w") as handle:
-            handle.write(text)
+        with open(temporary, "w" if isinstance(content, str) else "wb") as handle:
+            if isinstance(content, str):
+                handle.write(content)
+            else:
+                content(handle)
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held while the block runs (other processes wait): one job of a
+    sweep prepares shared data while the others wait for it."""
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

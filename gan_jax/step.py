@@ -316,9 +316,12 @@ def sampling_generator(state: GANState) -> PlayerState:
     return state.generator.replace(params=state.generator_ema)
 
 
-def generate(parts: GANParts, generator: PlayerState, rng: jax.Array, num_samples: int) -> jax.Array:
-    """The evaluation samples: fixed latents, so successive evaluations are comparable."""
-    latent = sample_batch(parts.models.sample_latent, jax.random.fold_in(rng, Stream.EVAL_LATENT), 0, num_samples)
+def generate(parts: GANParts, generator: PlayerState, rng: jax.Array, first_index: Any, num_samples: int) -> jax.Array:
+    """Evaluation samples first_index .. first_index+num_samples-1: fixed latents (one per
+    index), so successive evaluations are comparable and any chunking gives the same samples."""
+    latent = sample_batch(
+        parts.models.sample_latent, jax.random.fold_in(rng, Stream.EVAL_LATENT), first_index, num_samples
+    )
     return apply_model(parts.models.generator, generator, latent)[0]
 
 

@@ -22,7 +22,7 @@ read and write summaries through this module; the file itself is rundir's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,6 +131,12 @@ def final_metrics(replica_values: Mapping[str, Any]) -> dict[str, float]:
     return {k: v for k, v in candidates.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def mean_or_none(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are numbers; None when there are none (a population's value)."""
+    numbers = [v for v in values if v is not None]
+    return float(np.mean(numbers)) if numbers else None
+
+
 def value(summary: Mapping[str, Any], key: str) -> float | None:
     """`key` ("eval.jsd") of a summary; the mean over a population's replicas."""
 
@@ -139,5 +145,4 @@ def value(summary: Mapping[str, Any], key: str) -> float | None:
             tree = tree.get(part) if isinstance(tree, Mapping) else None
         return tree
 
-    values = [v for r in replicas(summary) if (v := lookup(r)) is not None]
-    return float(np.mean(values)) if values else None
+    return mean_or_none(lookup(r) for r in replicas(summary))

@@ -1,6 +1,7 @@
 """What a Hydra multirun checks at its start and reports at its end.
 
-At the start: a sweeper that optimises (Optuna) needs an `objective`. At the end: how
+At the start: a sweeper that optimises (Optuna) needs an `objective`, and its direction
+must be the one the objective's evaluator declares (minimise FID). At the end: how
 many of the jobs this sweep launched failed, and how (each job records its start in
 `<sweep dir>/.jobs/`); jobs left in the sweep directory by an earlier sweep are not
 counted, and a job that left no summary of this attempt (killed, say) counts as failed.
@@ -73,6 +74,24 @@ def _optimising_sweeper(config: DictConfig) -> str | None:
     return "optuna" if "optuna" in target.lower() else None
 
 
+OPTUNA_DIRECTIONS = {"min": "minimize", "max": "maximize"}
+
+
+def _direction_mismatch(config: DictConfig) -> ConfigError | None:
+    """An error when Optuna's direction is the opposite of the objective's declared one."""
+    from gan_jax import evaluators
+
+    wanted = OPTUNA_DIRECTIONS.get(evaluators.direction(str(config.objective)) or "")
+    given = config.hydra.sweeper.get("direction")
+    given = getattr(given, "name", given)  # the Optuna plugin's schema makes it an enum
+    if wanted is None or not isinstance(given, str) or given.lower() == wanted:
+        return None
+    return ConfigError(
+        f"hydra.sweeper.direction={given}: objective={config.objective} is better when "
+        f"{'lower' if wanted == 'minimize' else 'higher'}; set hydra.sweeper.direction={wanted}"
+    )
+
+
 class SweepReport(Callback):
     """Fails an optimising sweep without an objective at once; at the end logs the
     sweep's outcome and exits non-zero when any of its jobs did not finish."""
@@ -91,6 +110,9 @@ class SweepReport(Callback):
             )
             log.error("%s", error)
             raise SystemExit(error.exit_code)
+        if sweeper and (mismatch := _direction_mismatch(config)):
+            log.error("%s", mismatch)
+            raise SystemExit(mismatch.exit_code)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -17,6 +17,9 @@ _CACHE = Path(tempfile.gettempdir()) / f"gan_jax_test_jax_cache_{os.getuid()}"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# Reference features and converted weights: a session's own cache, not the user's.
+os.environ["GAN_JAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="gan_jax_test_cache_")
+os.environ.pop("GAN_JAX_INCEPTION_WEIGHTS", None)  # eval.features=auto must not find a user's weights
 
 from gan_jax.config import compose, register_schemas  # noqa: E402  (after the JAX variables)
 
@@ -29,9 +32,9 @@ TINY = [
     "train.steps=20",
     "train.batch_size=32",
     "train.log_every=5",
-    "train.eval_every=10",
+    "eval.every=10",
     "train.steps_per_call=5",
-    "train.num_eval_samples=200",
+    "eval.num_samples=200",
 ]
 
 register_schemas()
@@ -68,10 +71,10 @@ TINY_DCGAN = [
     "train.batch_size=16",
     "train.steps=6",
     "train.log_every=1",
-    "train.eval_every=3",
+    "eval.every=3",
     "train.sample_every=3",
     "train.checkpoint_every=3",
-    "train.num_eval_samples=32",
+    "eval.num_samples=32",
     "train.ema_start=2",
 ]
 

@@ -20,10 +20,10 @@ BASE = [
     "model.generator.width=32",
     "model.discriminator.width=32",
     "train.log_every=5",
-    "train.eval_every=20",
+    "eval.every=20",
     "train.steps_per_call=10",
     "train.checkpoint_every=20",
-    "train.num_eval_samples=100",
+    "eval.num_samples=100",
 ]
 
 

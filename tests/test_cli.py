@@ -122,7 +122,7 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     common = [
         "train.progress_bar=false",
         "train.log_every=100",
-        "train.eval_every=100000",
+        "eval.every=100000",
         "train.checkpoint_every=200",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}

@@ -17,7 +17,7 @@ def test_default_config_is_goodfellow_fig1_and_valid():
     assert (cfg.dataset.mean, cfg.dataset.std) == (4.0, 0.5)
     assert cfg.loss.name == "non_saturating"
     assert cfg.model.latent_dim == 1
-    assert cfg.train.num_eval_samples == 2500
+    assert cfg.eval.num_samples is None and cfg.eval.every == 500
 
 
 @pytest.mark.parametrize(

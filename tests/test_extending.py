@@ -109,7 +109,9 @@ def _off_axis(inputs: evaluators.EvalInputs) -> evaluators.Measured:
     return evaluators.Measured({"off_axis": float(np.mean(np.abs(inputs.samples[:, 1])))})
 
 
-METRIC = evaluators.Evaluator("off_axis", applies=lambda dataset: dataset.name == "segment_2d", compute=_off_axis)
+METRIC = evaluators.Evaluator(
+    "off_axis", applies=lambda dataset: dataset.name == "segment_2d", compute=_off_axis, directions={"off_axis": "min"}
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,7 +24,7 @@ def test_default_experiment_converges_for_every_seed(tmp_path):
             f"dataset.std={STD}",
             f"seed={SEEDS[0]}",
             f"train.num_seeds={len(SEEDS)}",
-            "train.eval_every=4000",
+            "eval.every=4000",
             "train.checkpoint_every=4000",
             "train.sample_every=4000",
         ]

@@ -51,7 +51,7 @@ def test_threshold_is_three_stds():
 
 @pytest.mark.parametrize("dataset", ["ring_2d", "grid_2d"])
 def test_summary_agrees_with_an_independent_computation_from_samples(tmp_path, tiny, dataset):
-    summary = loop.run(compose_config(tiny + [f"dataset={dataset}", "train.num_eval_samples=2500"]), tmp_path)
+    summary = loop.run(compose_config(tiny + [f"dataset={dataset}", "eval.num_samples=2500"]), tmp_path)
     samples = np.load(tmp_path / "samples.npy")
     data = toy.ring_2d(8, 1.0, 0.01) if dataset == "ring_2d" else toy.grid_2d(5, 2.0, 0.05)
     distance, nearest = cKDTree(data.modes).query(samples)

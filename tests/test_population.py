@@ -21,9 +21,9 @@ BASE = [
     "model.discriminator.width=32",
     "train.steps=20",
     "train.log_every=1",
-    "train.eval_every=20",
+    "eval.every=20",
     "train.steps_per_call=10",
-    "train.num_eval_samples=200",
+    "eval.num_samples=200",
 ]
 
 

@@ -30,10 +30,10 @@ BASE = [
     "model.generator.width=32",
     "model.discriminator.width=32",
     "train.log_every=5",
-    "train.eval_every=20",
+    "eval.every=20",
     "train.steps_per_call=10",
     "train.checkpoint_every=20",
-    "train.num_eval_samples=100",
+    "eval.num_samples=100",
 ]
 CLI = [o for o in BASE if o != "logger=none"] + ["logger=none"]
 
@@ -349,7 +349,7 @@ def test_a_sweep_rerun_into_a_used_directory_keeps_the_runs_and_counts_every_job
 
 
 def test_extending_a_finished_run_logs_what_the_longer_run_would_have(tmp_path, uninterrupted):
-    odd = ["train.log_every=6", "train.eval_every=9"]  # neither divides 20, where the short run ends
+    odd = ["train.log_every=6", "eval.every=9"]  # neither divides 20, where the short run ends
     loop.run(compose_config(BASE + odd + ["train.steps=20"]), tmp_path / "extended")
     loop.run(compose_config(BASE + odd + ["train.steps=40"]), tmp_path / "extended")
     loop.run(compose_config(BASE + odd + ["train.steps=40"]), tmp_path / "whole")

@@ -81,8 +81,8 @@ assert jax.local_device_count() == 4
 out = {{}}
 for n in (1, 2, 4):
     cfg = compose_config({OVERRIDES!r} + ["logger=none", "train.progress_bar=false",
-        "train.steps=20", "train.log_every=1", "train.steps_per_call=5", "train.eval_every=20",
-        "train.num_eval_samples=100", f"train.num_devices={{n}}"])
+        "train.steps=20", "train.log_every=1", "train.steps_per_call=5", "eval.every=20",
+        "eval.num_samples=100", f"train.num_devices={{n}}"])
     loop.run(cfg, Path({str(tmp_path)!r}) / str(n))
     rows = [json.loads(l) for l in open(Path({str(tmp_path)!r}) / str(n) / "metrics.jsonl")]
     out[n] = [r["d_loss"] for r in rows if "d_loss" in r]

@@ -81,7 +81,7 @@ def compose_run(setting: list[str], mean: float, std: float, seeds: int):
                 f"dataset.std={std}",
                 "seed=0",
                 f"train.num_seeds={seeds}",
-                f"train.eval_every={EVAL_EVERY}",
+                f"eval.every={EVAL_EVERY}",
                 "train.checkpoint_every=100000",
                 "train.sample_every=100000",
                 *setting,

@@ -36,10 +36,10 @@ def config(steps: int, seed: int, num_seeds: int):
         f"train.steps={steps}",
         "train.batch_size=256",
         "train.steps_per_call=100",
-        f"train.eval_every={steps}",
+        f"eval.every={steps}",
         f"train.checkpoint_every={steps}",
         f"train.sample_every={steps}",
-        "train.num_eval_samples=2500",
+        "eval.num_samples=2500",
         f"seed={seed}",
         f"train.num_seeds={num_seeds}",
     ]

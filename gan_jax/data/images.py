@@ -13,8 +13,6 @@ saying what to fetch and where to put it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import gzip
 import logging
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from gan_jax import rundir
 from gan_jax.data.base import DatasetPart, names_where, register
 from gan_jax.errors import ConfigError
 from gan_jax.schema import MISSING, at_least, one_of, optional_positive
@@ -76,6 +75,11 @@ class ImageDataset:
         order = _epoch_order(seed, epoch, self.num_examples)
         indices = order[position * batch_size : (position + 1) * batch_size]
         images = np.stack([example["image"] for example in self.source.__getitems__(indices.tolist())])
+        return self.preprocess(images)
+
+    def examples(self, start: int, count: int) -> np.ndarray:
+        """Examples start .. start+count-1 of the split in its stored order, preprocessed (reference images)."""
+        images = np.stack([example["image"] for example in self.source.__getitems__(list(range(start, start + count)))])
         return self.preprocess(images)
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
@@ -157,7 +161,7 @@ def _prepare(builder, cfg) -> None:
     import tensorflow_datasets as tfds
 
     tfds.disable_progress_bar()
-    with _lock(data_root / f".{builder.name}.prepare.lock"):
+    with rundir.file_lock(data_root / f".{builder.name}.prepare.lock"):
         if builder.is_prepared():  # another job of the sweep prepared it meanwhile
             return
         if builder.name == "fashion_mnist" and _debian_fashion_mnist_present():
@@ -200,16 +204,6 @@ def _unreachable_hosts(builder) -> list[str]:
         except OSError as error:
             problems.append(f"cannot reach {host}: {error}")
     return problems
-
-
-@contextlib.contextmanager
-def _lock(path: Path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _tensorflow_for_preparation(name: str) -> None:

@@ -102,6 +102,7 @@ evaluators.register(
         "theory_1d",
         applies=lambda data: getattr(data, "density", None) is not None,  # 1-D with p_data: density, mean, std
         compute=_evaluate,
+        directions={"jsd": "min", "d_optimality_gap": "min"},
         extra_steps=figure_steps,
         figures=_figure1,
         summary=lambda data: {"data": {"mean": data.mean, "std": data.std}},

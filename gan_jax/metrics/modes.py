@@ -44,5 +44,6 @@ evaluators.register(
         "modes",
         applies=lambda data: getattr(data, "modes", None) is not None,  # a Gaussian mixture: modes, std
         compute=_evaluate,
+        directions={"modes_captured": "max", "high_quality": "max", "reverse_kl": "min"},
     )
 )

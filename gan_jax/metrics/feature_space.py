@@ -1,0 +1,216 @@
+"""Feature spaces for image metrics: a feature network and the real data's reference features.
+
+A `FeatureSpace` pairs a feature network (images in [-1, 1] -> (features, logits)) with
+a `Reference`: the features of the first N images of a split of the real data. The
+reference is computed once per (images, network weights) and cached on disk under
+`<cache dir>/reference/`, keyed by the sha256 of the preprocessed images and of the
+weights, so it can never be stale; a file lock makes the jobs of a sweep compute it once.
+
+Feature networks are chosen by name (`eval.features`):
+  fashion_mnist_classifier  the CNN shipped in gan_jax/metrics/weights (28x28 grey images)
+  inception_v3              pytorch-fid's FID Inception (any size, 1 or 3 channels; needs
+                            its weights file: eval.inception_weights or $GAN_JAX_INCEPTION_WEIGHTS)
+  auto                      the dataset's own classifier when it has one, else inception_v3
+                            when its weights file is given, else none (no image metrics)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from gan_jax import rundir
+from gan_jax.errors import ConfigError
+from gan_jax.metrics.distances import feature_statistics, sample_size_notes
+from gan_jax.registry import Registry
+
+log = logging.getLogger(__name__)
+
+KID_NUM_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+PRECISION_RECALL_K = 3
+DENSITY_COVERAGE_K = 5
+REFERENCE_CHUNK = 1000  # real images read and featurised at a time
+
+
+@dataclass(frozen=True)
+class FeatureNetwork:
+    """`accepts(shape)`: whether it takes images of this (H, W, C); `build(eval_cfg, progress)`
+    -> an extractor: images -> (features, logits), with a `provenance` dict."""
+
+    name: str
+    accepts: Callable[[tuple[int, ...]], bool]
+    build: Callable[[Any, bool], Any]
+    takes: str  # completes "takes ..." in messages
+    domain: str | None = None  # the dataset it was trained on, if a domain classifier
+
+
+FEATURE_NETWORKS: Registry[FeatureNetwork] = Registry("feature network")
+
+
+def _classifier(eval_cfg: Any, progress: bool) -> Any:
+    from gan_jax.metrics.classifier import fashion_mnist_classifier
+
+    return fashion_mnist_classifier(batch_size=eval_cfg.batch_size, progress=progress)
+
+
+def _inception(eval_cfg: Any, progress: bool) -> Any:
+    from gan_jax.metrics.inception import inception_v3
+
+    return inception_v3(eval_cfg.inception_weights, batch_size=min(eval_cfg.batch_size, 100), progress=progress)
+
+
+FEATURE_NETWORKS.register(
+    "fashion_mnist_classifier",
+    FeatureNetwork(
+        "fashion_mnist_classifier",
+        accepts=lambda shape: tuple(shape) == (28, 28, 1),
+        build=_classifier,
+        takes="28x28x1 images",
+        domain="fashion_mnist",
+    ),
+)
+FEATURE_NETWORKS.register(
+    "inception_v3",
+    FeatureNetwork(
+        "inception_v3",
+        accepts=lambda shape: len(shape) == 3 and shape[-1] in (1, 3),
+        build=_inception,
+        takes="images with 1 or 3 channels",
+    ),
+)
+
+
+def inception_weights_given(eval_cfg: Any) -> bool:
+    from gan_jax.metrics.inception import WEIGHTS_ENV
+
+    return bool(eval_cfg.inception_weights or os.environ.get(WEIGHTS_ENV))
+
+
+def choose_network(requested: str, dataset_name: str, shape: tuple[int, ...], eval_cfg: Any) -> str | None:
+    """The feature network's name for `eval.features=requested` on this data; None when `auto`
+    finds none. A named network that does not take the data's images is a ConfigError."""
+    if requested != "auto":
+        network = FEATURE_NETWORKS.get(requested)
+        if not network.accepts(shape):
+            raise ConfigError(
+                f"eval.features={requested}: takes {network.takes}, and {dataset_name} gives "
+                f"{'x'.join(map(str, shape))}; valid values for it are {', '.join(networks_for(shape))}"
+            )
+        return requested
+    for network in FEATURE_NETWORKS:
+        if network.domain == dataset_name and network.accepts(shape):
+            return network.name
+    if inception_weights_given(eval_cfg):
+        return "inception_v3"
+    return None
+
+
+def networks_for(shape: tuple[int, ...]) -> list[str]:
+    return ["auto", *(n.name for n in FEATURE_NETWORKS if n.accepts(shape))]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The real side of every image metric: N real images' features and their statistics."""
+
+    features: np.ndarray  # [N, D] float32
+    mu: np.ndarray  # [D] float64
+    sigma: np.ndarray  # [D, D] float64
+    split: str
+    images_sha256: str  # of the float32 images the features came from
+
+    @property
+    def num(self) -> int:
+        return len(self.features)
+
+
+@dataclass
+class FeatureSpace:
+    extractor: Any  # images -> (features, logits), with .provenance
+    reference: Reference
+    dataset_name: str
+
+    def extract(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.extractor(images)
+
+    def provenance(self, num_fake: int) -> dict[str, Any]:
+        """How the numbers were obtained: network, weights, resizer, N real / N fake, split, KID
+        subsets, and what is wrong with the sample sizes (notes), for summary.json and eval.json."""
+        dim = self.reference.features.shape[1]
+        return {
+            **self.extractor.provenance,
+            "feature_dim": dim,
+            "reference": {
+                "dataset": self.dataset_name,
+                "split": self.reference.split,
+                "num_real": self.reference.num,
+                "images_sha256": self.reference.images_sha256[:16],
+            },
+            "num_fake": num_fake,
+            "kid": {"num_subsets": KID_NUM_SUBSETS, "subset_size": KID_SUBSET_SIZE},
+            "precision_recall_k": PRECISION_RECALL_K,
+            "density_coverage_k": DENSITY_COVERAGE_K,
+            "notes": sample_size_notes(self.reference.num, num_fake, dim, KID_SUBSET_SIZE),
+        }
+
+
+def reference_images(dataset_cfg: Any, split: str, count: int) -> np.ndarray:
+    """The first `count` images of `split` (all of it when smaller), preprocessed as training sees them."""
+    from omegaconf import OmegaConf
+
+    from gan_jax import data
+
+    real = cast(data.ImageDataset, data.build(OmegaConf.merge(dataset_cfg, {"split": split})))
+    count = min(count, real.num_examples)
+    chunks = range(0, count, REFERENCE_CHUNK)
+    return np.concatenate([real.examples(start, min(REFERENCE_CHUNK, count - start)) for start in chunks])
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
+
+
+def cache_dir(eval_cfg: Any) -> Path:
+    from gan_jax.metrics.inception import cache_dir as default_cache_dir
+
+    return Path(eval_cfg.cache_dir).expanduser() if eval_cfg.cache_dir else default_cache_dir()
+
+
+def reference(extractor: Any, images: np.ndarray, split: str, directory: Path) -> Reference:
+    """The reference features of `images`, read from the cache or computed and cached (whole
+    files only: temp + rename, under a lock so concurrent jobs compute them once)."""
+    images_sha = _sha256(images)
+    weights_sha = str(extractor.provenance.get("weights_sha256") or "none")
+    name = f"{extractor.provenance['features']}-{weights_sha[:16]}-{images_sha[:16]}-n{len(images)}.npz"
+    path = directory / "reference" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rundir.file_lock(path.with_suffix(".lock")):
+        if path.is_file():
+            try:
+                with np.load(path) as stored:
+                    return Reference(stored["features"], stored["mu"], stored["sigma"], split, images_sha)
+            except (OSError, ValueError, KeyError) as error:
+                log.warning("%s cannot be read (%s); computing the reference features again", path, error)
+        log.info("computing reference features of %d real images (cached in %s)", len(images), path)
+        features, _ = extractor(images)
+        mu, sigma = feature_statistics(features)
+        rundir.write_atomic(path, lambda handle: np.savez(handle, features=features, mu=mu, sigma=sigma))
+    return Reference(features, mu, sigma, split, images_sha)
+
+
+def build(dataset: Any, dataset_cfg: Any, eval_cfg: Any, network: str, progress: bool = False) -> FeatureSpace:
+    """`network`'s feature space on this dataset, with the reference of eval.reference_split
+    (`choose_network` picks the network from eval.features)."""
+    extractor = FEATURE_NETWORKS.get(network).build(eval_cfg, progress)
+    images = reference_images(dataset_cfg, eval_cfg.reference_split, eval_cfg.reference_num_samples)
+    return FeatureSpace(
+        extractor, reference(extractor, images, eval_cfg.reference_split, cache_dir(eval_cfg)), dataset.name
+    )

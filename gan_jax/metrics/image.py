@@ -1,0 +1,91 @@
+"""Image metrics as evaluators: FID, KID, precision/recall, density/coverage, Inception score.
+
+Each is computed in the run's feature space (gan_jax/metrics/feature_space.py: the
+dataset's classifier or the FID Inception), the generated samples' features against the
+cached reference features of the real data. The samples' features are extracted once per
+evaluation, whatever the number of metrics. With the classifier, `inception_score` is the
+same formula on the classifier's logits (TF-GAN's "classifier score"); summary.json's
+`eval_provenance` says which network gave every number.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from gan_jax import evaluators
+from gan_jax.evaluators import EvalInputs, Measured
+from gan_jax.metrics import feature_space
+from gan_jax.metrics.distances import (
+    SmallSampleWarning,
+    density_coverage,
+    feature_statistics,
+    frechet_distance_from_statistics,
+    inception_score,
+    kernel_inception_distance,
+    precision_recall,
+)
+
+INCEPTION_SCORE_SPLITS = 10
+
+
+def is_image_data(dataset) -> bool:
+    return len(dataset.shape) == 3
+
+
+def _quietly(compute):
+    """Sample-size findings go to the provenance's notes once, not to a warning per evaluation."""
+
+    def measured(inputs: EvalInputs) -> Measured:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SmallSampleWarning)
+            return compute(inputs)
+
+    return measured
+
+
+def _fid(inputs: EvalInputs) -> Measured:
+    fake, _ = inputs.fake_features()
+    real = inputs.features.reference
+    mu, sigma = feature_statistics(fake)
+    return Measured({"fid": frechet_distance_from_statistics(mu, sigma, real.mu, real.sigma)})
+
+
+def _kid(inputs: EvalInputs) -> Measured:
+    fake, _ = inputs.fake_features()
+    mean, std = kernel_inception_distance(
+        inputs.features.reference.features,
+        fake,
+        num_subsets=feature_space.KID_NUM_SUBSETS,
+        subset_size=feature_space.KID_SUBSET_SIZE,
+    )
+    return Measured({"kid": mean, "kid_std": std})
+
+
+def _precision_recall(inputs: EvalInputs) -> Measured:
+    fake, _ = inputs.fake_features()
+    return Measured({**precision_recall(inputs.features.reference.features, fake, k=feature_space.PRECISION_RECALL_K)})
+
+
+def _density_coverage(inputs: EvalInputs) -> Measured:
+    fake, _ = inputs.fake_features()
+    return Measured({**density_coverage(inputs.features.reference.features, fake, k=feature_space.DENSITY_COVERAGE_K)})
+
+
+def _inception_score(inputs: EvalInputs) -> Measured:
+    _, logits = inputs.fake_features()
+    mean, std = inception_score(logits, splits=min(INCEPTION_SCORE_SPLITS, len(logits)))
+    return Measured({"inception_score": mean, "inception_score_std": std})
+
+
+for _name, _compute, _directions in (
+    ("fid", _fid, {"fid": "min"}),
+    ("kid", _kid, {"kid": "min", "kid_std": "none"}),
+    ("precision_recall", _precision_recall, {"precision": "max", "recall": "max"}),
+    ("density_coverage", _density_coverage, {"density": "none", "coverage": "max"}),
+    ("inception_score", _inception_score, {"inception_score": "max", "inception_score_std": "none"}),
+):
+    evaluators.register(
+        evaluators.Evaluator(
+            _name, applies=is_image_data, compute=_quietly(_compute), directions=_directions, needs_features=True
+        )
+    )

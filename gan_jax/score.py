@@ -1,0 +1,187 @@
+"""`gan-eval RUN_DIR|SWEEP_DIR`: score a run's checkpoint after training.
+
+    gan-eval outputs/runs/X                        # the latest checkpoint, the run's own eval settings
+    gan-eval outputs/runs/X --checkpoint best      # the one train.keep_best kept (or --checkpoint STEP)
+    gan-eval outputs/sweeps/Y --num-samples 50000 --metrics fid kid
+    gan-eval --real-vs-real dataset=fashion_mnist  # the floor: the train split against the reference split
+
+The evaluation is the loop's own (gan_jax/evaluate.py): the same samples from the same
+latents, the same feature network and cached reference, so with the run's N it
+reproduces the value logged in training exactly. Results are added to the run
+directory's eval.json under `<checkpoint>@<step>/n<N>` (earlier entries are kept) and
+printed as a table; exit status 1 when any run could not be scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gan_jax import parallel, rundir, step
+from gan_jax.checkpoint import Checkpoints
+from gan_jax.errors import GanJaxError
+from gan_jax.evaluate import Evaluator
+from gan_jax.parts import build as build_parts
+
+log = logging.getLogger("gan_jax.eval")
+
+EVAL_FILE = "eval.json"
+CHECKPOINT_DIRS = {"latest": "checkpoints", "best": "best"}
+
+
+def run_dirs(path: Path) -> list[Path]:
+    """`path` itself when it is a run directory, else the run directories one level below (a sweep)."""
+    if (path / "checkpoints").is_dir():
+        return [path]
+    return sorted(p.parent for p in path.glob("*/checkpoints") if p.is_dir())
+
+
+def _eval_config(saved: DictConfig, args: argparse.Namespace) -> DictConfig:
+    eval_cfg = saved.eval.copy()
+    if args.features is not None:
+        eval_cfg.features = args.features
+    if args.inception_weights is not None:
+        eval_cfg.inception_weights = args.inception_weights
+    return eval_cfg
+
+
+def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Restores the chosen checkpoint of `run_dir` and evaluates every replica; returns eval.json's entry."""
+    which = "best" if args.checkpoint == "best" else "latest"
+    checkpoints = Checkpoints(run_dir, keep=10**6, subdir=CHECKPOINT_DIRS[which])
+    try:
+        steps = checkpoints.manager.all_steps()
+        if not steps:
+            raise GanJaxError(f"{checkpoints.directory}: no checkpoint to score")
+        at = max(steps) if args.checkpoint in CHECKPOINT_DIRS else int(args.checkpoint)
+        if at not in steps:
+            held = ", ".join(map(str, sorted(steps)))
+            raise GanJaxError(f"--checkpoint {args.checkpoint}: {checkpoints.directory} holds steps {held}")
+        cfg = OmegaConf.create(checkpoints.meta(at)["config"])
+        parts = build_parts(cfg)
+        evaluate = Evaluator(
+            parts, _eval_config(cfg, args), cfg.dataset, metrics=args.metrics, count=args.num_samples, progress=True
+        )
+        seeds = list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
+        population, _ = checkpoints.restore(at, step.init_population(parts, seeds))
+    finally:
+        checkpoints.close()
+    replicas = [
+        {"seed": seed, **evaluate(parallel.replica(population, index)).scalars} for index, seed in enumerate(seeds)
+    ]
+    return {
+        "checkpoint": which,
+        "step": at,
+        "num_samples": evaluate.num_samples,
+        "scored_at": time.time(),
+        "replicas": replicas,
+        "provenance": evaluate.summary().get("eval_provenance"),
+    }
+
+
+def real_vs_real(overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """The data's own floor: N images of dataset.split scored as if generated, against the reference split."""
+    from gan_jax.config import compose, validate
+    from gan_jax.metrics.feature_space import reference_images
+
+    cfg = compose(overrides)
+    validate(cfg, 1)
+    parts = build_parts(cfg)
+    metrics = args.metrics or ["fid", "kid", "precision_recall", "density_coverage", "inception_score"]
+    evaluate = Evaluator(parts, _eval_config(cfg, args), cfg.dataset, metrics=metrics, count=args.num_samples)
+    images = reference_images(cfg.dataset, cfg.dataset.split, evaluate.num_samples)
+    scalars, _ = evaluate.measure(images)
+    provenance = evaluate.features.provenance(len(images)) if evaluate.features is not None else None
+    return {"real_vs_real": {"split": cfg.dataset.split, "num": len(images), **scalars}, "provenance": provenance}
+
+
+def record(run_dir: Path, entry: dict[str, Any]) -> str:
+    """Adds `entry` to run_dir/eval.json (whole-file rewrite under a lock; other entries kept)."""
+    key = f"{entry['checkpoint']}@{entry['step']}/n{entry['num_samples']}"
+    path = run_dir / EVAL_FILE
+    with rundir.file_lock(run_dir / f".{EVAL_FILE}.lock"):
+        try:
+            existing = json.loads(path.read_text())
+        except (OSError, ValueError):
+            existing = {}
+        existing[key] = entry
+        rundir.write_atomic(path, json.dumps(existing, indent=2) + "\n")
+    return key
+
+
+def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Markdown: one row per (label, scalars), one column per metric."""
+    columns = sorted(
+        {k for _, values in rows for k, v in values.items() if isinstance(v, (int, float)) and k != "seed"}
+    )
+    lines = ["| run | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for label, values in rows:
+        cells = [_cell(values.get(c)) for c in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}" if isinstance(value, float) else ""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gan-eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", nargs="?", help="a run directory, or a sweep directory (every run in it)")
+    parser.add_argument("--checkpoint", default="latest", help="latest (default), best, or a step")
+    parser.add_argument("--num-samples", type=int, default=None, help="default: the run's eval.num_samples")
+    parser.add_argument("--metrics", nargs="+", default=None, help="default: the run's eval.metrics")
+    parser.add_argument("--features", default=None, help="auto, fashion_mnist_classifier or inception_v3")
+    parser.add_argument("--inception-weights", default=None, help="pytorch-fid's pt_inception-2015-12-05 .pth")
+    parser.add_argument(
+        "--real-vs-real", nargs="*", metavar="OVERRIDE", default=None, help="score the data against itself"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(message)s")
+    logging.getLogger("absl").setLevel(logging.ERROR)  # TFDS's note that OpenCV would decode faster
+    args = _parser().parse_args(argv)
+    if args.checkpoint not in CHECKPOINT_DIRS and not args.checkpoint.isdigit():
+        _parser().error(f"--checkpoint {args.checkpoint!r}: valid values are latest, best or a step number")
+    try:
+        if args.real_vs_real is not None:
+            result = real_vs_real(args.real_vs_real, args)
+            print(table([(f"real ({result['real_vs_real']['split']}) vs reference", result["real_vs_real"])]))
+            return 0
+        if args.path is None:
+            _parser().error("give a run or sweep directory, or --real-vs-real")
+        runs = run_dirs(Path(args.path))
+        if not runs:
+            raise GanJaxError(f"{args.path}: neither a run directory with checkpoints/ nor a sweep of them")
+    except GanJaxError as error:
+        log.error("%s", error)
+        return error.exit_code
+    rows, failed = [], 0
+    for run_dir in runs:
+        try:
+            entry = score_run(run_dir, args)
+        except GanJaxError as error:
+            log.error("%s: %s", run_dir, error)
+            failed += 1
+            continue
+        key = record(run_dir, entry)
+        log.info("%s: %s written to %s", run_dir, key, run_dir / EVAL_FILE)
+        rows += [(f"{run_dir.name} seed {r['seed']} step {entry['step']}", r) for r in entry["replicas"]]
+    if rows:
+        print(table(rows))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Evaluation in training and after: the selected metrics, FID on the classifier's features
+against cached reference statistics, provenance, train.keep_best and gan-eval."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY, TINY_DCGAN, compose_config, gan_train
+
+from gan_jax import evaluators, loop, score, step
+from gan_jax.config import ConfigError
+from gan_jax.errors import TrainingDiverged
+from gan_jax.evaluate import Evaluator
+from gan_jax.metrics import feature_space
+from gan_jax.parts import build as build_parts
+
+IMAGE_METRICS = ["fid", "kid", "precision", "recall", "density", "coverage", "inception_score"]
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def dcgan_run(fashion_mnist_dir, tmp_path_factory):
+    """A tiny DCGAN run evaluated at steps 3 and 6 on the classifier's features, keeping its best FID."""
+    run_dir = tmp_path_factory.mktemp("dcgan_eval")
+    overrides = TINY_DCGAN + [
+        f"dataset.data_dir={fashion_mnist_dir}",
+        "eval.num_samples=64",
+        "train.keep_best=eval.fid",
+    ]
+    return run_dir, loop.run(compose_config(overrides), run_dir)
+
+
+def test_image_run_logs_every_metric_with_its_provenance(dcgan_run):
+    run_dir, summary = dcgan_run
+    evaluated = [r for r in _rows(run_dir) if "fid" in r]
+    assert [r["step"] for r in evaluated] == [3, 6]
+    for row in evaluated:
+        assert all(np.isfinite(row[k]) for k in IMAGE_METRICS), row
+    assert summary["eval"]["fid"] == evaluated[-1]["fid"] > 0
+    provenance = summary["eval_provenance"]
+    assert provenance["features"] == "fashion_mnist_classifier"
+    assert provenance["weights_sha256"] and provenance["resizer"].startswith("none")
+    # the tests' Fashion-MNIST has 128 test images; 64 samples are fewer than the 128 feature dimensions
+    assert provenance["reference"] == {**provenance["reference"], "split": "test", "num_real": 128}
+    assert provenance["num_fake"] == 64
+    assert any("feature dimension 128" in note for note in provenance["notes"])
+
+
+def test_keep_best_keeps_the_best_evaluation(dcgan_run):
+    run_dir, summary = dcgan_run
+    fids = {r["step"]: r["fid"] for r in _rows(run_dir) if "fid" in r}
+    best_step = min(fids, key=fids.get)
+    assert summary["best"] == {"key": "eval.fid", "value": fids[best_step], "step": best_step}
+    assert [p.name for p in (run_dir / "best").iterdir() if p.name.isdigit()] == [str(best_step)]
+
+
+def test_gan_eval_reproduces_the_value_logged_in_training(dcgan_run, capsys):
+    run_dir, summary = dcgan_run
+    assert score.main([str(run_dir)]) == 0
+    scored = json.loads((run_dir / "eval.json").read_text())["latest@6/n64"]["replicas"][0]
+    assert scored["fid"] == summary["eval"]["fid"] and scored["kid"] == summary["eval"]["kid"]
+    printed = capsys.readouterr().out
+    assert printed.startswith("| run |") and f"| {run_dir.name} seed 0 step 6 |" in printed
+    assert score.main([str(run_dir), "--checkpoint", "best", "--metrics", "fid"]) == 0
+    entries = json.loads((run_dir / "eval.json").read_text())
+    assert set(entries) == {"latest@6/n64", f"best@{summary['best']['step']}/n64"}  # the first entry is kept
+    assert entries[f"best@{summary['best']['step']}/n64"]["replicas"][0]["fid"] == summary["best"]["value"]
+
+
+def test_gan_eval_refuses_what_it_cannot_score(dcgan_run, tmp_path):
+    run_dir, _ = dcgan_run
+    assert score.main([str(tmp_path)]) == 1  # no checkpoints
+    assert score.main([str(run_dir), "--checkpoint", "4"]) == 1  # no such step
+    with pytest.raises(SystemExit):
+        score.main([str(run_dir), "--checkpoint", "newest"])
+
+
+def test_reference_features_are_computed_once(fashion_mnist_dir, tmp_path, monkeypatch):
+    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", f"eval.cache_dir={tmp_path}"])
+    parts = build_parts(cfg)
+    calls = []
+    original = feature_space.feature_statistics
+    monkeypatch.setattr(feature_space, "feature_statistics", lambda f: calls.append(len(f)) or original(f))
+    first = Evaluator(parts, cfg.eval, cfg.dataset).features.reference
+    second = Evaluator(parts, cfg.eval, cfg.dataset).features.reference
+    assert calls == [128]  # computed for the first, read from the cache by the second
+    np.testing.assert_array_equal(first.features, second.features)
+    assert len(list((tmp_path / "reference").glob("*.npz"))) == 1
+
+
+def test_image_metrics_on_toy_data_name_the_applicable_ones(tmp_path):
+    cfg = compose_config(TINY + ["dataset=ring_2d", "eval.metrics=[modes,fid]"])
+    with pytest.raises(ConfigError, match=r"'fid' does not apply to ring_2d; valid values for ring_2d are modes"):
+        loop.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_metric_is_named_at_start(tmp_path):
+    with pytest.raises(ConfigError, match=r"eval.metrics=\['fjd'\]: must be null or a list of metric names \(.*fid"):
+        loop.run(compose_config(TINY + ["eval.metrics=[fjd]"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_keep_best_needs_a_ranked_evaluation_key(tmp_path):
+    cfg = compose_config(TINY + ["dataset=ring_2d", "train.keep_best=eval.fid"])
+    with pytest.raises(ConfigError, match=r"train.keep_best='eval.fid'.*valid values are eval.modes_captured"):
+        loop.run(cfg, tmp_path)
+
+
+def test_a_feature_network_that_does_not_take_the_images_is_refused():
+    cfg = compose_config(["eval.features=fashion_mnist_classifier"])
+    with pytest.raises(ConfigError, match=r"takes 28x28x1 images, and cifar10 gives 32x32x3; valid values.*inception"):
+        feature_space.choose_network("fashion_mnist_classifier", "cifar10", (32, 32, 3), cfg.eval)
+    assert feature_space.choose_network("auto", "cifar10", (32, 32, 3), cfg.eval) is None  # no weights given
+
+
+def test_nan_samples_stop_the_evaluation_with_a_message(fashion_mnist_dir):
+    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", "eval.num_samples=16"])
+    parts = build_parts(cfg)
+    state = step.init_state(parts, 0)
+    broken = state.replace(generator_ema=jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), state.generator_ema))
+    with pytest.raises(TrainingDiverged, match=r"16 of 16 generated samples hold NaN or inf"):
+        Evaluator(parts, cfg.eval, cfg.dataset)(broken)
+
+
+def test_every_metric_declares_its_direction():
+    assert evaluators.direction("eval.fid") == "min" and evaluators.direction("coverage") == "max"
+    assert evaluators.direction("modes_captured") == "max" and evaluators.direction("jsd") == "min"
+    assert evaluators.direction("not_a_metric") is None
+
+
+def test_an_optuna_sweep_against_its_objectives_direction_fails_at_start(tmp_path):
+    result = gan_train(
+        ["-m", "hydra/sweeper=optuna", "objective=eval.modes_captured", "dataset=ring_2d", *TINY]
+        + [f"hydra.sweep.dir={tmp_path}"]
+    )
+    assert result.returncode == 2
+    assert "hydra.sweeper.direction=minimize: objective=eval.modes_captured is better when higher" in result.stdout
+    assert not list(tmp_path.glob("*/summary.json"))
+
+
+def test_inception_without_its_weights_file_stops_the_run_at_start(fashion_mnist_dir, tmp_path):
+    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", "eval.features=inception_v3"])
+    with pytest.raises(ConfigError, match=r"pt_inception-2015-12-05-6726825d.pth \(sha256 starting 6726825d"):
+        loop.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
