@@ -172,7 +172,9 @@ def test_an_image_run_knows_its_summary_keys_for_sweep_objectives(fashion_mnist_
     from conftest import TINY_DCGAN
 
     from gan_jax import loop
+    from gan_jax.evaluate import Evaluator
 
-    parts = loop.build_parts(compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}"]))
-    keys = loop.summary_keys(parts)
-    assert {"final.d_loss", "final.d_real", "eval.sample_std", "d_real_last_tenth"} <= set(keys)
+    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}"])
+    parts = loop.build_parts(cfg)
+    keys = loop.summary_keys(parts, Evaluator(parts, cfg.eval, cfg.dataset))
+    assert {"final.d_loss", "final.d_real", "eval.sample_std", "d_real_last_tenth", "eval.fid", "eval.kid"} <= set(keys)
