@@ -78,6 +78,12 @@ def test_prdc_matches_prdc_package(features, references, k):
     dc = metrics.density_coverage(features["prdc_real"], features["prdc_fake"], k=k)
     for name, value in {**pr, **dc}.items():
         assert value == pytest.approx(ref[name], rel=RTOL), name
+    # the real side's balls computed once (a cached reference) give the same numbers
+    from gan_jax.metrics.distances import knn_radii
+
+    radii = knn_radii(features["prdc_real"], k)
+    assert metrics.precision_recall(features["prdc_real"], features["prdc_fake"], k=k, real_radii=radii) == pr
+    assert metrics.density_coverage(features["prdc_real"], features["prdc_fake"], k=k, real_radii=radii) == dc
 
 
 def test_prdc_blocks_do_not_change_the_result(features, monkeypatch):

@@ -205,14 +205,22 @@ def _prdc_inputs(real_features, fake_features, k: int):
     return real, fake
 
 
-def precision_recall(real_features, fake_features, k: int = 3) -> dict[str, float]:
+def knn_radii(features, k: int) -> np.ndarray:
+    """Each row's distance to its k-th nearest other row: the real side's balls for
+    precision/recall and density/coverage, computable once for a fixed reference."""
+    return _knn_radii(_features(features, "features"), k)
+
+
+def precision_recall(real_features, fake_features, k: int = 3, *, real_radii=None) -> dict[str, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN balls, as the prdc package.
 
     precision: fraction of fake samples inside some real sample's k-NN ball (quality);
     recall: fraction of real samples inside some fake sample's k-NN ball (coverage of the data).
+    `real_radii`: `knn_radii(real_features, k)`, when already known.
     """
     real, fake = _prdc_inputs(real_features, fake_features, k)
-    real_radii, fake_radii = _knn_radii(real, k), _knn_radii(fake, k)
+    real_radii = _knn_radii(real, k) if real_radii is None else np.asarray(real_radii, np.float64)
+    fake_radii = _knn_radii(fake, k)
     in_real_ball = np.zeros(len(fake), dtype=bool)
     in_fake_ball = np.zeros(len(real), dtype=bool)
     for rows, distances in _distance_blocks(real, fake):  # [a block of reals, all fakes]
@@ -221,15 +229,15 @@ def precision_recall(real_features, fake_features, k: int = 3) -> dict[str, floa
     return {"precision": float(in_real_ball.mean()), "recall": float(in_fake_ball.mean())}
 
 
-def density_coverage(real_features, fake_features, k: int = 5) -> dict[str, float]:
+def density_coverage(real_features, fake_features, k: int = 5, *, real_radii=None) -> dict[str, float]:
     """Density and coverage (Naeem et al. 2020), as the prdc package.
 
     density: (1/k) x mean over fakes of how many real k-NN balls hold it (1 when the fakes
     are distributed like the reals); coverage: fraction of real balls whose centre's
-    nearest fake lies inside them.
+    nearest fake lies inside them. `real_radii`: `knn_radii(real_features, k)`, when already known.
     """
     real, fake = _prdc_inputs(real_features, fake_features, k)
-    real_radii = _knn_radii(real, k)
+    real_radii = _knn_radii(real, k) if real_radii is None else np.asarray(real_radii, np.float64)
     counts = np.zeros(len(fake))
     covered = np.zeros(len(real), dtype=bool)
     for rows, distances in _distance_blocks(real, fake):

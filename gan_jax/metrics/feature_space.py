@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from gan_jax import rundir
 from gan_jax.errors import ConfigError
-from gan_jax.metrics.distances import feature_statistics, sample_size_notes
+from gan_jax.metrics.distances import feature_statistics, knn_radii, sample_size_notes
 from gan_jax.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -126,10 +126,17 @@ class Reference:
     sigma: np.ndarray  # [D, D] float64
     split: str
     images_sha256: str  # of the float32 images the features came from
+    _radii: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num(self) -> int:
         return len(self.features)
+
+    def knn_radii(self, k: int) -> np.ndarray:
+        """The real k-NN balls of precision/recall and density/coverage, computed once per k."""
+        if k not in self._radii:
+            self._radii[k] = knn_radii(self.features, k)
+        return self._radii[k]
 
 
 @dataclass

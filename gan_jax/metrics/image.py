@@ -63,12 +63,14 @@ def _kid(inputs: EvalInputs) -> Measured:
 
 def _precision_recall(inputs: EvalInputs) -> Measured:
     fake, _ = inputs.fake_features()
-    return Measured({**precision_recall(inputs.features.reference.features, fake, k=feature_space.PRECISION_RECALL_K)})
+    real, k = inputs.features.reference, feature_space.PRECISION_RECALL_K
+    return Measured({**precision_recall(real.features, fake, k=k, real_radii=real.knn_radii(k))})
 
 
 def _density_coverage(inputs: EvalInputs) -> Measured:
     fake, _ = inputs.fake_features()
-    return Measured({**density_coverage(inputs.features.reference.features, fake, k=feature_space.DENSITY_COVERAGE_K)})
+    real, k = inputs.features.reference, feature_space.DENSITY_COVERAGE_K
+    return Measured({**density_coverage(real.features, fake, k=k, real_radii=real.knn_radii(k))})
 
 
 def _inception_score(inputs: EvalInputs) -> Measured:
