@@ -461,6 +461,10 @@ def _write_final_outputs(
             record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png"
         ),
     }
+    first_rows = record.rows_of(record.seeds[0])
+    curves = plots.evaluation_curves(first_rows, evaluate.directions(), run_dir / "evaluation.png")
+    if curves is not None:
+        figures["evaluation"] = curves
     figures |= evaluate.figures(record.panels, run_dir)
     logger.log_images(cfg.train.steps, figures)
 

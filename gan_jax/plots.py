@@ -1,4 +1,5 @@
-"""The figures people look at: Goodfellow et al.'s Figure 1, D's outputs, samples."""
+"""The figures people look at: Goodfellow et al.'s Figure 1, D's outputs, the evaluation
+curves, samples."""
 
 from __future__ import annotations
 
@@ -52,6 +53,26 @@ def discriminator_outputs(rows: list[dict], path: Path) -> Path:
     bottom.plot(steps, [r["g_loss"] for r in train_rows], label="g_loss")
     bottom.set_xlabel("step")
     bottom.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def evaluation_curves(rows: list[dict], directions: dict[str, str], path: Path) -> Path | None:
+    """Each ranked evaluation key (FID, KID, modes captured, ...) against step, one panel
+    each, titled with which way is better; None when no row has one."""
+    keys = [k for k, way in directions.items() if way != "none" and any(r.get(k) is not None for r in rows)]
+    if not keys:
+        return None
+    columns = min(len(keys), 3)
+    lines = -(-len(keys) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(3.6 * columns, 2.8 * lines), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        ax.plot(*zip(*points, strict=True), "o-", ms=3)
+        ax.set_title(f"{key} ({'lower' if directions[key] == 'min' else 'higher'} is better)", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    for ax in axes.flat[len(keys) :]:
+        ax.axis("off")
     fig.tight_layout()
     return _save(fig, path)
 
