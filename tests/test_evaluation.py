@@ -51,6 +51,7 @@ def test_image_run_logs_every_metric_with_its_provenance(dcgan_run):
     assert provenance["reference"] == {**provenance["reference"], "split": "test", "num_real": 128}
     assert provenance["num_fake"] == 64
     assert any("feature dimension 128" in note for note in provenance["notes"])
+    assert (run_dir / "evaluation.png").stat().st_size > 0  # the curves of every ranked key
 
 
 def test_keep_best_keeps_the_best_evaluation(dcgan_run):
