@@ -54,10 +54,10 @@ def jax_runner(upsample: str):
     """A function that runs n steps, one compiled call each (as gan-train does for DCGAN), and blocks."""
     cfg = compose_config(upsample, None)
     parts = loop.build_parts(cfg, SHAPE_ONLY)
-    devices = jax.local_devices()[:1]
-    compiled = parallel.compile_train_steps(parts, BATCH, devices)
-    real = parallel.shard_batches(fixed_real_batch()[None, None, None], devices)
-    state = [parallel.replicate(step.init_population(parts, [0]), 1)]
+    placement = parallel.DataParallel(tuple(jax.local_devices()[:1]))
+    compiled = parallel.compile_train_steps(parts, BATCH, placement)
+    real = placement.shard_batches(fixed_real_batch()[None, None, None])
+    state = [placement.replicate(step.init_population(parts, [0]))]
 
     def run(n: int) -> None:
         for _ in range(n):
@@ -131,7 +131,8 @@ def pipeline_images_per_second(data_dir: str | None, steps: int = 200) -> dict[s
         feed.host_batches(dataset, [0], s, 1, 1, BATCH)
     host = steps * BATCH / (time.perf_counter() - start)
     start = time.perf_counter()
-    for batch in feed.device_batches(dataset, [0], 0, [1] * steps, 1, BATCH, jax.local_devices()[:1]):
+    one_device = parallel.DataParallel(tuple(jax.local_devices()[:1]))
+    for batch in feed.device_batches(dataset, [0], 0, [1] * steps, 1, BATCH, one_device):
         jax.block_until_ready(batch)
     device = steps * BATCH / (time.perf_counter() - start)
     return {"host_batches": host, "device_feed": device}

@@ -52,9 +52,9 @@ def gan_jax_parts():
 def jax_runner(steps_per_call: int, num_devices: int = 1):
     """A function that runs n steps (n a multiple of steps_per_call) and blocks."""
     cfg, parts = gan_jax_parts()
-    devices = jax.local_devices()[:num_devices]
-    compiled = parallel.compile_train_steps(parts, cfg.train.batch_size, devices)
-    state = [parallel.replicate(step.init_population(parts, [0]), num_devices)]
+    placement = parallel.DataParallel(tuple(jax.local_devices()[:num_devices]))
+    compiled = parallel.compile_train_steps(parts, cfg.train.batch_size, placement)
+    state = [placement.replicate(step.init_population(parts, [0]))]
 
     def run(n: int) -> None:
         for _ in range(n // steps_per_call):
