@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -39,8 +40,13 @@ BATCH = 64
 SHAPE_ONLY = ImageDataset("fashion_mnist", (28, 28, 1))  # the step reads no data: a fixed batch is fed
 
 
-def compose_config(upsample: str, data_dir: str | None):
-    overrides = ["experiment=fashion_mnist_dcgan", "logger=none", f"model.generator.upsample={upsample}"]
+def compose_config(upsample: str, data_dir: str | None, precision: str = "float32"):
+    overrides = [
+        "experiment=fashion_mnist_dcgan",
+        "logger=none",
+        f"model.generator.upsample={upsample}",
+        f"train.precision={precision}",
+    ]
     if data_dir:
         overrides.append(f"dataset.data_dir={data_dir}")
     return compose(overrides)
@@ -50,9 +56,9 @@ def fixed_real_batch() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype(np.float32)
 
 
-def jax_runner(upsample: str):
+def jax_runner(upsample: str, precision: str = "float32"):
     """A function that runs n steps, one compiled call each (as gan-train does for DCGAN), and blocks."""
-    cfg = compose_config(upsample, None)
+    cfg = compose_config(upsample, None, precision)
     parts = loop.build_parts(cfg, SHAPE_ONLY)
     placement = parallel.DataParallel(tuple(jax.local_devices()[:1]))
     compiled = parallel.compile_train_steps(parts, BATCH, placement)
@@ -116,6 +122,17 @@ def torch_runner(upsample: str, device: str):
     return torch_reference.synchronised(run, device)
 
 
+# name -> (torch device -> a function that runs n steps and blocks); rounds alternate them.
+CONTENDERS: dict[str, Callable[[str], Callable[[int], None]]] = {
+    "pytorch_transpose": lambda device: torch_runner("transpose", device),
+    "pytorch_subpixel": lambda device: torch_runner("subpixel", device),
+    "gan_jax_subpixel": lambda _: jax_runner("subpixel")[0],
+    "gan_jax_subpixel_bfloat16": lambda _: jax_runner("subpixel", "bfloat16")[0],
+    "gan_jax_transpose": lambda _: jax_runner("transpose")[0],
+    "gan_jax_resize_conv": lambda _: jax_runner("resize_conv")[0],
+}
+
+
 def images_per_second(run, steps: int) -> float:
     start = time.perf_counter()
     run(steps)
@@ -152,6 +169,12 @@ def main() -> None:
     parser.add_argument("--data-dir", help="TFDS data directory (Fashion-MNIST is prepared there if absent)")
     parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
     parser.add_argument("--skip-pipeline", action="store_true", help="do not measure the input pipeline")
+    parser.add_argument(
+        "--contenders",
+        type=lambda text: text.split(","),
+        default=list(CONTENDERS),
+        help=f"comma-separated, from {','.join(CONTENDERS)} (default: all)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--first-call-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
@@ -168,13 +191,16 @@ def main() -> None:
         warm = first_call_seconds(cache)
     pipeline = None if args.skip_pipeline else pipeline_images_per_second(args.data_dir)
 
-    contenders = {
-        "pytorch_transpose": torch_runner("transpose", args.torch_device),
-        "pytorch_subpixel": torch_runner("subpixel", args.torch_device),
-    }
-    for upsample in ("subpixel", "transpose", "resize_conv"):
-        contenders[f"gan_jax_{upsample}"] = jax_runner(upsample)[0]
-    rates = {name: [] for name in contenders}
+    unknown = set(args.contenders) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"--contenders: unknown {', '.join(sorted(unknown))}; valid: {', '.join(CONTENDERS)}")
+    contenders = {}
+    for name in (n for n in CONTENDERS if n in args.contenders):
+        try:
+            contenders[name] = CONTENDERS[name](args.torch_device)
+        except ImportError as error:
+            print(f"skipping {name}: {error}")
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, run in contenders.items():
             rates[name].append(images_per_second(run, args.steps))
@@ -185,17 +211,17 @@ def main() -> None:
         f"jax {jax.__version__} on {jax.default_backend()}, torch on {args.torch_device} "
         f"({_torch_threads()} threads)"
     )
+    references = [name for name in ("pytorch_transpose", "pytorch_subpixel") if name in medians]
     print(
-        f"{'contender':22s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s} "
-        f"{'vs PT transpose':>16s} {'vs PT subpixel':>15s}"
+        f"{'contender':26s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s}"
+        + "".join(f" {'vs ' + name:>22s}" for name in references)
     )
     for name, r in rates.items():
         print(
-            f"{name:22s} {medians[name]:9.0f} {min(r):7.0f} {max(r):7.0f} {BATCH / medians[name] * 1e3:8.1f} "
-            f"{medians[name] / medians['pytorch_transpose']:15.2f}x "
-            f"{medians[name] / medians['pytorch_subpixel']:14.2f}x"
+            f"{name:26s} {medians[name]:9.0f} {min(r):7.0f} {max(r):7.0f} {BATCH / medians[name] * 1e3:8.1f}"
+            + "".join(f" {medians[name] / medians[ref]:21.2f}x" for ref in references)
         )
-    consumed = medians["gan_jax_subpixel"]
+    consumed = medians.get("gan_jax_subpixel", max(medians.values()))
     print(f"first call (compile + 1 step), fresh process: cache cold {cold:.1f} s, warm {warm:.1f} s")
     if pipeline:
         print(
@@ -210,6 +236,7 @@ def main() -> None:
                 {
                     "rates": rates,
                     "medians": medians,
+                    "vs_pytorch": {name: {ref: medians[name] / medians[ref] for ref in references} for name in medians},
                     "first_call_cold_s": cold,
                     "first_call_warm_s": warm,
                     "pipeline": pipeline,
@@ -219,9 +246,11 @@ def main() -> None:
         )
 
 
-def _torch_threads() -> int:
-    import torch
-
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
     return torch.get_num_threads()
 
 
