@@ -12,7 +12,7 @@ Also: the first call's time (compilation) in a fresh process, with JAX's persist
 compilation cache empty and then warm.
 
     python experiments/throughput/dcgan.py [--rounds 5] [--steps 20] [--data-dir DIR] [--torch-device cuda]
-        [--skip-pipeline] [--json OUT]
+        [--skip-pipeline] [--contenders A,B,...] [--json OUT]
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ BATCH = 64
 SHAPE_ONLY = ImageDataset("fashion_mnist", (28, 28, 1))  # the step reads no data: a fixed batch is fed
 
 
-def compose_config(upsample: str, data_dir: str | None, precision: str = "float32"):
+def compose_config(upsample: str, data_dir: str | None, precision: str = "float32", parallel: str = "shard_map"):
     overrides = [
         "experiment=fashion_mnist_dcgan",
         "logger=none",
         f"model.generator.upsample={upsample}",
         f"train.precision={precision}",
+        f"train.parallel={parallel}",
     ]
     if data_dir:
         overrides.append(f"dataset.data_dir={data_dir}")
@@ -56,11 +57,11 @@ def fixed_real_batch() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype(np.float32)
 
 
-def jax_runner(upsample: str, precision: str = "float32"):
+def jax_runner(upsample: str, precision: str = "float32", mode: str = "shard_map"):
     """A function that runs n steps, one compiled call each (as gan-train does for DCGAN), and blocks."""
-    cfg = compose_config(upsample, None, precision)
+    cfg = compose_config(upsample, None, precision, mode)
     parts = loop.build_parts(cfg, SHAPE_ONLY)
-    placement = parallel.DataParallel(tuple(jax.local_devices()[:1]))
+    placement = parallel.DataParallel(tuple(jax.local_devices()[:1]), cfg.train.parallel)
     compiled = parallel.compile_train_steps(parts, BATCH, placement)
     real = placement.shard_batches(fixed_real_batch()[None, None, None])
     state = [placement.replicate(step.init_population(parts, [0]))]
@@ -128,6 +129,7 @@ CONTENDERS: dict[str, Callable[[str], Callable[[int], None]]] = {
     "pytorch_subpixel": lambda device: torch_runner("subpixel", device),
     "gan_jax_subpixel": lambda _: jax_runner("subpixel")[0],
     "gan_jax_subpixel_bfloat16": lambda _: jax_runner("subpixel", "bfloat16")[0],
+    "gan_jax_subpixel_pmap": lambda _: jax_runner("subpixel", mode="pmap")[0],
     "gan_jax_transpose": lambda _: jax_runner("transpose")[0],
     "gan_jax_resize_conv": lambda _: jax_runner("resize_conv")[0],
 }
