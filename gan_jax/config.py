@@ -22,7 +22,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from gan_jax import data, losses, models, optim, penalties
+from gan_jax import data, losses, models, optim, parallel, penalties, precision
 from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
 from gan_jax.registry import Registry
 from gan_jax.schema import at_least, one_of, rule
@@ -103,6 +103,11 @@ class TrainConfig:
     schedule: str = one_of(lambda: ("alternating", "simultaneous"))
     # null: every local device.
     num_devices: int | None = rule(MISSING, "null or an integer >= 1", lambda v: v is None or v >= 1)
+    # How the step is compiled over the devices: jit + shard_map over a mesh, or pmap.
+    parallel: str = one_of(lambda: parallel.MODES)
+    # The dtype of activations, matmuls and convolutions; parameters, optimiser state and
+    # losses stay float32.
+    precision: str = one_of(lambda: tuple(precision.COMPUTE_DTYPES))
     progress_bar: bool = MISSING
     # An evaluation key ("eval.fid"): the checkpoint where it was best is kept in best/.
     keep_best: str | None = MISSING

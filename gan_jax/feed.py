@@ -44,7 +44,7 @@ def device_batches(
     chunk_sizes: Iterable[int],
     d_steps: int,
     batch_size: int,
-    devices: list,
+    placement: parallel.DataParallel,
     depth: int = 2,
 ) -> Iterator[jax.Array]:
     """One sharded array per compiled call (chunk), `depth` calls ahead of the consumer."""
@@ -52,7 +52,7 @@ def device_batches(
     def produce() -> Iterator[jax.Array]:
         step = first_step
         for size in chunk_sizes:
-            yield parallel.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size), devices)
+            yield placement.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size))
             step += size
 
     return prefetch(produce(), depth)

@@ -301,7 +301,8 @@ def _train(
 ) -> step.GANState:
     train = cfg.train
     stops = _stops(cfg, evaluate)
-    train_steps = parallel.compile_train_steps(parts, train.batch_size, devices)
+    placement = parallel.DataParallel(tuple(devices), train.parallel)
+    train_steps = parallel.compile_train_steps(parts, train.batch_size, placement)
     chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
     real_batches = (
         feed.device_batches(
@@ -311,7 +312,7 @@ def _train(
             chunk_sizes(stops, train.steps_per_call, start=record.steps_done),
             train.d_steps,
             train.batch_size,
-            devices,
+            placement,
         )
         if parts.data.host_batches
         else itertools.repeat(None)
@@ -329,7 +330,7 @@ def _train(
 
     if (record.steps_done == 0 and 0 in stops.extra) or record.steps_done == train.steps:
         evaluate_population(state, log_rows=False)  # an evaluator's step 0, or a resumed run already done
-    replicated = parallel.replicate(state, len(devices))
+    replicated = placement.replicate(state)
     start, saved_at = time.perf_counter(), record.steps_done
     with tqdm(
         total=train.steps,
@@ -342,30 +343,29 @@ def _train(
         try:
             for size in chunks:
                 replicated, metrics = train_steps(replicated, size, next(real_batches))
-                # [replicas, steps]: identical on every device after the pmean.
-                metrics = {k: np.asarray(v[0]) for k, v in metrics.items()}
+                metrics = {k: np.asarray(v) for k, v in metrics.items()}  # [replicas, steps]
                 first_step = record.steps_done + 1
                 record.steps_done += size
                 _log_rows(metrics, first_step, train, logger, record)
                 if stops.evaluates(record.steps_done):
-                    evaluate_population(parallel.unreplicate(replicated))
+                    evaluate_population(placement.unreplicate(replicated))
                     if best is not None:
-                        _keep_if_best(best, cfg, parallel.unreplicate(replicated), logger, record)
+                        _keep_if_best(best, cfg, placement.unreplicate(replicated), logger, record)
                 if stops.samples(record.steps_done):
-                    _save_sample_grid(parts, evaluate, parallel.unreplicate(replicated), record, logger)
+                    _save_sample_grid(parts, evaluate, placement.unreplicate(replicated), record, logger)
                 if stops.saves(record.steps_done):
                     # The time recorded with a checkpoint is the time the run had at it.
                     record.attempt_seconds = time.perf_counter() - start
                     saved_at = record.steps_done
                     checkpoints.save(
-                        record.steps_done, parallel.unreplicate(replicated), _checkpoint_meta(cfg, logger, record)
+                        record.steps_done, placement.unreplicate(replicated), _checkpoint_meta(cfg, logger, record)
                     )
                 progress.update(size)
                 progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}", d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
         finally:
             if record.steps_done != saved_at:
                 record.attempt_seconds = time.perf_counter() - start
-    return parallel.unreplicate(replicated)
+    return placement.unreplicate(replicated)
 
 
 def _keep_if_best(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gan_jax import data, losses, models, optim, penalties, step
+from gan_jax import data, losses, models, optim, penalties, precision, step
 
 
 def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts:
@@ -14,7 +14,7 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     g_optimiser, d_optimiser = optim.build(cfg.optim)
     return step.GANParts(
         data=dataset,
-        models=models.build(cfg.model, dataset),
+        models=precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision),
         loss=losses.get(cfg.loss.name, cfg.loss),
         g_optimiser=g_optimiser,
         d_optimiser=d_optimiser,

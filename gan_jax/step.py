@@ -5,9 +5,9 @@
 with simultaneous updates, against the D both players started from), then moves the
 generator's exponential moving average (EMA), if any. Gradients and metrics are averaged
 over `axis_name` with `lax.pmean`, so the same function runs under `jit`
-(axis_name=None), `pmap`, `vmap` and `lax.scan`. Every random draw comes from a key
-derived from (seed, step, stream, sub-step, example index): a run's numbers do not
-depend on how many devices share the batch. Toy data is drawn the same way, inside the
+(axis_name=None), `shard_map` and `pmap` (gan_jax/parallel.py), `vmap` and `lax.scan`.
+Every random draw comes from a key derived from (seed, step, stream, sub-step, example
+index): a run's numbers do not depend on how many devices share the batch. Toy data is drawn the same way, inside the
 step; image batches come from the host, [d_steps, batch_size, H, W, C] per step.
 """
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import compose_config
 
-from gan_jax import feed
+from gan_jax import feed, parallel
 from gan_jax.config import ConfigError, validate
 from gan_jax.data import images
 from gan_jax.models import dcgan
@@ -72,7 +72,12 @@ def test_device_feed_matches_host_batches_and_splits_over_devices(fashion_mnist_
     expected = feed.host_batches(dataset, [0, 1], 2, 3, 2, 8)  # 2 seeds, steps 2..4, 2 D steps
     assert expected.shape == (2, 3, 2, 8, 28, 28, 1)
     np.testing.assert_array_equal(expected[1, 1, 0], dataset.batch(1, 3 * 2 + 0, 8))
-    chunks = list(feed.device_batches(dataset, [0, 1], 2, [1, 2], 2, 8, jax.local_devices()[:1]))
+    one_device = parallel.DataParallel(tuple(jax.local_devices()[:1]))
+    chunks = list(feed.device_batches(dataset, [0, 1], 2, [1, 2], 2, 8, one_device))
+    assert [c.shape for c in chunks] == [(2, 1, 2, 8, 28, 28, 1), (2, 2, 2, 8, 28, 28, 1)]
+    np.testing.assert_array_equal(np.concatenate([chunks[0], chunks[1]], axis=1), expected)
+    per_device = parallel.DataParallel(one_device.devices, "pmap")
+    chunks = list(feed.device_batches(dataset, [0, 1], 2, [1, 2], 2, 8, per_device))
     assert [c.shape for c in chunks] == [(1, 2, 1, 2, 8, 28, 28, 1), (1, 2, 2, 2, 8, 28, 28, 1)]
     np.testing.assert_array_equal(np.concatenate([chunks[0][0], chunks[1][0]], axis=1), expected)
 

@@ -12,7 +12,7 @@ Also: the first call's time (compilation) in a fresh process, with JAX's persist
 compilation cache empty and then warm.
 
     python experiments/throughput/dcgan.py [--rounds 5] [--steps 20] [--data-dir DIR] [--torch-device cuda]
-        [--skip-pipeline] [--json OUT]
+        [--skip-pipeline] [--contenders A,B,...] [--json OUT]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -39,8 +40,14 @@ BATCH = 64
 SHAPE_ONLY = ImageDataset("fashion_mnist", (28, 28, 1))  # the step reads no data: a fixed batch is fed
 
 
-def compose_config(upsample: str, data_dir: str | None):
-    overrides = ["experiment=fashion_mnist_dcgan", "logger=none", f"model.generator.upsample={upsample}"]
+def compose_config(upsample: str, data_dir: str | None, precision: str = "float32", parallel: str = "shard_map"):
+    overrides = [
+        "experiment=fashion_mnist_dcgan",
+        "logger=none",
+        f"model.generator.upsample={upsample}",
+        f"train.precision={precision}",
+        f"train.parallel={parallel}",
+    ]
     if data_dir:
         overrides.append(f"dataset.data_dir={data_dir}")
     return compose(overrides)
@@ -50,14 +57,14 @@ def fixed_real_batch() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype(np.float32)
 
 
-def jax_runner(upsample: str):
+def jax_runner(upsample: str, precision: str = "float32", mode: str = "shard_map"):
     """A function that runs n steps, one compiled call each (as gan-train does for DCGAN), and blocks."""
-    cfg = compose_config(upsample, None)
+    cfg = compose_config(upsample, None, precision, mode)
     parts = loop.build_parts(cfg, SHAPE_ONLY)
-    devices = jax.local_devices()[:1]
-    compiled = parallel.compile_train_steps(parts, BATCH, devices)
-    real = parallel.shard_batches(fixed_real_batch()[None, None, None], devices)
-    state = [parallel.replicate(step.init_population(parts, [0]), 1)]
+    placement = parallel.DataParallel(tuple(jax.local_devices()[:1]), cfg.train.parallel)
+    compiled = parallel.compile_train_steps(parts, BATCH, placement)
+    real = placement.shard_batches(fixed_real_batch()[None, None, None])
+    state = [placement.replicate(step.init_population(parts, [0]))]
 
     def run(n: int) -> None:
         for _ in range(n):
@@ -116,6 +123,18 @@ def torch_runner(upsample: str, device: str):
     return torch_reference.synchronised(run, device)
 
 
+# name -> (torch device -> a function that runs n steps and blocks); rounds alternate them.
+CONTENDERS: dict[str, Callable[[str], Callable[[int], None]]] = {
+    "pytorch_transpose": lambda device: torch_runner("transpose", device),
+    "pytorch_subpixel": lambda device: torch_runner("subpixel", device),
+    "gan_jax_subpixel": lambda _: jax_runner("subpixel")[0],
+    "gan_jax_subpixel_bfloat16": lambda _: jax_runner("subpixel", "bfloat16")[0],
+    "gan_jax_subpixel_pmap": lambda _: jax_runner("subpixel", mode="pmap")[0],
+    "gan_jax_transpose": lambda _: jax_runner("transpose")[0],
+    "gan_jax_resize_conv": lambda _: jax_runner("resize_conv")[0],
+}
+
+
 def images_per_second(run, steps: int) -> float:
     start = time.perf_counter()
     run(steps)
@@ -131,7 +150,8 @@ def pipeline_images_per_second(data_dir: str | None, steps: int = 200) -> dict[s
         feed.host_batches(dataset, [0], s, 1, 1, BATCH)
     host = steps * BATCH / (time.perf_counter() - start)
     start = time.perf_counter()
-    for batch in feed.device_batches(dataset, [0], 0, [1] * steps, 1, BATCH, jax.local_devices()[:1]):
+    one_device = parallel.DataParallel(tuple(jax.local_devices()[:1]))
+    for batch in feed.device_batches(dataset, [0], 0, [1] * steps, 1, BATCH, one_device):
         jax.block_until_ready(batch)
     device = steps * BATCH / (time.perf_counter() - start)
     return {"host_batches": host, "device_feed": device}
@@ -151,6 +171,12 @@ def main() -> None:
     parser.add_argument("--data-dir", help="TFDS data directory (Fashion-MNIST is prepared there if absent)")
     parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
     parser.add_argument("--skip-pipeline", action="store_true", help="do not measure the input pipeline")
+    parser.add_argument(
+        "--contenders",
+        type=lambda text: text.split(","),
+        default=list(CONTENDERS),
+        help=f"comma-separated, from {','.join(CONTENDERS)} (default: all)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--first-call-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
@@ -167,13 +193,16 @@ def main() -> None:
         warm = first_call_seconds(cache)
     pipeline = None if args.skip_pipeline else pipeline_images_per_second(args.data_dir)
 
-    contenders = {
-        "pytorch_transpose": torch_runner("transpose", args.torch_device),
-        "pytorch_subpixel": torch_runner("subpixel", args.torch_device),
-    }
-    for upsample in ("subpixel", "transpose", "resize_conv"):
-        contenders[f"gan_jax_{upsample}"] = jax_runner(upsample)[0]
-    rates = {name: [] for name in contenders}
+    unknown = set(args.contenders) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"--contenders: unknown {', '.join(sorted(unknown))}; valid: {', '.join(CONTENDERS)}")
+    contenders = {}
+    for name in (n for n in CONTENDERS if n in args.contenders):
+        try:
+            contenders[name] = CONTENDERS[name](args.torch_device)
+        except ImportError as error:
+            print(f"skipping {name}: {error}")
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, run in contenders.items():
             rates[name].append(images_per_second(run, args.steps))
@@ -184,17 +213,17 @@ def main() -> None:
         f"jax {jax.__version__} on {jax.default_backend()}, torch on {args.torch_device} "
         f"({_torch_threads()} threads)"
     )
+    references = [name for name in ("pytorch_transpose", "pytorch_subpixel") if name in medians]
     print(
-        f"{'contender':22s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s} "
-        f"{'vs PT transpose':>16s} {'vs PT subpixel':>15s}"
+        f"{'contender':26s} {'images/s':>9s} {'min':>7s} {'max':>7s} {'ms/step':>8s}"
+        + "".join(f" {'vs ' + name:>22s}" for name in references)
     )
     for name, r in rates.items():
         print(
-            f"{name:22s} {medians[name]:9.0f} {min(r):7.0f} {max(r):7.0f} {BATCH / medians[name] * 1e3:8.1f} "
-            f"{medians[name] / medians['pytorch_transpose']:15.2f}x "
-            f"{medians[name] / medians['pytorch_subpixel']:14.2f}x"
+            f"{name:26s} {medians[name]:9.0f} {min(r):7.0f} {max(r):7.0f} {BATCH / medians[name] * 1e3:8.1f}"
+            + "".join(f" {medians[name] / medians[ref]:21.2f}x" for ref in references)
         )
-    consumed = medians["gan_jax_subpixel"]
+    consumed = medians.get("gan_jax_subpixel", max(medians.values()))
     print(f"first call (compile + 1 step), fresh process: cache cold {cold:.1f} s, warm {warm:.1f} s")
     if pipeline:
         print(
@@ -209,6 +238,7 @@ def main() -> None:
                 {
                     "rates": rates,
                     "medians": medians,
+                    "vs_pytorch": {name: {ref: medians[name] / medians[ref] for ref in references} for name in medians},
                     "first_call_cold_s": cold,
                     "first_call_warm_s": warm,
                     "pipeline": pipeline,
@@ -218,9 +248,11 @@ def main() -> None:
         )
 
 
-def _torch_threads() -> int:
-    import torch
-
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
     return torch.get_num_threads()
 
 

@@ -43,6 +43,8 @@ OVERRIDES = [
     "logger=none",
 ]
 
+SCAN_STEPS = 100  # steps per compiled call of the lax.scan contender
+
 
 def gan_jax_parts():
     cfg = compose(OVERRIDES)
@@ -52,9 +54,9 @@ def gan_jax_parts():
 def jax_runner(steps_per_call: int, num_devices: int = 1):
     """A function that runs n steps (n a multiple of steps_per_call) and blocks."""
     cfg, parts = gan_jax_parts()
-    devices = jax.local_devices()[:num_devices]
-    compiled = parallel.compile_train_steps(parts, cfg.train.batch_size, devices)
-    state = [parallel.replicate(step.init_population(parts, [0]), num_devices)]
+    placement = parallel.DataParallel(tuple(jax.local_devices()[:num_devices]))
+    compiled = parallel.compile_train_steps(parts, cfg.train.batch_size, placement)
+    state = [placement.replicate(step.init_population(parts, [0]))]
 
     def run(n: int) -> None:
         for _ in range(n // steps_per_call):
@@ -127,18 +129,22 @@ def main() -> None:
     parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.steps % SCAN_STEPS:
+        parser.error(f"--steps={args.steps}: must be a multiple of {SCAN_STEPS} (the scan contender's steps per call)")
 
-    contenders = {
-        "pytorch_eager": torch_runner(args.torch_device),
-        "gan_jax_jit_1step": jax_runner(steps_per_call=1),
-        "gan_jax_scan_100": jax_runner(steps_per_call=100),
-    }
+    contenders = {}
+    try:
+        contenders["pytorch_eager"] = torch_runner(args.torch_device)
+    except ImportError as error:
+        print(f"skipping pytorch_eager: {error}")
+    contenders["gan_jax_jit_1step"] = jax_runner(steps_per_call=1)
+    contenders[f"gan_jax_scan_{SCAN_STEPS}"] = jax_runner(steps_per_call=SCAN_STEPS)
     rates = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, run in contenders.items():
             rates[name].append(steps_per_second(run, args.steps))
     medians = {name: statistics.median(r) for name, r in rates.items()}
-    base = medians["pytorch_eager"]
+    base = medians.get("pytorch_eager", float("nan"))
     flops = flops_per_step()
     print(f"MLP GAN step, ring_2d, batch 512, 3x128 ReLU, {args.rounds} rounds x {args.steps} steps")
     print(f"jax {jax.__version__} on {jax.default_backend()}, {jax.local_device_count()} device(s)")

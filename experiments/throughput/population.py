@@ -6,7 +6,7 @@ JAX's start-up, which would add several seconds to each sequential run launched 
 `gan-train`. The population is `train.num_seeds=64`; the sequential runs are
 `seed=0 .. 63` with `train.num_seeds=1`, the same steps each.
 
-    python experiments/throughput/population.py [--seeds 64] [--steps 1000] [--sequential N] [--out DIR]
+    python experiments/throughput/population.py [--seeds 64] [--steps 1000] [--sequential N] [--out DIR] [--json OUT]
 
 `--sequential N` times only the first N sequential runs and scales their total by 64/N
 (the runs differ only in their seed); the output says when it did.
@@ -57,7 +57,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sequential", type=int, help="time only this many sequential runs and scale")
-    parser.add_argument("--out", type=Path, help="write results.json here")
+    parser.add_argument("--out", type=Path, help="write population_benchmark.json into this directory")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     logging.getLogger("absl").setLevel(logging.WARNING)
     timed = args.sequential or args.seeds
@@ -102,6 +103,8 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "population_benchmark.json").write_text(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

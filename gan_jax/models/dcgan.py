@@ -46,7 +46,9 @@ class BatchNorm(nn.Module):
     def __call__(self, x: jax.Array, update_stats: bool, axis_name: str | None) -> jax.Array:
         features = x.shape[-1]
         axes = tuple(range(x.ndim - 1))
-        mean, mean_of_squares = jnp.mean(x, axes), jnp.mean(jnp.square(x), axes)
+        # Statistics in float32 even when x is bfloat16: E[x^2] - E[x]^2 cancels.
+        wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        mean, mean_of_squares = jnp.mean(wide, axes), jnp.mean(jnp.square(wide), axes)
         if axis_name is not None:
             mean, mean_of_squares = lax.pmean((mean, mean_of_squares), axis_name)
         var = jnp.maximum(mean_of_squares - jnp.square(mean), 0.0)
@@ -57,7 +59,7 @@ class BatchNorm(nn.Module):
             running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
         scale = self.param("scale", _scale_init, (features,))
         bias = self.param("bias", nn.initializers.zeros, (features,))
-        return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+        return ((wide - mean) * lax.rsqrt(var + self.epsilon) * scale + bias).astype(x.dtype)
 
 
 class Normalise(nn.Module):

@@ -75,7 +75,7 @@ class Discriminator(nn.Module):
     scale: tuple[float, ...]
 
     def __call__(self, x: jax.Array, update_stats: bool = False, axis_name=None) -> jax.Array:
-        x = (x - jnp.asarray(self.loc)) / jnp.asarray(self.scale)
+        x = (x - jnp.asarray(self.loc, x.dtype)) / jnp.asarray(self.scale, x.dtype)  # float32 constants would widen x
         return self.net(x.reshape(x.shape[0], -1), update_stats)
 
 

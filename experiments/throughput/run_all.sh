@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Every benchmark in this folder, small sizes by default, merged into one JSON:
+#
+#   bash experiments/throughput/run_all.sh [OUT.json]          # default: throughput.json
+#
+# Runs on whatever JAX finds (CPU, or a GPU/TPU with the matching jax installed); PyTorch
+# contenders run where torch is installed (`pip install -e '.[bench]'`), on CUDA when torch
+# sees a GPU. Sizes come from the environment, e.g. `ROUNDS=7 MLP_STEPS=2000 bash ...`;
+# DATA_DIR=<TFDS data dir> also times the DCGAN input pipeline on Fashion-MNIST.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python="${PYTHON:-python}"
+out="${1:-throughput.json}"
+rounds="${ROUNDS:-3}"
+mlp_steps="${MLP_STEPS:-200}"
+dcgan_steps="${DCGAN_STEPS:-5}"
+seeds="${SEEDS:-8}"
+population_steps="${POPULATION_STEPS:-200}"
+classifier_images="${CLASSIFIER_IMAGES:-1000}"
+inception_images="${INCEPTION_IMAGES:-50}"  # one batch: fewer cost as much
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+torch_device="$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)"
+pipeline=(--skip-pipeline)
+if [[ -n "${DATA_DIR:-}" ]]; then pipeline=(--data-dir "$DATA_DIR"); fi
+
+echo "== MLP GAN step" >&2
+"$python" "$here/mlp_gan.py" --rounds "$rounds" --steps "$mlp_steps" --torch-device "$torch_device" \
+    --json "$work/mlp_gan.json"
+echo "== DCGAN step" >&2
+"$python" "$here/dcgan.py" --rounds "$rounds" --steps "$dcgan_steps" --torch-device "$torch_device" \
+    "${pipeline[@]}" --json "$work/dcgan.json"
+echo "== population" >&2
+"$python" "$here/population.py" --seeds "$seeds" --steps "$population_steps" --sequential 2 \
+    --json "$work/population.json"
+echo "== feature extraction" >&2
+"$python" "$here/features.py" --rounds "$rounds" --classifier-images "$classifier_images" \
+    --inception-images "$inception_images" --json "$work/features.json"
+
+"$python" - "$out" "$work" "$rounds" <<'PY'
+import json, platform, sys
+from pathlib import Path
+
+import jax
+
+out, work, rounds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+try:
+    import torch
+    torch_version = torch.__version__
+except ImportError:
+    torch_version = None
+merged = {
+    "environment": {
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [d.device_kind for d in jax.devices()],
+        "torch": torch_version,
+        "machine": platform.machine(),
+        "rounds": rounds,
+    },
+    **{name: json.loads((work / f"{name}.json").read_text()) for name in ("mlp_gan", "dcgan", "population", "features")},
+}
+out.write_text(json.dumps(merged, indent=2) + "\n")
+print(f"wrote {out}")
+PY
