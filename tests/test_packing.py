@@ -168,3 +168,17 @@ print(json.dumps(out))
     losses_by_devices = {int(k): np.array(v) for k, v in json.loads(result.stdout.strip().splitlines()[-1]).items()}
     assert losses_by_devices[1].shape == (10, 2)
     np.testing.assert_allclose(losses_by_devices[2], losses_by_devices[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("experiment", ["lin2018_pacgan_grid", "lin2018_pacgan_ring"])
+def test_the_papers_2d_setting_builds_its_networks(experiment):
+    """G: 4 x 400 (batch norm, no hidden bias); D: 3 LinearMaxout layers of 200 units x 5 pieces."""
+    cfg = compose_config([f"experiment={experiment}", "model.discriminator.pack=3", "train.batch_size=300"])
+    validate(cfg, 1)
+    parts = loop.build_parts(cfg)
+    state = step.init_state(parts, 0)
+    g, d = state.generator.params["net"], state.discriminator.params["net"]
+    assert [g[f"Dense_{i}"]["kernel"].shape for i in range(5)] == [(2, 400), *[(400, 400)] * 3, (400, 2)]
+    assert "bias" not in g["Dense_0"] and "bias" in g["Dense_4"]
+    assert [d[f"Dense_{i}"]["kernel"].shape for i in range(4)] == [(6, 1000), (200, 1000), (200, 1000), (200, 1)]
+    assert state.generator.model_state["batch_stats"]["net"]["BatchNorm_3"]["mean"].shape == (400,)
