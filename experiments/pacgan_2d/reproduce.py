@@ -36,19 +36,19 @@ DATASETS = {"ring_2d": "lin2018_pacgan_ring", "grid_2d": "lin2018_pacgan_grid"}
 PACKS = {"GAN": 1, "PacGAN2": 2, "PacGAN3": 3, "PacGAN4": 4}
 PAPER_BATCH_PACKS = 100  # the paper's batch: 100 packs of m examples
 METRICS = ("modes_captured", "high_quality", "reverse_kl")
-# Lin et al. 2018, Table 1 (10 trials): (modes, spread), (% high quality, spread), (reverse KL, spread).
+# Lin et al. 2018, Table 1 (10 trials), as printed: modes, % high quality, reverse KL.
 PAPER = {
     "ring_2d": {
-        "GAN": ((6.3, 0.5), (98.2, 0.2), (0.45, 0.09)),
-        "PacGAN2": ((7.9, 0.1), (95.6, 2.0), (0.07, 0.03)),
-        "PacGAN3": ((7.8, 0.1), (97.7, 0.3), (0.10, 0.02)),
-        "PacGAN4": ((7.8, 0.1), (95.9, 1.4), (0.07, 0.02)),
+        "GAN": ("6.3 +- 0.5", "98.2 +- 0.2", "0.45 +- 0.09"),
+        "PacGAN2": ("7.9 +- 0.1", "95.6 +- 2.0", "0.07 +- 0.03"),
+        "PacGAN3": ("7.8 +- 0.1", "97.7 +- 0.3", "0.10 +- 0.02"),
+        "PacGAN4": ("7.8 +- 0.1", "95.9 +- 1.4", "0.07 +- 0.02"),
     },
     "grid_2d": {
-        "GAN": ((17.3, 0.8), (94.8, 0.7), (0.70, 0.07)),
-        "PacGAN2": ((23.8, 0.7), (91.3, 0.8), (0.13, 0.04)),
-        "PacGAN3": ((24.6, 0.4), (94.2, 0.4), (0.06, 0.02)),
-        "PacGAN4": ((24.8, 0.2), (93.6, 0.6), (0.04, 0.01)),
+        "GAN": ("17.3 +- 0.8", "94.8 +- 0.7", "0.70 +- 0.07"),
+        "PacGAN2": ("23.8 +- 0.7", "91.3 +- 0.8", "0.13 +- 0.04"),
+        "PacGAN3": ("24.6 +- 0.4", "94.2 +- 0.4", "0.06 +- 0.02"),
+        "PacGAN4": ("24.8 +- 0.2", "93.6 +- 0.6", "0.04 +- 0.01"),
     },
 }
 
@@ -127,7 +127,7 @@ def table(results: dict, settings: dict) -> str:
         ]
         for name, r in by_setting.items():
             ours = _ours(r)
-            paper = [f"{mean} +- {spread}" for mean, spread in PAPER[dataset][name]]
+            paper = PAPER[dataset][name]
             lines.append(f"| {name} | {ours[0]} | {paper[0]} | {ours[1]} | {paper[1]} | {ours[2]} | {paper[2]} |")
         lines.append("")
     return "\n".join(lines)
