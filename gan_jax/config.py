@@ -320,5 +320,21 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
             f"devices ({num_devices}); set train.batch_size to a multiple of {num_devices} "
             "or train.num_devices to a divisor of it"
         )
+    if not errors and (message := _packs_fit_each_device(cfg, num_devices)):
+        errors.append(message)
     if errors:
         raise ConfigError("Invalid config:\n  " + "\n  ".join(errors))
+
+
+def _packs_fit_each_device(cfg: DictConfig, num_devices: int) -> str | None:
+    """A packed D judges runs of consecutive examples of each device's share of the batch:
+    the share must be whole packs for the packs (and the numbers) not to depend on devices."""
+    pack = models.MODELS.get(cfg.model.name).d_pack(cfg.model)
+    per_device = cfg.train.batch_size // num_devices
+    if per_device % pack:
+        return (
+            f"model.discriminator.pack={pack}: each device's batch ({per_device} = train.batch_size "
+            f"{cfg.train.batch_size} / {num_devices} devices) must be a multiple of it; set "
+            f"train.batch_size to a multiple of {pack * num_devices}"
+        )
+    return None

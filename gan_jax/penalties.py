@@ -11,8 +11,10 @@ depend on the example, not the device); it returns a scalar added to D's loss.
     dragan   weight * E[(||grad D(x_hat)|| - 1)^2], x_hat = x + a * 0.5 * std * u,
              a, u ~ U(0, 1) (Kodali et al. 2017; std: the dataset's per-dimension std)
 
-Gradients are taken per example as the gradient of sum_i D(x_i), which is exact only
-for a D that treats examples independently (no batch normalisation).
+Gradients are taken per D output as the gradient of sum_j D_j, which is exact only for
+a D that treats its inputs independently (no batch normalisation). A packed D (PacGAN)
+has one output per pack of consecutive examples: the points are drawn per example, and
+each norm is that of the gradient with respect to the whole pack, D's actual input.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ Penalty = Callable[[Callable, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def _input_gradients(d_fn: Callable, x: jax.Array) -> jax.Array:
-    """[n, ...] -> [n, features]: grad of D's output w.r.t. each example's input."""
-    grads = jax.grad(lambda inputs: jnp.sum(d_fn(inputs)))(x)
-    return grads.reshape(x.shape[0], -1)
+    """[n, ...] -> [outputs, features]: the gradient of each of D's outputs with respect to
+    its input (one example, or the pack of n / outputs consecutive examples it judged)."""
+    out, pullback = jax.vjp(d_fn, x)
+    (grads,) = pullback(jnp.ones_like(out))
+    return grads.reshape(out.shape[0], -1)
 
 
 def _norms(grads: jax.Array) -> jax.Array:

@@ -138,7 +138,7 @@ def init_state(parts: GANParts, seed: int) -> GANState:
         discriminator=_init_player(
             models.discriminator,
             jax.random.fold_in(rng, Stream.INIT_D),
-            jnp.zeros((2, *parts.data.shape)),
+            jnp.zeros((2 * models.d_pack, *parts.data.shape)),  # two of D's packs
             parts.d_optimiser,
         ),
         generator_ema=generator.params if parts.ema_decay is not None else None,

@@ -20,9 +20,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from gan_jax.data import DataFacts, names_where
+from gan_jax.models.layers import BatchNorm, pack_examples
 from gan_jax.models.parts import ModelPart, latent_distributions, register
 from gan_jax.schema import MISSING, at_least, one_of
 
@@ -38,30 +38,6 @@ def _scale_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> ja
     return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
-class BatchNorm(nn.Module):
-    momentum: float = 0.9
-    epsilon: float = 1e-5
-
-    @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool, axis_name: str | None) -> jax.Array:
-        features = x.shape[-1]
-        axes = tuple(range(x.ndim - 1))
-        # Statistics in float32 even when x is bfloat16: E[x^2] - E[x]^2 cancels.
-        wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-        mean, mean_of_squares = jnp.mean(wide, axes), jnp.mean(jnp.square(wide), axes)
-        if axis_name is not None:
-            mean, mean_of_squares = lax.pmean((mean, mean_of_squares), axis_name)
-        var = jnp.maximum(mean_of_squares - jnp.square(mean), 0.0)
-        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,))
-        running_var = self.variable("batch_stats", "var", jnp.ones, (features,))
-        if update_stats and not self.is_initializing():
-            running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
-            running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
-        scale = self.param("scale", _scale_init, (features,))
-        bias = self.param("bias", nn.initializers.zeros, (features,))
-        return ((wide - mean) * lax.rsqrt(var + self.epsilon) * scale + bias).astype(x.dtype)
-
-
 class Normalise(nn.Module):
     """`kind`: batch (cross-device BatchNorm), layer (per example: safe with gradient penalties) or none."""
 
@@ -70,7 +46,7 @@ class Normalise(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool, axis_name: str | None) -> jax.Array:
         if self.kind == "batch":
-            return BatchNorm()(x, update_stats, axis_name)
+            return BatchNorm(scale_init=_scale_init)(x, update_stats, axis_name)
         if self.kind == "layer":
             return nn.LayerNorm(reduction_axes=(-3, -2, -1))(x)
         return x
@@ -135,10 +111,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
+    """[B, H, W, C] -> logits [B / pack, 1]; with `pack` > 1 it judges runs of `pack`
+    consecutive images stacked along the channels (Lin et al. 2018)."""
+
     image_shape: tuple[int, int, int]
     width: int
     norm: str = "batch"
     spectral_norm: bool = False
+    pack: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool = False, axis_name: str | None = None) -> jax.Array:
@@ -147,6 +127,7 @@ class Discriminator(nn.Module):
                 return nn.SpectralNorm(module, n_steps=1)(inputs, update_stats=update_stats)
             return module(inputs)
 
+        x = pack_examples(x, self.pack)
         features = self.width
         for stage in range(num_stages(self.image_shape[0])):
             x = layer(nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), kernel_init=_init), x)
@@ -161,7 +142,7 @@ def build(cfg, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]
     g, d = cfg.generator, cfg.discriminator
     return (
         Generator(image_shape, g.width, g.upsample, g.norm),
-        Discriminator(image_shape, d.width, d.norm, d.spectral_norm),
+        Discriminator(image_shape, d.width, d.norm, d.spectral_norm, d.pack),
     )
 
 
@@ -177,6 +158,7 @@ class DCGANDiscriminatorConfig:
     width: int = at_least(1)  # channels of the first layer; doubled per stage
     norm: str = one_of(lambda: NORMS)
     spectral_norm: bool = MISSING
+    pack: int = at_least(1)  # PacGAN: images judged per decision, stacked along the channels
 
 
 @dataclass
@@ -204,5 +186,6 @@ register(
         lambda cfg, data: build(cfg, data.shape),
         data_rule=_needs_supported_images,
         d_batch_norm=lambda cfg: cfg.discriminator.norm == "batch",
+        d_pack=lambda cfg: cfg.discriminator.pack,
     )
 )

@@ -34,13 +34,16 @@ class ModelPart:
     training, so batch statistics may move; axis_name: the devices to average them over).
     `data_rule(cfg.model, facts)`: the family's own rule on the data it is given (a message,
     or None); `d_batch_norm(cfg.model)`: D normalises over the batch (real and generated
-    examples then go through it apart, and per-example gradient penalties do not apply)."""
+    examples then go through it apart, and per-example gradient penalties do not apply);
+    `d_pack(cfg.model)`: the examples D judges per output (PacGAN's packing, set by the key
+    model.discriminator.pack): D maps [batch, ...] to [batch / pack, 1]."""
 
     name: str
     schema: type
     build: Callable[[Any, Any], tuple[Any, Any]]
     data_rule: Callable[[Any, DataFacts], str | None] = _any_data
     d_batch_norm: Callable[[Any], bool] = lambda cfg: False
+    d_pack: Callable[[Any], int] = lambda cfg: 1
     rules: tuple[Rule, ...] = ()
 
 
