@@ -98,7 +98,7 @@ def real_fashion_mnist_dir(tmp_path_factory) -> Path:
     """The whole Fashion-MNIST, prepared from Debian's dataset-fashion-mnist (CI installs it)."""
     from gan_jax.data import images
 
-    if not images.DEBIAN_FASHION_MNIST.is_dir():
+    if not images.debian_fashion_mnist_present():
         pytest.skip("needs Debian's Fashion-MNIST: apt-get install dataset-fashion-mnist")
     data_dir = tmp_path_factory.mktemp("tfds_real")
     images.prepare_fashion_mnist_from_debian(data_dir)

@@ -164,7 +164,7 @@ def _prepare(builder, cfg) -> None:
     with rundir.file_lock(data_root / f".{builder.name}.prepare.lock"):
         if builder.is_prepared():  # another job of the sweep prepared it meanwhile
             return
-        if builder.name == "fashion_mnist" and _debian_fashion_mnist_present():
+        if builder.name == "fashion_mnist" and debian_fashion_mnist_present():
             log.info("preparing fashion_mnist in %s from %s (once; about 20 s)", data_root, DEBIAN_FASHION_MNIST)
             prepare_fashion_mnist_from_debian(data_root)
             return
@@ -213,7 +213,8 @@ def _tensorflow_for_preparation(name: str) -> None:
         raise DataError(f"preparing {name} needs TensorFlow: pip install tensorflow-cpu") from None
 
 
-def _debian_fashion_mnist_present() -> bool:
+def debian_fashion_mnist_present() -> bool:
+    """Whether Debian's dataset-fashion-mnist has installed all four IDX files."""
     return all((DEBIAN_FASHION_MNIST / f).is_file() for f in FASHION_MNIST_FILES)
 
 
