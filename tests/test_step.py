@@ -11,6 +11,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import ROOT, compose_config
 
 from gan_jax import loop, step
@@ -68,6 +69,7 @@ def test_d_steps_updates_discriminator_k_times_per_generator_update():
     assert int(new.generator.opt_state[0].count) == 1
 
 
+@pytest.mark.slow  # 1 vs 2 devices stays in make test (test_parallel.py, test_image_training.py)
 def test_pmap_over_four_cpu_devices_matches_one_device(tmp_path):
     """ring_2d, same seed: d_loss step by step on 1, 2 and 4 forced CPU devices."""
     script = f"""

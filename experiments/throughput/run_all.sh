@@ -6,7 +6,8 @@
 # Runs on whatever JAX finds (CPU, or a GPU/TPU with the matching jax installed); PyTorch
 # contenders run where torch is installed (`pip install -e '.[bench]'`), on CUDA when torch
 # sees a GPU. Sizes come from the environment, e.g. `ROUNDS=7 MLP_STEPS=2000 bash ...`;
-# DATA_DIR=<TFDS data dir> also times the DCGAN input pipeline on Fashion-MNIST.
+# DATA_DIR=<TFDS data dir> also times the DCGAN input pipeline on Fashion-MNIST and what an
+# in-training evaluation costs (eval_cost.py; also run when Debian's Fashion-MNIST is installed).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +20,7 @@ seeds="${SEEDS:-8}"
 population_steps="${POPULATION_STEPS:-200}"
 classifier_images="${CLASSIFIER_IMAGES:-1000}"
 inception_images="${INCEPTION_IMAGES:-50}"  # one batch: fewer cost as much
+eval_samples="${EVAL_SAMPLES:-10000}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -39,6 +41,13 @@ echo "== population" >&2
 echo "== feature extraction" >&2
 "$python" "$here/features.py" --rounds "$rounds" --classifier-images "$classifier_images" \
     --inception-images "$inception_images" --json "$work/features.json"
+data_dir=()
+if [[ -n "${DATA_DIR:-}" ]]; then data_dir=(--data-dir "$DATA_DIR"); fi
+if [[ -n "${DATA_DIR:-}" || -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]]; then
+  echo "== one in-training evaluation" >&2
+  "$python" "$here/eval_cost.py" --rounds "$rounds" --num-samples "$eval_samples" "${data_dir[@]}" \
+      --json "$work/eval_cost.json"
+fi
 
 "$python" - "$out" "$work" "$rounds" <<'PY'
 import json, platform, sys
@@ -61,7 +70,11 @@ merged = {
         "machine": platform.machine(),
         "rounds": rounds,
     },
-    **{name: json.loads((work / f"{name}.json").read_text()) for name in ("mlp_gan", "dcgan", "population", "features")},
+    **{
+        name: json.loads((work / f"{name}.json").read_text())
+        for name in ("mlp_gan", "dcgan", "population", "features", "eval_cost")
+        if (work / f"{name}.json").exists()
+    },
 }
 out.write_text(json.dumps(merged, indent=2) + "\n")
 print(f"wrote {out}")
