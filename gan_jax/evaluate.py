@@ -17,6 +17,7 @@ from gan_jax import evaluators, step
 from gan_jax.errors import ConfigError, TrainingDiverged
 from gan_jax.evaluators import EvalInputs, Evaluation
 from gan_jax.metrics import feature_space
+from gan_jax.metrics.image import is_image_data
 
 __all__ = ["Evaluation", "Evaluator", "num_samples"]
 
@@ -29,7 +30,7 @@ def num_samples(eval_cfg: Any, dataset: Any) -> int:
     """eval.num_samples; null: 10,000 for images (the FID protocol), 2,500 for vectors."""
     if eval_cfg.num_samples is not None:
         return int(eval_cfg.num_samples)
-    return DEFAULT_SAMPLES["images" if len(dataset.shape) == 3 else "vectors"]
+    return DEFAULT_SAMPLES["images" if is_image_data(dataset) else "vectors"]
 
 
 def select(
@@ -40,11 +41,11 @@ def select(
     does not exist or does not apply to this dataset is a ConfigError listing those that do."""
     registry = evaluators.registered()
     network = None
-    if len(dataset.shape) == 3:
+    if is_image_data(dataset):
         network = feature_space.choose_network(eval_cfg.features, dataset.name, tuple(dataset.shape), eval_cfg)
     if requested is None:
         chosen = evaluators.applicable(dataset, with_features=network is not None)
-        if network is None and len(dataset.shape) == 3:
+        if network is None and is_image_data(dataset):
             log.warning(
                 "%s: no feature network for image metrics (eval.features=auto found neither a classifier "
                 "for this dataset nor Inception weights: set eval.inception_weights or $%s)",
@@ -187,9 +188,7 @@ def _no_discriminator(x: np.ndarray) -> np.ndarray:
 
 
 def _moment_keys(shape: Sequence[int]) -> list[str]:
-    if len(shape) > 1 or shape[0] == 1:
-        return ["sample_mean", "sample_std"]
-    return [f"sample_mean_{i}" for i in range(shape[0])] + [f"sample_std_{i}" for i in range(shape[0])]
+    return list(_moment_scalars(np.zeros((2, *shape))))
 
 
 def _moment_scalars(samples: np.ndarray) -> dict[str, float]:
