@@ -94,6 +94,11 @@ def test_reference_features_are_computed_once(fashion_mnist_dir, tmp_path, monke
     assert calls == [128]  # computed for the first, read from the cache by the second
     np.testing.assert_array_equal(first.features, second.features)
     assert len(list((tmp_path / "reference").glob("*.npz"))) == 1
+    cached = next((tmp_path / "reference").glob("*.npz"))
+    cached.write_bytes(cached.read_bytes()[:1000])  # damaged outside gan_jax: computed again, with a warning
+    again = Evaluator(parts, cfg.eval, cfg.dataset).features.reference
+    assert calls == [128, 128]
+    np.testing.assert_array_equal(first.features, again.features)
 
 
 def test_image_metrics_on_toy_data_name_the_applicable_ones(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +205,7 @@ def reference(extractor: Any, images: np.ndarray, split: str, directory: Path) -
             try:
                 with np.load(path) as stored:
                     return Reference(stored["features"], stored["mu"], stored["sigma"], split, images_sha)
-            except (OSError, ValueError, KeyError) as error:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # a damaged file
                 log.warning("%s cannot be read (%s); computing the reference features again", path, error)
         log.info("computing reference features of %d real images (cached in %s)", len(images), path)
         features, _ = extractor(images)
