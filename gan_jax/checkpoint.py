@@ -20,6 +20,8 @@ import jax
 import orbax.checkpoint as ocp
 from omegaconf import DictConfig, OmegaConf
 
+from gan_jax.config import flatten
+
 log = logging.getLogger(__name__)
 
 _GLOB_CHARACTERS = set("[]*?")
@@ -58,9 +60,12 @@ class Checkpoints:
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, meta: dict) -> None:
+        """Every process of a run calls it; host arrays make the checkpoint independent of
+        the devices and processes that wrote it."""
+        host_state = jax.device_get(state)
         self.manager.save(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)),
             force=True,
         )
 
@@ -102,7 +107,8 @@ class Checkpoints:
                     str(error)[:200],
                     aside,
                 )
-                (self.directory / str(step)).rename(aside)
+                if jax.process_index() == 0:  # the run directory's writer
+                    (self.directory / str(step)).rename(aside)
                 self.manager.close()
                 self.manager = self._open_manager()
         return None
@@ -173,6 +179,10 @@ RESUMABLE_CHANGES = (
     "train.keep_checkpoints",
     "train.sample_every",
     "train.keep_best",
+    # The numbers do not depend on the devices or processes a run is spread over.
+    "train.num_devices",
+    "train.parallel",
+    "dist",
     "dataset.data_dir",
     "logger",
 )
@@ -180,8 +190,8 @@ RESUMABLE_CHANGES = (
 
 def differences(saved: dict, cfg: DictConfig) -> list[str]:
     """'key: saved -> now' for every config value that differs, bar RESUMABLE_CHANGES."""
-    now = _flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
-    before = _flatten(saved)
+    now = flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
+    before = flatten(saved)
     keys = sorted(set(now) | set(before))
     return [
         f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys if before.get(k) != now.get(k) and not _resumable(k)
@@ -190,13 +200,3 @@ def differences(saved: dict, cfg: DictConfig) -> list[str]:
 
 def _resumable(key: str) -> bool:
     return any(key == prefix or key.startswith(prefix + ".") for prefix in RESUMABLE_CHANGES)
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

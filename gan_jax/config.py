@@ -145,6 +145,23 @@ class EvalConfig:
 
 
 @dataclass
+class DistConfig:
+    """A run over several processes (gan_jax/distributed.py); null: one process, or SLURM's."""
+
+    coordinator_address: str | None = rule(
+        MISSING, "null or host:port of process 0", lambda v: v is None or _is_host_port(v)
+    )
+    num_processes: int | None = rule(MISSING, "null or an integer >= 1", lambda v: v is None or v >= 1)
+    process_id: int | None = rule(MISSING, "null or an integer >= 0", lambda v: v is None or v >= 0)
+    timeout_s: int = at_least(1)  # how long processes wait for each other at start
+
+
+def _is_host_port(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+@dataclass
 class Config:
     seed: int = MISSING
     # A summary.json key ("eval.jsd", "d_real_last_tenth", ...) that gan-train returns to
@@ -152,6 +169,7 @@ class Config:
     objective: str | None = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     optim: Any = MISSING
     dataset: Any = MISSING
     model: Any = MISSING
@@ -180,6 +198,17 @@ def register_schemas() -> None:
         group, _, name = path.rpartition("/")
         store.store(group=f"schema/{group}" if group else None, name=name, node=node)
     OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train": {"steps": 5}} -> {"train.steps": 5}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 MAX_DIRNAME_BYTES = 200  # file systems allow 255 bytes a name
@@ -298,7 +327,7 @@ _COMBINATION_RULES = [
 def validate(cfg: DictConfig, num_devices: int) -> None:
     """Raises ConfigError listing every broken rule; returns None when the config is sound."""
     errors = _unknown_keys(cfg, Config, "")
-    for section in ("train", "eval", "optim", "dataset", "model", "loss", "penalty", "logger"):
+    for section in ("train", "eval", "dist", "optim", "dataset", "model", "loss", "penalty", "logger"):
         node = OmegaConf.to_object(cfg[section])
         if not dataclasses.is_dataclass(node):
             errors.append(f"{section}: has no schema; choose a config from conf/{section}/")

@@ -21,14 +21,21 @@ from gan_jax.data import BatchDataset
 
 
 def host_batches(
-    dataset: BatchDataset, seeds: list[int], first_step: int, num_steps: int, d_steps: int, batch_size: int
+    dataset: BatchDataset,
+    seeds: list[int],
+    first_step: int,
+    num_steps: int,
+    d_steps: int,
+    batch_size: int,
+    share: slice = slice(None),
 ) -> np.ndarray:
-    """[replicas, num_steps, d_steps, batch_size, H, W, C]: D step k of step s reads batch s * d_steps + k."""
+    """[replicas, num_steps, d_steps, examples, H, W, C]: D step k of step s reads batch
+    s * d_steps + k; `share` picks the examples of each batch (default: all batch_size)."""
     return np.stack(
         [
             np.stack(
                 [
-                    np.stack([dataset.batch(seed, step * d_steps + k, batch_size) for k in range(d_steps)])
+                    np.stack([dataset.batch(seed, step * d_steps + k, batch_size, share) for k in range(d_steps)])
                     for step in range(first_step, first_step + num_steps)
                 ]
             )
@@ -47,12 +54,15 @@ def device_batches(
     placement: parallel.DataParallel,
     depth: int = 2,
 ) -> Iterator[jax.Array]:
-    """One sharded array per compiled call (chunk), `depth` calls ahead of the consumer."""
+    """One sharded array per compiled call (chunk), `depth` calls ahead of the consumer.
+    Each process reads only the examples its devices hold."""
+    share = placement.process_share(batch_size)
 
     def produce() -> Iterator[jax.Array]:
         step = first_step
         for size in chunk_sizes:
-            yield placement.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size))
+            local = host_batches(dataset, seeds, step, size, d_steps, batch_size, share)
+            yield placement.shard_batches(local, batch_size)
             step += size
 
     return prefetch(produce(), depth)

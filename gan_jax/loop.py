@@ -5,7 +5,9 @@ A run directory receives metrics.jsonl (one row per logged step), summary.json
 generator's samples), PNG figures (samples/step_*.png every train.sample_every steps),
 checkpoints/ (and best/ with train.keep_best), the recorded config (.hydra/) and, unless
 logger=none, the W&B run files.
-One process owns a run directory at a time (gan_jax/rundir.py).
+One process owns a run directory at a time (gan_jax/rundir.py); a run over several
+processes (gan_jax/distributed.py) runs this loop on each, and only process 0 writes the
+directory (Orbax checkpoints are written by all together).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tqdm import tqdm
 from gan_jax import (
     checkpoint,
     config,
+    distributed,
     feed,
     parallel,
     plots,
@@ -138,24 +141,29 @@ def run(
     (default: `.hydra/config.yaml`).
     """
     started_at = time.time()
+    distributed.initialize(cfg.dist)
+    distributed.check_same_config(cfg, run_dir)
+    writes = distributed.is_primary()
     devices = parallel.select_devices(cfg.train.num_devices)
     config.validate(cfg, len(devices))
     parts = build_parts(cfg)
-    evaluate = Evaluator(parts, cfg.eval, cfg.dataset, progress=cfg.train.progress_bar)
+    evaluate = Evaluator(parts, cfg.eval, cfg.dataset, progress=cfg.train.progress_bar and writes)
     _check_summary_keys(cfg, parts, evaluate)
-    with rundir.claim(run_dir):
+    with distributed.claim_run_directory(run_dir):
         checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
         best = None
         try:
             if cfg.train.keep_best is not None:
                 best = BestCheckpoint(run_dir, cfg.train.keep_best, evaluate.directions())
-            state, record, wandb_id = _start_or_resume(cfg, parts, evaluate, checkpoints, run_dir)
-            (record_config or _record_config(cfg))(run_dir)
-            (run_dir / "samples").mkdir(exist_ok=True)
+            state, record, wandb_id = _start_or_resume(cfg, parts, evaluate, checkpoints, run_dir, writes)
+            if writes:
+                (record_config or _record_config(cfg))(run_dir)
+                (run_dir / "samples").mkdir(exist_ok=True)
             logger = RunLogger(
                 run_dir,
                 _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
                 population=len(record.seeds) > 1,
+                writes=writes,
             )
         except BaseException:
             checkpoints.close()
@@ -165,7 +173,8 @@ def run(
         status, error, exit_code = Status.FAILED, None, 1
         try:
             state = _train(cfg, parts, evaluate, devices, state, logger, record, checkpoints, best)
-            _write_final_outputs(cfg, parts, evaluate, state, record, logger, run_dir)
+            if writes:
+                _write_final_outputs(cfg, parts, evaluate, state, record, logger, run_dir)
             status, exit_code = Status.FINISHED, 0
         except TrainingDiverged as diverged:
             status, error = Status.DIVERGED, str(diverged)
@@ -175,7 +184,7 @@ def run(
             raise
         finally:
             extra = evaluate.summary() | (best.summary() if best is not None else {})
-            outputs = _summary(cfg, record, status, error, logger, started_at, extra)
+            outputs = _summary(cfg, record, status, error, logger, started_at, extra, len(devices))
             _finish(run_dir, outputs, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
             if best is not None:
                 best.close()
@@ -198,6 +207,8 @@ def _finish(
     """Writes summary.json and closes everything; when the run is already failing, a
     failure here (a full disk, say) is logged rather than hiding the first error."""
     try:
+        if not logger.writes:
+            return
         if failing:
             checkpoints.remove_unfinished()
         rundir.write_summary(run_dir, outputs)
@@ -237,16 +248,17 @@ def _check_summary_keys(cfg: DictConfig, parts: step.GANParts, evaluate: Evaluat
 
 
 def _start_or_resume(
-    cfg: DictConfig, parts: step.GANParts, evaluate: Evaluator, checkpoints: Checkpoints, run_dir: Path
+    cfg: DictConfig, parts: step.GANParts, evaluate: Evaluator, checkpoints: Checkpoints, run_dir: Path, writes: bool
 ) -> tuple[step.GANState, Record, str | None]:
-    """A fresh state, or the latest intact checkpoint's, with metrics.jsonl cut to match.
+    """A fresh state, or the latest intact checkpoint's, with metrics.jsonl cut to match
+    (by the process that `writes` the directory; the others keep no rows).
 
     The config is compared with the checkpoint's before anything in the directory
     changes; a checkpoint that cannot be read is set aside and the previous one used.
     """
     seeds = list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
     fresh = step.init_population(parts, seeds)
-    metrics = rundir.MetricsFile(run_dir)
+    metrics = rundir.MetricsFile(run_dir) if writes else _NoMetricsFile()
     metrics.read(warn=False)  # a damaged metrics.jsonl stops the run before anything is changed
     latest = checkpoints.latest_step()
     if latest is None:
@@ -286,6 +298,16 @@ def _start_or_resume(
         seconds_before=meta.get("train_seconds", 0.0),
     )
     return state, record, meta["wandb_id"]
+
+
+class _NoMetricsFile:
+    """What a process that does not write the run directory reads of metrics.jsonl."""
+
+    def read(self, warn: bool = True) -> list[dict]:
+        return []
+
+    def restart_at(self, step: int | None, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        return []
 
 
 def _train(
@@ -336,14 +358,14 @@ def _train(
         total=train.steps,
         initial=record.steps_done,
         unit="step",
-        disable=not train.progress_bar,
+        disable=not (train.progress_bar and logger.writes),
         dynamic_ncols=True,
         mininterval=0.5,
     ) as progress:
         try:
             for size in chunks:
                 replicated, metrics = train_steps(replicated, size, next(real_batches))
-                metrics = {k: np.asarray(v) for k, v in metrics.items()}  # [replicas, steps]
+                metrics = placement.fetch(metrics)  # [replicas, steps]
                 first_step = record.steps_done + 1
                 record.steps_done += size
                 _log_rows(metrics, first_step, train, logger, record)
@@ -351,7 +373,7 @@ def _train(
                     evaluate_population(placement.unreplicate(replicated))
                     if best is not None:
                         _keep_if_best(best, cfg, placement.unreplicate(replicated), logger, record)
-                if stops.samples(record.steps_done):
+                if stops.samples(record.steps_done) and logger.writes:
                     _save_sample_grid(parts, evaluate, placement.unreplicate(replicated), record, logger)
                 if stops.saves(record.steps_done):
                     # The time recorded with a checkpoint is the time the run had at it.
@@ -477,6 +499,7 @@ def _summary(
     logger: RunLogger,
     started_at: float,
     extra: dict[str, Any],
+    num_devices: int,
 ) -> dict[str, Any]:
     """summary.json (gan_jax/summary.py has its layout) from what the loop has recorded."""
     replicas = {
@@ -503,7 +526,8 @@ def _summary(
         train_seconds=record.train_seconds,
         resumed_from_step=record.start_step or None,
         started_at=started_at,
-        devices=cfg.train.num_devices or jax.local_device_count(),
+        devices=num_devices,
+        processes=distributed.process_count(),
         backend=jax.default_backend(),
         replicas=replicas,
         extra=extra,

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gan_jax import step
+from gan_jax import distributed, step
 from gan_jax.errors import ConfigError
 
 AXIS = "devices"
@@ -38,6 +38,15 @@ _BATCH_SPEC = PartitionSpec(None, None, None, AXIS)
 
 
 def select_devices(num_devices: int | None) -> list:
+    """The devices a run uses: `num_devices` local ones, or every device of every process
+    when the run spans processes (gan_jax/distributed.py)."""
+    if jax.process_count() > 1:
+        if num_devices not in (None, jax.device_count()):
+            raise ConfigError(
+                f"train.num_devices={num_devices}: a run over {jax.process_count()} processes uses "
+                f"every device of each; valid values are null or {jax.device_count()}"
+            )
+        return jax.devices()
     available = jax.local_devices()
     if num_devices is None:
         return available
@@ -64,22 +73,58 @@ class DataParallel:
         """A (host or single-device) state, copied onto every device."""
         if self.mode == "pmap":  # host copies with a leading device axis; the first call places them
             return jax.tree.map(lambda x: np.stack([np.asarray(x)] * len(self.devices)), tree)
-        # From fresh copies: device_put reuses a buffer already on the device, and leaves
-        # sharing one (G's EMA starts as G's parameters) would then be donated twice.
+        # Fresh buffers from host copies: device_put would reuse a buffer already on the
+        # device, and leaves sharing one (G's EMA starts as G's parameters) would then be
+        # donated twice. The callback form also reaches other processes' devices.
         replicated = NamedSharding(self.mesh, PartitionSpec())
-        return jax.tree.map(lambda x: jax.device_put(jnp.array(x, copy=True), replicated), tree)
+
+        def place(x: Any) -> jax.Array:
+            host = np.asarray(x)
+            return jax.make_array_from_callback(host.shape, replicated, lambda index: host[index])
+
+        return jax.tree.map(place, tree)
 
     def unreplicate(self, tree: Any) -> Any:
-        """The first device's copy, as arrays of their own: the next call donates `tree`."""
+        """This process's first device's copy, as arrays of their own: the next call donates `tree`."""
         if self.mode == "pmap":
             return jax.tree.map(lambda x: x[0], tree)
         return jax.tree.map(lambda x: jnp.array(x.addressable_shards[0].data, copy=True), tree)
 
-    def shard_batches(self, batches: np.ndarray) -> jax.Array:
-        """[replicas, steps, d_steps, global batch, ...] on the devices, split along the batch."""
+    def fetch(self, tree: Any) -> Any:
+        """Replicated outputs (the step's metrics) as host arrays, read from a local device."""
+        return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+    def process_share(self, global_batch_size: int) -> slice:
+        """The examples of each global batch that this process's devices hold (all of them
+        in one process): the process reads only these."""
+        if self.mode == "pmap" or jax.process_count() == 1:
+            return slice(0, global_batch_size)
+        sharding = NamedSharding(self.mesh, PartitionSpec(AXIS))
+        ranges = sorted(
+            (index[0].start, index[0].stop)
+            for index in sharding.addressable_devices_indices_map((global_batch_size,)).values()
+            if index is not None
+        )
+        for (_, stop), (start, _) in zip(ranges, ranges[1:], strict=False):
+            if stop != start:
+                raise ConfigError(
+                    f"this process's devices hold examples {ranges} of each batch, not one contiguous "
+                    "share; the device order of the mesh must keep each process's devices together"
+                )
+        return slice(ranges[0][0], ranges[-1][1])
+
+    def shard_batches(self, batches: Any, global_batch_size: int) -> Any:
+        """This process's share of [replicas, steps, d_steps, global batch, ...] arrays
+        (any pytree of them) -> global arrays on the devices, split along the batch."""
         if self.mode == "pmap":
-            return shard_batches_per_device(batches, list(self.devices))
-        return jax.device_put(batches, NamedSharding(self.mesh, _BATCH_SPEC))
+            return jax.tree.map(lambda b: shard_batches_per_device(b, list(self.devices)), batches)
+        sharding = NamedSharding(self.mesh, _BATCH_SPEC)
+
+        def place(local: np.ndarray) -> jax.Array:
+            global_shape = (*local.shape[:3], global_batch_size, *local.shape[4:])
+            return jax.make_array_from_process_local_data(sharding, local, global_shape)
+
+        return jax.tree.map(place, batches)
 
 
 def shard_batches_per_device(batches: np.ndarray, devices: list) -> jax.Array:
@@ -139,7 +184,22 @@ def compile_train_steps(
             check_vma=False,
         )(state, real_batches)
 
-    return jax.jit(sharded_steps, static_argnums=(1,), donate_argnums=(0,))
+    compiled = jax.jit(sharded_steps, static_argnums=(1,), donate_argnums=(0,))
+    return compiled if jax.process_count() == 1 else _compiled_together(compiled)
+
+
+def _compiled_together(jitted: Any) -> Callable[..., tuple[Any, dict]]:
+    """`jitted` compiled ahead of each new chunk size, then a barrier: processes that take
+    different times to compile start the step's collectives together."""
+    executables: dict[int, Any] = {}
+
+    def steps(state, num_steps: int, real_batches=None):
+        if num_steps not in executables:
+            executables[num_steps] = jitted.lower(state, num_steps, real_batches).compile()
+            distributed.barrier(f"compiled-{num_steps}-steps")
+        return executables[num_steps](state, real_batches)
+
+    return steps
 
 
 def replica(tree: Any, index: int) -> Any:

@@ -37,11 +37,14 @@ def _finite_or_none(value: Any) -> Any:
 class RunLogger:
     """Appends one JSON object per logged step to metrics.jsonl and mirrors it to W&B."""
 
-    def __init__(self, run_dir: Path, wandb_settings: dict | None = None, population: bool = False):
+    def __init__(
+        self, run_dir: Path, wandb_settings: dict | None = None, population: bool = False, writes: bool = True
+    ):
         self.population = population  # W&B keys then carry the seed: seed_3/d_real
         self.run_dir = run_dir
+        self.writes = writes  # False on a multi-process run's other processes: process 0 writes
         self.metrics = MetricsFile(run_dir)
-        self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings else None
+        self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings and writes else None
 
     @property
     def wandb_mode(self) -> str | None:
@@ -53,6 +56,8 @@ class RunLogger:
         return "offline" if self.wandb_run.offline else "online"
 
     def log(self, step: int, seed: int, values: Mapping[str, float | None]) -> None:
+        if not self.writes:
+            return
         # JSON has no NaN: a diverged value is written as null and kept in W&B as NaN.
         row = {"step": step, "seed": seed, **{k: _finite_or_none(v) for k, v in values.items()}}
         self.metrics.append(row)

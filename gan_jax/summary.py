@@ -62,6 +62,7 @@ def run(
     replicas: Mapping[int, dict],
     extra: Mapping[str, Any] | None = None,
     wandb: Mapping[str, Any] | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """A run's summary; `replicas` maps each seed to its `replica` values (one seed: a
     plain run, its values at the top level; several: a population, under `replicas`)."""
@@ -75,7 +76,8 @@ def run(
         "steps_per_second": (round(steps_completed / train_seconds, 2) if train_seconds else None),
         "resumed_from_step": resumed_from_step,
         "started_at": started_at,
-        "devices": devices,
+        "devices": devices,  # over all processes
+        "processes": processes,
         "backend": backend,
     }
     if status == Status.DIVERGED:

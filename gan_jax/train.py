@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import loop, rundir, summary, sweep
+from gan_jax import distributed, loop, rundir, summary, sweep
 from gan_jax.config import CONFIG_DIR, register_schemas
 from gan_jax.errors import GanJaxError, RunDirectoryInUse
 
@@ -87,7 +87,12 @@ def main(cfg: DictConfig) -> float | None:
     name = f"{hydra_cfg.job.num}-{hydra_cfg.job.override_dirname}" if sweeping else run_dir.name
     # SIGTERM unwinds like an exception, so summary.json is written and W&B finished.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if sweeping:
+    try:
+        distributed.initialize(cfg.dist)  # a run over several processes: process 0 writes
+    except GanJaxError as error:
+        _exit_with(error, run_dir)
+    writes = distributed.is_primary()
+    if sweeping and writes:
         sweep.record_job(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, run_dir, started_at)
     try:
         outputs = loop.run(
@@ -101,7 +106,8 @@ def main(cfg: DictConfig) -> float | None:
         if not sweeping:
             _exit_with(error, run_dir)
         log.error("job %s failed: %s", run_dir, error)
-        _record_failure(error, run_dir, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, started_at)
+        if writes:
+            _record_failure(error, run_dir, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, started_at)
         return None
     log.info(
         "finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",

@@ -31,7 +31,8 @@ class SampledDataset(Dataset, Protocol):
 
 
 class BatchDataset(Dataset, Protocol):
-    def batch(self, seed: int, index: int, batch_size: int) -> np.ndarray: ...  # batch `index` of seed's stream
+    # Batch `index` of seed's stream; `share`: only those examples of it (one process's).
+    def batch(self, seed: int, index: int, batch_size: int, share: slice = ...) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

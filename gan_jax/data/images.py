@@ -68,12 +68,13 @@ class ImageDataset:
     def num_examples(self) -> int:
         return len(self.source)
 
-    def batch(self, seed: int, index: int, batch_size: int) -> np.ndarray:
-        """Batch `index` (0-based, over the whole run) of the stream for `seed`."""
+    def batch(self, seed: int, index: int, batch_size: int, share: slice = slice(None)) -> np.ndarray:
+        """Batch `index` (0-based, over the whole run) of the stream for `seed`; only the
+        examples in `share` are read (a process's part of a batch split over processes)."""
         per_epoch = self.num_examples // batch_size  # the last partial batch is dropped
         epoch, position = divmod(index, per_epoch)
         order = _epoch_order(seed, epoch, self.num_examples)
-        indices = order[position * batch_size : (position + 1) * batch_size]
+        indices = order[position * batch_size : (position + 1) * batch_size][share]
         images = np.stack([example["image"] for example in self.source.__getitems__(indices.tolist())])
         return self.preprocess(images)
 
