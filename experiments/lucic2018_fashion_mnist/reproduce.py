@@ -39,6 +39,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from gan_jax.rundir import write_atomic  # noqa: E402
+
 LOSSES = {
     "minimax": ["loss=minimax"],
     "non_saturating": ["loss=non_saturating"],
@@ -74,8 +76,7 @@ PAPER_SCALE = {"steps": 18750, "width": 64}  # 20 epochs of 60,000 images at bat
 BOOTSTRAP_ORDERS = 500
 
 
-def job_overrides(loss: str, args: argparse.Namespace, sweep_dir: Path) -> list[str]:
-    search = SEARCH | (PENALTY_SEARCH if loss in PENALISED else {})
+def scale_overrides(args: argparse.Namespace) -> list[str]:
     scale = [
         f"train.steps={args.steps}",
         f"model.generator.width={args.width}",
@@ -88,11 +89,15 @@ def job_overrides(loss: str, args: argparse.Namespace, sweep_dir: Path) -> list[
     ]
     if args.inception_weights:
         scale += ["eval.features=inception_v3", f"eval.inception_weights={args.inception_weights}"]
+    return ["experiment=fashion_mnist_dcgan", *scale, "logger=none", "train.progress_bar=false"]
+
+
+def job_overrides(loss: str, args: argparse.Namespace, sweep_dir: Path) -> list[str]:
+    search = SEARCH | (PENALTY_SEARCH if loss in PENALISED else {})
     return [
         "-m",
-        "experiment=fashion_mnist_dcgan",
         *LOSSES[loss],
-        *scale,
+        *scale_overrides(args),
         *(f"{key}={value}" for key, value in search.items()),
         "hydra/sweeper=optuna",
         "hydra/sweeper/sampler=random",
@@ -103,8 +108,6 @@ def job_overrides(loss: str, args: argparse.Namespace, sweep_dir: Path) -> list[
         "hydra.sweeper.max_failure_rate=1.0",  # failures are data here
         f"hydra/launcher={args.launcher}",
         "objective=eval.fid",
-        "logger=none",
-        "train.progress_bar=false",
         f"hydra.sweep.dir={sweep_dir}",
         f"hydra.sweep.subdir={loss}_${{hydra.job.num}}",
     ]
@@ -115,10 +118,40 @@ def run_loss(loss: str, args: argparse.Namespace, sweep_dir: Path) -> float:
     started = time.perf_counter()
     command = [sys.executable, "-m", "gan_jax.train", *job_overrides(loss, args, sweep_dir)]
     print(f"[{loss}] {' '.join(command[3:])}", flush=True)
-    # The jobs of every loss compile the same programs: share them through JAX's cache.
-    env = {"JAX_COMPILATION_CACHE_DIR": str(sweep_dir / ".jax_cache"), **os.environ}
-    subprocess.run(command, check=False, env=env)  # exit 1 when any job failed: counted below
+    subprocess.run(command, check=False, env=_with_jax_cache(sweep_dir))  # exit 1 when any job failed: counted below
     return time.perf_counter() - started
+
+
+def best_setting_over_seeds(loss: str, jobs: list[dict], args: argparse.Namespace, out: Path) -> dict | None:
+    """The loss's best setting trained again with seeds 1..args.seeds (one population run,
+    DIR/seeds/<loss>): the spread that seeds alone cause, beside the setting's seed-0 FID."""
+    finished = [j for j in jobs if j["fid"] is not None]
+    if not finished or args.seeds < 1:
+        return None
+    best = min(finished, key=lambda j: j["fid"])
+    setting = best["setting"]
+    names = {"lr": "optim.lr", "b1": "optim.b1", "d_steps": "train.d_steps", "penalty_weight": "penalty.weight"}
+    run_dir = out / "seeds" / loss
+    command = [
+        *(f"{names[k]}={v}" for k, v in setting.items()),
+        *LOSSES[loss],
+        *scale_overrides(args),
+        "seed=1",
+        f"train.num_seeds={args.seeds}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    print(f"[{loss}, seeds 1..{args.seeds}] {' '.join(command)}", flush=True)
+    subprocess.run([sys.executable, "-m", "gan_jax.train", *command], check=False, env=_with_jax_cache(out / "sweep"))
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    replicas = summary.get("replicas", [])
+    fids = [best["fid"]] + [r.get("eval", {}).get("fid") for r in replicas]
+    return {"job": best["job"], "setting": setting, "seeds": [0, *range(1, args.seeds + 1)], "fids": fids}
+
+
+def _with_jax_cache(sweep_dir: Path) -> dict[str, str]:
+    # Every job compiles the same programs: share them through JAX's cache.
+    return {"JAX_COMPILATION_CACHE_DIR": str(sweep_dir / ".jax_cache"), **os.environ}
 
 
 def jobs_of(sweep_dir: Path, loss: str) -> list[Path]:
@@ -160,12 +193,15 @@ def min_fid_curve(fids: list[float | None], rng: np.random.Generator) -> np.ndar
     return np.minimum.accumulate(values[orders], axis=1)
 
 
-def table(results: dict[str, list[dict]], feature_network: str, num_samples: int) -> str:
+def table(
+    results: dict[str, list[dict]], spread: dict[str, dict | None], feature_network: str, num_samples: int
+) -> str:
     lines = [
         f"FID on {feature_network} features, {num_samples:,} samples against the test split (lower is better).",
+        "The best setting over seeds: its FID with seed 0 (the sweep's) and seeds 1.., mean +- std.",
         "",
-        "| loss | settings | failed | best FID | median FID | paper's best FID (Inception) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| loss | settings | failed | best FID | median FID | best setting over seeds | paper's best FID (Inception) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for loss, jobs in results.items():
         fids = [j["fid"] for j in jobs if j["fid"] is not None]
@@ -173,7 +209,10 @@ def table(results: dict[str, list[dict]], feature_network: str, num_samples: int
         best = f"{min(fids):.1f}" if fids else "-"
         median = f"{float(np.median(fids)):.1f}" if fids else "-"
         share = f"{failed} ({failed / max(len(jobs), 1):.0%})"
-        lines.append(f"| {loss} | {len(jobs)} | {share} | {best} | {median} | {PAPER[loss]} |")
+        over_seeds = "-"
+        if spread.get(loss) and None not in (seeded := spread[loss]["fids"]):
+            over_seeds = f"{np.mean(seeded):.1f} +- {np.std(seeded, ddof=1):.1f} ({len(seeded)} seeds)"
+        lines.append(f"| {loss} | {len(jobs)} | {share} | {best} | {median} | {over_seeds} | {PAPER[loss]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +255,9 @@ def main() -> None:
     parser.add_argument("--launcher", default="basic")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inception-weights", default=None)
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="train each loss's best setting again with seeds 1..N (0: skip)"
+    )
     parser.add_argument("--paper-scale", action="store_true", help="width 64, 18,750 steps (for a GPU)")
     args = parser.parse_args()
     scale = PAPER_SCALE if args.paper_scale else CPU_SCALE
@@ -227,20 +269,26 @@ def main() -> None:
 
     sweep_dir = args.out / "sweep"
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    seconds = {}
+    earlier = args.out / "results.json"  # a continued study keeps the earlier multiruns' times
+    seconds = json.loads(earlier.read_text()).get("seconds", {}) if earlier.exists() else {}
     for loss in chosen:
+        if sum(job["status"] is not None for job in collect(sweep_dir, loss)) >= args.budget:
+            print(f"[{loss}] all {args.budget} settings ran already (results in {sweep_dir})", flush=True)
+            continue
         seconds[loss] = run_loss(loss, args, sweep_dir)
     results = {loss: collect(sweep_dir, loss) for loss in LOSSES if jobs_of(sweep_dir, loss)}
+    spread = {loss: best_setting_over_seeds(loss, jobs, args, args.out) for loss, jobs in results.items()}
     feature_network = "Inception-v3" if args.inception_weights else "the shipped Fashion-MNIST classifier's"
     record = {
         "scale": {"steps": args.steps, "width": args.width, "budget": args.budget, "num_samples": args.num_samples},
         "search": {**SEARCH, **PENALTY_SEARCH},
         "seconds": seconds,
         "jobs": [job for jobs in results.values() for job in jobs],
+        "best_setting_over_seeds": spread,
     }
-    (args.out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
-    summary_table = table(results, feature_network, args.num_samples)
-    (args.out / "table.md").write_text(summary_table)
+    write_atomic(args.out / "results.json", json.dumps(record, indent=2) + "\n")
+    summary_table = table(results, spread, feature_network, args.num_samples)
+    write_atomic(args.out / "table.md", summary_table)
     figures(results, args.out)
     print(summary_table)
 
