@@ -21,20 +21,38 @@ from gan_jax.data import BatchDataset
 
 
 def host_batches(
-    dataset: BatchDataset, seeds: list[int], first_step: int, num_steps: int, d_steps: int, batch_size: int
-) -> np.ndarray:
-    """[replicas, num_steps, d_steps, batch_size, H, W, C]: D step k of step s reads batch s * d_steps + k."""
-    return np.stack(
+    dataset: BatchDataset,
+    seeds: list[int],
+    first_step: int,
+    num_steps: int,
+    d_steps: int,
+    batch_size: int,
+    labels: bool = False,
+) -> dict[str, np.ndarray]:
+    """{"images": [replicas, num_steps, d_steps, batch_size, H, W, C]} and, with `labels`,
+    "labels" [replicas, num_steps, d_steps, batch_size]: D step k of step s reads batch s * d_steps + k."""
+
+    def one(seed: int, index: int) -> dict[str, np.ndarray]:
+        if not labels:
+            return {"images": dataset.batch(seed, index, batch_size)}
+        images, classes = dataset.labelled_batch(seed, index, batch_size)
+        return {"images": images, "labels": classes}
+
+    return _stack(
         [
-            np.stack(
+            _stack(
                 [
-                    np.stack([dataset.batch(seed, step * d_steps + k, batch_size) for k in range(d_steps)])
+                    _stack([one(seed, step * d_steps + k) for k in range(d_steps)])
                     for step in range(first_step, first_step + num_steps)
                 ]
             )
             for seed in seeds
         ]
     )
+
+
+def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *batches)
 
 
 def device_batches(
@@ -46,13 +64,14 @@ def device_batches(
     batch_size: int,
     placement: parallel.DataParallel,
     depth: int = 2,
-) -> Iterator[jax.Array]:
-    """One sharded array per compiled call (chunk), `depth` calls ahead of the consumer."""
+    labels: bool = False,
+) -> Iterator[dict[str, jax.Array]]:
+    """One sharded batch (host_batches' dict) per compiled call (chunk), `depth` calls ahead of the consumer."""
 
-    def produce() -> Iterator[jax.Array]:
+    def produce() -> Iterator[dict[str, jax.Array]]:
         step = first_step
         for size in chunk_sizes:
-            yield placement.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size))
+            yield placement.shard_batches(host_batches(dataset, seeds, step, size, d_steps, batch_size, labels))
             step += size
 
     return prefetch(produce(), depth)

@@ -4,7 +4,8 @@ Two ways to compile the same per-device function, chosen by `train.parallel`:
 
 - shard_map (default): `jax.jit` of `jax.shard_map` over a one-axis `Mesh`. The state is
   one global array per leaf, replicated on every device; image batches are global arrays
-  [replicas, steps, d_steps, global batch, H, W, C] split along the batch axis.
+  [replicas, steps, d_steps, global batch, H, W, C] (and their labels, [..., global batch])
+  split along the batch axis.
 - pmap: `jax.pmap`. The state carries a leading device axis (one copy per device) and
   batches are stacked per device, [devices, replicas, steps, d_steps, batch / devices, ...].
 
@@ -75,10 +76,11 @@ class DataParallel:
             return jax.tree.map(lambda x: x[0], tree)
         return jax.tree.map(lambda x: jnp.array(x.addressable_shards[0].data, copy=True), tree)
 
-    def shard_batches(self, batches: np.ndarray) -> jax.Array:
-        """[replicas, steps, d_steps, global batch, ...] on the devices, split along the batch."""
+    def shard_batches(self, batches: Any) -> Any:
+        """Each leaf of `batches` (images, labels), [replicas, steps, d_steps, global batch, ...],
+        on the devices, split along the batch."""
         if self.mode == "pmap":
-            return shard_batches_per_device(batches, list(self.devices))
+            return jax.tree.map(lambda leaf: shard_batches_per_device(leaf, list(self.devices)), batches)
         return jax.device_put(batches, NamedSharding(self.mesh, _BATCH_SPEC))
 
 

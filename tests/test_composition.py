@@ -76,7 +76,7 @@ def test_every_loss_and_penalty_trains_fashion_mnist_dcgan(loss, penalty, fashio
     validate(cfg, num_devices=1)
     parts = loop.build_parts(cfg)
     batch = cfg.train.batch_size
-    real = feed.host_batches(parts.data, [0], 0, 3, cfg.train.d_steps, batch)[0]
+    real = jax.tree.map(lambda x: x[0], feed.host_batches(parts.data, [0], 0, 3, cfg.train.d_steps, batch))
     run = jax.jit(partial(step.train_steps, parts, batch, None), static_argnums=1)
     state, metrics = run(step.init_state(parts, 0), 3, real)
     assert int(state.step) == 3
