@@ -174,6 +174,26 @@ def test_weight_clip_belongs_to_wgan_only():
             },
         ),
         (
+            "miyato2018_sngan_cifar10",
+            {
+                "dataset.name": "cifar10",
+                "model.name": "resnet",
+                "model.generator.width": 256,
+                "model.discriminator.width": 128,
+                "model.discriminator.spectral_norm": True,
+                "loss.name": "hinge",
+                "optim.lr": 2e-4,
+                "optim.b1": 0.0,
+                "optim.b2": 0.9,
+                "train.d_steps": 5,
+                "train.batch_size": 64,
+            },
+        ),
+        (
+            "fashion_mnist_conditional",
+            {"dataset.name": "fashion_mnist", "model.name": "resnet", "model.conditioning": "projection"},
+        ),
+        (
             "miyato2018_sngan",
             {
                 "loss.name": "hinge",

@@ -285,3 +285,10 @@ def test_intra_fid_and_class_accuracy_compare_class_by_class():
     assert intra == pytest.approx(expected, rel=1e-9) and intra > 40  # whole-set FID would be small
     accuracy = evaluators.get("class_accuracy").compute(inputs).scalars
     assert accuracy == {"class_accuracy": 0.0, "class_accuracy_min": 0.0}
+
+
+def test_sngan_cifar10_preset_without_cifar10_fails_at_once_with_the_build_command(tmp_path):
+    overrides = ["experiment=miyato2018_sngan_cifar10", "logger=none", "dataset.download=false"]
+    with pytest.raises(ConfigError, match="tfds build cifar10 --file_format=array_record"):
+        loop.run(compose_config(overrides + [f"dataset.data_dir={tmp_path / 'tfds'}"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
