@@ -282,7 +282,7 @@ def test_intra_fid_and_class_accuracy_compare_class_by_class():
     evaluators = registered()
     intra = evaluators.get("intra_fid").compute(inputs).scalars["intra_fid"]
     expected = np.mean([frechet_distance(fake[labels == c], real[real_labels == c]) for c in (0, 1)])
-    assert intra == pytest.approx(expected, rel=1e-9) and intra > 40  # whole-set FID would be small
+    assert intra == pytest.approx(expected, rel=1e-6) and intra > 40  # whole-set FID would be small
     accuracy = evaluators.get("class_accuracy").compute(inputs).scalars
     assert accuracy == {"class_accuracy": 0.0, "class_accuracy_min": 0.0}
 
