@@ -189,13 +189,21 @@ RESUMABLE_CHANGES = (
 
 
 def differences(saved: dict, cfg: DictConfig) -> list[str]:
-    """'key: saved -> now' for every config value that differs, bar RESUMABLE_CHANGES."""
+    """'key: saved -> now' for every config value that differs, bar RESUMABLE_CHANGES and
+    keys added to gan_jax since the checkpoint was saved, now at their off value (null, [],
+    false: a run saved before `augment.policy` existed resumes with no augmentation)."""
     now = flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     before = flatten(saved)
     keys = sorted(set(now) | set(before))
     return [
-        f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys if before.get(k) != now.get(k) and not _resumable(k)
+        f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
+        for k in keys
+        if before.get(k) != now.get(k) and not _resumable(k) and not (k not in before and _is_off(now[k]))
     ]
+
+
+def _is_off(value: Any) -> bool:
+    return value is None or value is False or value == []
 
 
 def _resumable(key: str) -> bool:

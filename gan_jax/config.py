@@ -22,7 +22,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from gan_jax import data, losses, models, optim, parallel, penalties, precision
+from gan_jax import augment, data, losses, models, optim, parallel, penalties, precision
 from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
 from gan_jax.registry import Registry
 from gan_jax.schema import at_least, one_of, rule
@@ -169,6 +169,7 @@ class Config:
     objective: str | None = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
     dist: DistConfig = field(default_factory=DistConfig)
     optim: Any = MISSING
     dataset: Any = MISSING
@@ -316,18 +317,50 @@ def _own_rules(cfg: DictConfig) -> list[str]:
     return messages
 
 
+def _conditioning_needs_the_data_labels(cfg: DictConfig) -> str | None:
+    """A class-conditional model needs labelled data with as many classes as it has."""
+    conditioning = cfg.model.get("conditioning", "none")
+    if conditioning == "none":
+        return None
+    facts = data.facts(cfg.dataset)
+    if facts.num_classes == 0:
+        labelled = ", ".join(data.names_where(lambda p: p.num_classes != 0))
+        return (
+            f"model.conditioning={conditioning}: dataset={facts.name} has no labels; use a labelled "
+            f"dataset ({labelled}) or model.conditioning=none"
+        )
+    if facts.num_classes is not None and facts.num_classes != cfg.model.num_classes:
+        return (
+            f"model.num_classes={cfg.model.num_classes}: dataset={facts.name} has {facts.num_classes} "
+            f"classes; set model.num_classes={facts.num_classes}"
+        )
+    return None
+
+
+def _augmentation_needs_images(cfg: DictConfig) -> str | None:
+    facts = data.facts(cfg.dataset)
+    if cfg.augment.policy and facts.image_size is None:
+        return (
+            f"augment.policy={list(cfg.augment.policy)}: DiffAugment transforms images, and "
+            f"dataset={facts.name} is not one; set augment.policy=[]"
+        )
+    return None
+
+
 _COMBINATION_RULES = [
     _simultaneous_needs_one_d_step,
     _model_accepts_data,
     _gradient_penalty_replaces_clipping,
     _gradient_penalty_needs_per_example_d,
+    _conditioning_needs_the_data_labels,
+    _augmentation_needs_images,
 ]
 
 
 def validate(cfg: DictConfig, num_devices: int) -> None:
     """Raises ConfigError listing every broken rule; returns None when the config is sound."""
     errors = _unknown_keys(cfg, Config, "")
-    for section in ("train", "eval", "dist", "optim", "dataset", "model", "loss", "penalty", "logger"):
+    for section in ("train", "eval", "augment", "dist", "optim", "dataset", "model", "loss", "penalty", "logger"):
         node = OmegaConf.to_object(cfg[section])
         if not dataclasses.is_dataclass(node):
             errors.append(f"{section}: has no schema; choose a config from conf/{section}/")

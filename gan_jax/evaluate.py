@@ -34,17 +34,18 @@ def num_samples(eval_cfg: Any, dataset: Any) -> int:
 
 
 def select(
-    requested: Sequence[str] | None, dataset: Any, eval_cfg: Any
+    requested: Sequence[str] | None, dataset: Any, eval_cfg: Any, labelled: bool = False
 ) -> tuple[list[evaluators.Evaluator], str | None]:
     """(the evaluators to run, the feature network's name or None). `requested` None: every
-    evaluator that applies (image metrics when a feature network is available). A name that
-    does not exist or does not apply to this dataset is a ConfigError listing those that do."""
+    evaluator that applies (image metrics when a feature network is available; class metrics
+    when the samples are `labelled`). A name that does not exist or does not apply to this
+    dataset and model is a ConfigError listing those that do."""
     registry = evaluators.registered()
     network = None
     if is_image_data(dataset):
         network = feature_space.choose_network(eval_cfg.features, dataset.name, tuple(dataset.shape), eval_cfg)
     if requested is None:
-        chosen = evaluators.applicable(dataset, with_features=network is not None)
+        chosen = evaluators.applicable(dataset, with_features=network is not None, labelled=labelled)
         if network is None and is_image_data(dataset):
             log.warning(
                 "%s: no feature network for image metrics (eval.features=auto found neither a classifier "
@@ -53,12 +54,14 @@ def select(
                 "GAN_JAX_INCEPTION_WEIGHTS",
             )
         return chosen, network
-    valid = [e.name for e in evaluators.applicable(dataset)]
+    valid = [e.name for e in evaluators.applicable(dataset, labelled=labelled)]
     unknown = [name for name in requested if name not in registry]
     not_applicable = [name for name in requested if name in registry and name not in valid]
     if unknown or not_applicable:
         problems = [f"{name!r} is not a metric" for name in unknown] + [
-            f"{name!r} does not apply to {dataset.name}" for name in not_applicable
+            f"{name!r} does not apply to {dataset.name}"
+            + (" with an unconditional model" if registry.get(name).needs_labels and not labelled else "")
+            for name in not_applicable
         ]
         raise ConfigError(
             f"eval.metrics={list(requested)}: {'; '.join(problems)}; valid values for {dataset.name} are "
@@ -93,7 +96,9 @@ class Evaluator:
         self.parts = parts
         self.num_samples = count or num_samples(eval_cfg, parts.data)
         requested = list(metrics) if metrics is not None else eval_cfg.metrics
-        self.active, network = select(None if requested is None else list(requested), parts.data, eval_cfg)
+        self.active, network = select(
+            None if requested is None else list(requested), parts.data, eval_cfg, labelled=parts.models.conditional
+        )
         self.features = None
         if network is not None and any(e.needs_features for e in self.active):
             self.features = feature_space.build(parts.data, dataset_cfg, eval_cfg, network, progress)
@@ -102,8 +107,11 @@ class Evaluator:
         self.batch_size = eval_cfg.batch_size
         self._generate = jax.jit(partial(step.generate, parts), static_argnums=3)
         self._d_prob = jax.jit(
-            lambda player, x: jax.nn.sigmoid(step.apply_model(parts.models.discriminator, player, x)[0])
+            lambda player, x: jax.nn.sigmoid(
+                parts.models.split_d_output(step.apply_model(parts.models.discriminator, player, x)[0])[0]
+            )
         )
+        self._class_rows = jax.jit(partial(step.generate_class_rows, parts), static_argnums=2)
 
     def samples(self, state: step.GANState, count: int) -> np.ndarray:
         """`count` samples from fixed latents (example i from latent i, whatever the chunking),
@@ -125,19 +133,30 @@ class Evaluator:
                 "image metric can be computed. Everything written so far is kept in the run directory; "
                 "try a smaller optim.lr or another loss."
             )
-        scalars, curves = self.measure(fake, lambda x: np.asarray(self._d_prob(state.discriminator, x)))
+        scalars, curves = self.measure(
+            fake, lambda x: np.asarray(self._d_prob(state.discriminator, x)), self.sample_labels(len(fake))
+        )
         return Evaluation(at, scalars, fake, curves)
 
+    def sample_labels(self, count: int) -> np.ndarray | None:
+        """The classes of the first `count` evaluation samples (None: an unconditional model)."""
+        labels = step.evaluation_labels(self.parts, 0, count)
+        return None if labels is None else np.asarray(labels)
+
     def measure(
-        self, samples: np.ndarray, discriminator: Callable[[np.ndarray], np.ndarray] | None = None
+        self,
+        samples: np.ndarray,
+        discriminator: Callable[[np.ndarray], np.ndarray] | None = None,
+        labels: np.ndarray | None = None,
     ) -> tuple[dict[str, float | None], dict[str, np.ndarray] | None]:
         """The selected evaluators' scalars and curves on `samples` (without a discriminator:
-        only those that do not ask D, e.g. the image metrics on real images)."""
+        only those that do not ask D, e.g. the image metrics on real images; without
+        `labels`, the samples' classes, none of the class metrics)."""
         scalars: dict[str, float | None] = dict(_moment_scalars(samples))
         curves: dict[str, np.ndarray] | None = None
-        inputs = EvalInputs(self.parts.data, samples, discriminator or _no_discriminator, self.features)
+        inputs = EvalInputs(self.parts.data, samples, discriminator or _no_discriminator, self.features, labels)
         for evaluator in self.active:
-            if discriminator is None and not evaluator.needs_features:
+            if (discriminator is None and not evaluator.needs_features) or (labels is None and evaluator.needs_labels):
                 continue
             measured = evaluator.compute(inputs)
             scalars |= measured.scalars
@@ -145,8 +164,11 @@ class Evaluator:
                 curves = {**(curves or {}), **measured.curves}
         return scalars, curves
 
-    def fixed_batch(self, state: step.GANState, count: int = 64) -> np.ndarray:
-        """`count` samples from the same latents at every call: the sample grids."""
+    def fixed_batch(self, state: step.GANState, count: int = 64, columns: int = 8) -> np.ndarray:
+        """`count` samples from the same latents at every call: the sample grids. A
+        conditional model's: `columns` samples of each class, class by class (a row each)."""
+        if self.parts.models.conditional:
+            return np.asarray(self._class_rows(step.sampling_generator(state), state.rng, columns))
         return self.samples(state, count)
 
     def scalar_keys(self) -> list[str]:

@@ -64,6 +64,7 @@ class EvalInputs:
     samples: np.ndarray  # [num_samples, *data shape], from fixed latents
     discriminator: Callable[[np.ndarray], np.ndarray]  # x [n, *data shape] float32 -> sigmoid(D(x)) [n, 1]
     features: Any = None  # a gan_jax.metrics.feature_space.FeatureSpace, for evaluators with needs_features
+    labels: np.ndarray | None = None  # the samples' classes (a class-conditional generator), for needs_labels
     _fake: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def fake_features(self) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +88,8 @@ def _no_steps(total: int, granularity: int) -> Iterable[int]:
 class Evaluator:
     """A named evaluation. `directions`: each scalar key it produces -> "min", "max" or
     "none"; `needs_features`: it reads `inputs.fake_features()` and
-    `inputs.features.reference` (image metrics). `extra_steps(total, granularity)`: steps
+    `inputs.features.reference` (image metrics); `needs_labels`: it reads the samples'
+    classes, `inputs.labels` (a class-conditional generator's). `extra_steps(total, granularity)`: steps
     to evaluate besides every eval.every (multiples of granularity, so no extra program
     is compiled); the first replica's evaluations there reach `figures(evaluations,
     run_dir) -> {name: path}`; `summary(dataset)` adds keys to summary.json."""
@@ -97,6 +99,7 @@ class Evaluator:
     compute: Callable[[EvalInputs], Measured]
     directions: Mapping[str, str]
     needs_features: bool = False
+    needs_labels: bool = False
     extra_steps: Callable[[int, int], Iterable[int]] = _no_steps
     figures: Callable[[Sequence[Evaluation], Path], dict[str, Path]] | None = None
     summary: Callable[[Any], dict[str, Any]] | None = None
@@ -105,7 +108,12 @@ class Evaluator:
 EVALUATORS: Registry[Evaluator] = Registry("evaluator")
 
 
-BUILTIN_MODULES = ("gan_jax.metrics.density_1d", "gan_jax.metrics.modes", "gan_jax.metrics.image")
+BUILTIN_MODULES = (
+    "gan_jax.metrics.density_1d",
+    "gan_jax.metrics.modes",
+    "gan_jax.metrics.image",
+    "gan_jax.metrics.conditional",
+)
 DIRECTIONS = ("min", "max", "none")
 
 
@@ -122,10 +130,15 @@ def registered() -> Registry[Evaluator]:
     return EVALUATORS
 
 
-def applicable(dataset: Any, with_features: bool = True) -> list[Evaluator]:
+def applicable(dataset: Any, with_features: bool = True, labelled: bool = False) -> list[Evaluator]:
     """The registered evaluators that apply to `dataset`, in registration order; those that
-    need a feature space only `with_features`."""
-    return [e for e in registered() if e.applies(dataset) and (with_features or not e.needs_features)]
+    need a feature space only `with_features`, those that need the samples' classes only
+    when they are `labelled` (a class-conditional generator)."""
+    return [
+        e
+        for e in registered()
+        if e.applies(dataset) and (with_features or not e.needs_features) and (labelled or not e.needs_labels)
+    ]
 
 
 def direction(key: str) -> str | None:

@@ -27,21 +27,34 @@ def host_batches(
     num_steps: int,
     d_steps: int,
     batch_size: int,
+    labels: bool = False,
     share: slice = slice(None),
-) -> np.ndarray:
-    """[replicas, num_steps, d_steps, examples, H, W, C]: D step k of step s reads batch
+) -> dict[str, np.ndarray]:
+    """{"images": [replicas, num_steps, d_steps, examples, H, W, C]} and, with `labels`,
+    "labels" [replicas, num_steps, d_steps, examples]: D step k of step s reads batch
     s * d_steps + k; `share` picks the examples of each batch (default: all batch_size)."""
-    return np.stack(
+
+    def one(seed: int, index: int) -> dict[str, np.ndarray]:
+        if not labels:
+            return {"images": dataset.batch(seed, index, batch_size, share)}
+        images, classes = dataset.labelled_batch(seed, index, batch_size, share)
+        return {"images": images, "labels": classes}
+
+    return _stack(
         [
-            np.stack(
+            _stack(
                 [
-                    np.stack([dataset.batch(seed, step * d_steps + k, batch_size, share) for k in range(d_steps)])
+                    _stack([one(seed, step * d_steps + k) for k in range(d_steps)])
                     for step in range(first_step, first_step + num_steps)
                 ]
             )
             for seed in seeds
         ]
     )
+
+
+def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *batches)
 
 
 def device_batches(
@@ -53,15 +66,16 @@ def device_batches(
     batch_size: int,
     placement: parallel.DataParallel,
     depth: int = 2,
-) -> Iterator[jax.Array]:
-    """One sharded array per compiled call (chunk), `depth` calls ahead of the consumer.
-    Each process reads only the examples its devices hold."""
+    labels: bool = False,
+) -> Iterator[dict[str, jax.Array]]:
+    """One sharded batch (host_batches' dict) per compiled call (chunk), `depth` calls ahead
+    of the consumer. Each process reads only the examples its devices hold."""
     share = placement.process_share(batch_size)
 
-    def produce() -> Iterator[jax.Array]:
+    def produce() -> Iterator[dict[str, jax.Array]]:
         step = first_step
         for size in chunk_sizes:
-            local = host_batches(dataset, seeds, step, size, d_steps, batch_size, share)
+            local = host_batches(dataset, seeds, step, size, d_steps, batch_size, labels, share)
             yield placement.shard_batches(local, batch_size)
             step += size
 

@@ -227,7 +227,11 @@ def _finish(
 def summary_keys(parts: step.GANParts, evaluate: Evaluator) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
-    real = jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32) if parts.data.host_batches else None
+    real = None
+    if parts.data.host_batches:
+        real = {"images": jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32)}
+        if parts.models.conditional:
+            real["labels"] = jax.ShapeDtypeStruct((parts.d_steps, 2), jnp.int32)
     metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
     return summary.keys(list(metrics), evaluate.scalar_keys())
 
@@ -335,6 +339,7 @@ def _train(
             train.d_steps,
             train.batch_size,
             placement,
+            labels=parts.models.conditional,
         )
         if parts.data.host_batches
         else itertools.repeat(None)

@@ -4,7 +4,8 @@ Two ways to compile the same per-device function, chosen by `train.parallel`:
 
 - shard_map (default): `jax.jit` of `jax.shard_map` over a one-axis `Mesh`. The state is
   one global array per leaf, replicated on every device; image batches are global arrays
-  [replicas, steps, d_steps, global batch, H, W, C] split along the batch axis.
+  [replicas, steps, d_steps, global batch, H, W, C] (and their labels, [..., global batch])
+  split along the batch axis.
 - pmap: `jax.pmap`. The state carries a leading device axis (one copy per device) and
   batches are stacked per device, [devices, replicas, steps, d_steps, batch / devices, ...].
 

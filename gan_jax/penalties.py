@@ -108,12 +108,15 @@ class PenaltyPart:
     over `schema` (schema/penalty/<name>). `build(weight, data_scale)` makes the Penalty
     (None: no penalty); `per_example`: it takes D's gradient per example, which needs a D
     that treats examples independently; `replaces_clipping`: it bounds D instead of
-    weight clipping (Gulrajani et al. 2017)."""
+    weight clipping (Gulrajani et al. 2017); `on_generated`: its points are generated
+    examples (a class-conditional D judges them with the generated classes; the others'
+    points, real, perturbed or interpolated, take the real examples' classes)."""
 
     name: str
     build: Callable[[float, tuple[float, ...]], Penalty] | None
     schema: type = PenaltyConfig
     per_example: bool = True
+    on_generated: bool = False
     replaces_clipping: bool = False
     rules: tuple[Rule, ...] = (_weight_must_act,)
 
@@ -129,7 +132,7 @@ for _part in (
     PenaltyPart("none", None, per_example=False, rules=(_no_weight,)),
     PenaltyPart("wgan_gp", wgan_gp, replaces_clipping=True),
     PenaltyPart("r1", r1),
-    PenaltyPart("r2", r2),
+    PenaltyPart("r2", r2, on_generated=True),
     PenaltyPart("dragan", dragan),
 ):
     register(_part)

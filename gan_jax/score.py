@@ -96,7 +96,7 @@ def real_vs_real(overrides: list[str], args: argparse.Namespace) -> dict[str, An
     parts = build_parts(cfg)
     metrics = args.metrics or ["fid", "kid", "precision_recall", "density_coverage", "inception_score"]
     evaluate = Evaluator(parts, _eval_config(cfg, args), cfg.dataset, metrics=metrics, count=args.num_samples)
-    images = reference_images(cfg.dataset, cfg.dataset.split, evaluate.num_samples)
+    images, _ = reference_images(cfg.dataset, cfg.dataset.split, evaluate.num_samples)
     scalars, _ = evaluate.measure(images)
     provenance = evaluate.features.provenance(len(images)) if evaluate.features is not None else None
     return {"real_vs_real": {"split": cfg.dataset.split, "num": len(images), **scalars}, "provenance": provenance}

@@ -8,7 +8,11 @@ over `axis_name` with `lax.pmean`, so the same function runs under `jit`
 (axis_name=None), `shard_map` and `pmap` (gan_jax/parallel.py), `vmap` and `lax.scan`.
 Every random draw comes from a key derived from (seed, step, stream, sub-step, example
 index): a run's numbers do not depend on how many devices share the batch. Toy data is drawn the same way, inside the
-step; image batches come from the host, [d_steps, batch_size, H, W, C] per step.
+step; image batches come from the host, {"images": [d_steps, batch_size, H, W, C]} per step,
+with "labels" [d_steps, batch_size] for a class-conditional model (whose generated
+examples' classes are drawn uniformly, per example, like the latents). With DiffAugment
+(`GANParts.augment`), every image D sees, real or generated, in either player's step and
+in the penalty, is augmented first, with per-example keys.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ class Stream(enum.IntEnum):
     EVAL_LATENT = 6
     EVAL_REAL = 7
     D_PENALTY = 8
+    D_LABEL = 9
+    G_LABEL = 10
+    D_AUGMENT_REAL = 11
+    D_AUGMENT_FAKE = 12
+    G_AUGMENT_REAL = 13
+    G_AUGMENT_FAKE = 14
 
 
 @flax.struct.dataclass
@@ -62,23 +72,28 @@ def apply_model(
     params: Any = None,
     update_stats: bool = False,
     axis_name: str | None = None,
+    labels: jax.Array | None = None,
 ) -> tuple[jax.Array, Any]:
-    """Runs `module` with the player's variables (`params` overrides, for gradients).
+    """Runs `module` with the player's variables (`params` overrides, for gradients), and
+    the examples' classes when given (a class-conditional model).
 
     Returns (output, model_state); the state is updated only when `update_stats`.
     BatchNorm averages its statistics over `axis_name`'s devices.
     """
     variables = {"params": player.params if params is None else params, **player.model_state}
+    conditioned = {} if labels is None else {"labels": labels}
     if update_stats and player.model_state:
         out, new_state = module.apply(
-            variables, x, update_stats=True, axis_name=axis_name, mutable=list(player.model_state)
+            variables, x, update_stats=True, axis_name=axis_name, mutable=list(player.model_state), **conditioned
         )
         return out, new_state
-    return module.apply(variables, x, update_stats=False, axis_name=axis_name), player.model_state
+    return module.apply(variables, x, update_stats=False, axis_name=axis_name, **conditioned), player.model_state
 
 
-def _init_player(module, key: jax.Array, example: jax.Array, optimiser: optax.GradientTransformation) -> PlayerState:
-    variables = dict(module.init(key, example))
+def _init_player(
+    module, key: jax.Array, example: jax.Array, optimiser: optax.GradientTransformation, labels: jax.Array | None
+) -> PlayerState:
+    variables = dict(module.init(key, example, **({} if labels is None else {"labels": labels})))
     params = variables.pop("params")
     return PlayerState(params, variables, optimiser.init(params))
 
@@ -103,6 +118,10 @@ class GANParts:
     d_optimiser: optax.GradientTransformation
     d_steps: int
     penalty: Penalty | None = None
+    # The penalty's points take the generated examples' classes (R2), else the real ones'.
+    penalty_on_generated: bool = False
+    # DiffAugment: (images, per-example keys) -> augmented images; None: off.
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
     # Projects D's parameters after each update (WGAN's weight clipping).
     d_constraint: Callable[[Any], Any] | None = None
     simultaneous: bool = False
@@ -125,11 +144,13 @@ def sample_batch(
 def init_state(parts: GANParts, seed: int) -> GANState:
     rng = jax.random.PRNGKey(seed)
     models = parts.models
+    labels = jnp.zeros((2 * models.d_pack,), jnp.int32) if models.conditional else None
     generator = _init_player(
         models.generator,
         jax.random.fold_in(rng, Stream.INIT_G),
         jnp.zeros((2, models.latent_dim)),
         parts.g_optimiser,
+        None if labels is None else labels[:2],
     )
     return GANState(
         step=jnp.zeros((), jnp.int32),
@@ -140,6 +161,7 @@ def init_state(parts: GANParts, seed: int) -> GANState:
             jax.random.fold_in(rng, Stream.INIT_D),
             jnp.zeros((2 * models.d_pack, *parts.data.shape)),  # two of D's packs
             parts.d_optimiser,
+            labels,
         ),
         generator_ema=generator.params if parts.ema_decay is not None else None,
     )
@@ -166,46 +188,72 @@ def _moving_average(parts: GANParts, state: GANState, params: Any) -> Any:
     return jax.tree.map(lambda average, p: decay * average + (1.0 - decay) * p, state.generator_ema, params)
 
 
+def _class_loss(class_logits: jax.Array | None, labels: jax.Array | None) -> jax.Array:
+    """ACGAN's auxiliary loss (Odena et al. 2017): the mean cross-entropy of D's class
+    logits; 0 for a D without them."""
+    if class_logits is None or labels is None:
+        return jnp.zeros((), jnp.float32)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+
+
 def train_step(
     parts: GANParts,
     batch_size: int,
     axis_name: str | None,
     state: GANState,
-    real_batches: jax.Array | None = None,
+    real_batches: dict[str, jax.Array] | None = None,
 ) -> tuple[GANState, dict[str, jax.Array]]:
     """One iteration of Algorithm 1 on this device's `batch_size` examples.
 
     `real_batches`: this device's image batches, one per D step (the G step, which reads real
-    data only for relativistic losses, reuses the last); None for toy data.
+    data only for relativistic losses, reuses the last), {"images": ..., "labels": ...};
+    None for toy data.
     """
-    generator, discriminator = parts.models.generator, parts.models.discriminator
+    models = parts.models
+    generator, discriminator = models.generator, models.discriminator
     first_index = lax.axis_index(axis_name) * batch_size if axis_name else 0
 
     def draw(stream: Stream, substep: Any, sample_one: Callable) -> jax.Array:
         return sample_batch(sample_one, stream_key(state.rng, state.step, stream, substep), first_index, batch_size)
 
-    def real_batch(stream: Stream, substep: Any) -> jax.Array:
+    def real_batch(stream: Stream, substep: Any) -> tuple[jax.Array, jax.Array | None]:
+        """(images, labels or None) of D step `substep`'s real batch."""
         if real_batches is None:
             # No batches given: the data is sampled here (host_batches is False).
-            return draw(stream, substep, cast(SampledDataset, parts.data).sample_one)
-        return real_batches[substep]
+            return draw(stream, substep, cast(SampledDataset, parts.data).sample_one), None
+        return real_batches["images"][substep], real_batches["labels"][substep] if models.conditional else None
+
+    def generated_labels(stream: Stream, substep: Any) -> jax.Array | None:
+        return draw(stream, substep, models.sample_label) if models.conditional else None
+
+    def augmented(images: jax.Array, stream: Stream, substep: Any) -> jax.Array:
+        if parts.augment is None:
+            return images
+        return parts.augment(images, draw(stream, substep, lambda key: key))
 
     def d_update(player: PlayerState, substep: int):
-        real = real_batch(Stream.D_REAL, substep)
+        real, real_labels = real_batch(Stream.D_REAL, substep)
+        fake_labels = generated_labels(Stream.D_LABEL, substep)
         fake, _ = apply_model(
             generator,
             state.generator,
-            draw(Stream.D_LATENT, substep, parts.models.sample_latent),
+            draw(Stream.D_LATENT, substep, models.sample_latent),
             axis_name=axis_name,
+            labels=fake_labels,
         )
+        real = augmented(real, Stream.D_AUGMENT_REAL, substep)
+        fake = augmented(fake, Stream.D_AUGMENT_FAKE, substep)
         penalty_keys = draw(Stream.D_PENALTY, substep, lambda key: key)
+        both_labels = None
+        if real_labels is not None and fake_labels is not None:
+            both_labels = jnp.concatenate([real_labels, fake_labels])
 
         def discriminate(params):
-            if parts.models.d_batch_norm:
+            if models.d_batch_norm:
                 # Separate passes, as the DCGAN reference does: D's batch statistics then
                 # match the all-generated batch it judges in G's step.
                 real_out, model_state = apply_model(
-                    discriminator, player, real, params, update_stats=True, axis_name=axis_name
+                    discriminator, player, real, params, update_stats=True, axis_name=axis_name, labels=real_labels
                 )
                 fake_out, model_state = apply_model(
                     discriminator,
@@ -214,6 +262,7 @@ def train_step(
                     params,
                     update_stats=True,
                     axis_name=axis_name,
+                    labels=fake_labels,
                 )
                 return real_out, fake_out, model_state
             # One pass over real and fake together: half the kernel launches.
@@ -224,24 +273,31 @@ def train_step(
                 params,
                 update_stats=True,
                 axis_name=axis_name,
+                labels=both_labels,
             )
             return *jnp.split(out, 2), model_state
 
         def loss_fn(params):
             real_out, fake_out, model_state = discriminate(params)
+            (real_out, real_classes), (fake_out, fake_classes) = map(models.split_d_output, (real_out, fake_out))
             loss = parts.loss.discriminator(real_out, fake_out)
+            class_loss = _class_loss(real_classes, real_labels) + _class_loss(fake_classes, fake_labels)
             penalty: jax.Array | float = 0.0
             if parts.penalty is not None:
+                point_labels = fake_labels if parts.penalty_on_generated else real_labels
 
                 def d_fn(x):
-                    return apply_model(discriminator, player, x, params, axis_name=axis_name)[0]
+                    out = apply_model(discriminator, player, x, params, axis_name=axis_name, labels=point_labels)[0]
+                    return models.split_d_output(out)[0]
 
                 penalty = parts.penalty(d_fn, real, fake, penalty_keys)
-            return loss + penalty, (loss, penalty, real_out, fake_out, model_state)
+            if models.conditioning == "acgan":
+                loss = loss + models.class_loss_weight * class_loss
+            return loss + penalty, (loss, penalty, class_loss, real_out, fake_out, model_state)
 
-        (_, (loss, penalty, real_out, fake_out, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            player.params
-        )
+        (_, (loss, penalty, class_loss, real_out, fake_out, model_state)), grads = jax.value_and_grad(
+            loss_fn, has_aux=True
+        )(player.params)
         grads = _mean_over_devices(grads, axis_name)
         player = _apply_gradients(parts.d_optimiser, player.replace(model_state=model_state), grads)
         if parts.d_constraint is not None:
@@ -255,6 +311,8 @@ def train_step(
             "d_fake_raw": jnp.mean(fake_out),
             "d_grad_norm": optax.tree.norm(grads),
         }
+        if models.conditioning == "acgan":
+            metrics["d_class_loss"] = class_loss
         return player, metrics
 
     # A Python loop, not lax.scan: XLA's CPU backend ran DCGAN's D step 8x slower inside
@@ -263,20 +321,30 @@ def train_step(
     for substep in range(parts.d_steps):
         d_player, d_metrics = d_update(d_player, substep)
 
-    g_real = real_batch(Stream.G_REAL, 0) if real_batches is None else real_batches[-1]
-    latent = draw(Stream.G_LATENT, 0, parts.models.sample_latent)
+    g_real, g_real_labels = real_batch(Stream.G_REAL, 0 if real_batches is None else parts.d_steps - 1)
+    g_real = augmented(g_real, Stream.G_AUGMENT_REAL, 0)
+    latent = draw(Stream.G_LATENT, 0, models.sample_latent)
+    g_labels = generated_labels(Stream.G_LABEL, 0)
 
     # Alternating: G plays against the D just updated; simultaneous: against the old one.
     opponent = state.discriminator if parts.simultaneous else d_player
 
     def g_loss_fn(params):
         fake, g_model_state = apply_model(
-            generator, state.generator, latent, params, update_stats=True, axis_name=axis_name
+            generator, state.generator, latent, params, update_stats=True, axis_name=axis_name, labels=g_labels
         )
-        fake_out, _ = apply_model(discriminator, opponent, fake, axis_name=axis_name)
+        fake = augmented(fake, Stream.G_AUGMENT_FAKE, 0)
+        fake_out, fake_classes = models.split_d_output(
+            apply_model(discriminator, opponent, fake, axis_name=axis_name, labels=g_labels)[0]
+        )
         # Only relativistic losses read real_out; XLA drops this pass for the others.
-        real_out, _ = apply_model(discriminator, opponent, g_real, axis_name=axis_name)
-        return parts.loss.generator(real_out, fake_out), g_model_state
+        real_out, _ = models.split_d_output(
+            apply_model(discriminator, opponent, g_real, axis_name=axis_name, labels=g_real_labels)[0]
+        )
+        g_loss = parts.loss.generator(real_out, fake_out)
+        if models.conditioning == "acgan":
+            g_loss = g_loss + models.class_loss_weight * _class_loss(fake_classes, g_labels)
+        return g_loss, g_model_state
 
     (g_loss, g_model_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.generator.params)
     g_grads = _mean_over_devices(g_grads, axis_name)
@@ -293,18 +361,19 @@ def train_steps(
     axis_name: str | None,
     state: GANState,
     num_steps: int,
-    real_batches: jax.Array | None = None,
+    real_batches: dict[str, jax.Array] | None = None,
 ) -> tuple[GANState, dict[str, jax.Array]]:
     """`num_steps` iterations in one program; metrics come back stacked, [num_steps].
 
-    `real_batches`: None, or image batches [num_steps, d_steps, batch_size, H, W, C].
+    `real_batches`: None, or image batches {"images": [num_steps, d_steps, batch_size, H, W, C],
+    "labels": [num_steps, d_steps, batch_size]}.
     """
 
     def body(carry, real_for_step):
         return train_step(parts, batch_size, axis_name, carry, real_for_step)
 
     if num_steps == 1:  # no loop: XLA's CPU convolutions run ~8x slower inside one
-        state, metrics = body(state, None if real_batches is None else real_batches[0])
+        state, metrics = body(state, None if real_batches is None else jax.tree.map(lambda x: x[0], real_batches))
         return state, jax.tree.map(lambda m: m[None], metrics)
     return lax.scan(body, state, real_batches, length=num_steps)
 
@@ -316,13 +385,32 @@ def sampling_generator(state: GANState) -> PlayerState:
     return state.generator.replace(params=state.generator_ema)
 
 
+def evaluation_labels(parts: GANParts, first_index: Any, num_samples: int) -> jax.Array | None:
+    """The classes of evaluation samples first_index ..: index mod classes (every class
+    equally often); None for an unconditional model."""
+    if not parts.models.conditional:
+        return None
+    return (first_index + jnp.arange(num_samples)) % parts.models.num_classes
+
+
 def generate(parts: GANParts, generator: PlayerState, rng: jax.Array, first_index: Any, num_samples: int) -> jax.Array:
     """Evaluation samples first_index .. first_index+num_samples-1: fixed latents (one per
-    index), so successive evaluations are comparable and any chunking gives the same samples."""
+    index), so successive evaluations are comparable and any chunking gives the same samples;
+    a conditional model's sample i is of class i mod classes."""
     latent = sample_batch(
         parts.models.sample_latent, jax.random.fold_in(rng, Stream.EVAL_LATENT), first_index, num_samples
     )
-    return apply_model(parts.models.generator, generator, latent)[0]
+    labels = evaluation_labels(parts, first_index, num_samples)
+    return apply_model(parts.models.generator, generator, latent, labels=labels)[0]
+
+
+def generate_class_rows(parts: GANParts, generator: PlayerState, rng: jax.Array, columns: int) -> jax.Array:
+    """[classes * columns, ...]: row c is class c, column j the latent of evaluation sample j
+    (the same latents in every row), for a conditional model's sample grid."""
+    latent = sample_batch(parts.models.sample_latent, jax.random.fold_in(rng, Stream.EVAL_LATENT), 0, columns)
+    classes = parts.models.num_classes
+    labels = jnp.repeat(jnp.arange(classes), columns)
+    return apply_model(parts.models.generator, generator, jnp.tile(latent, (classes, 1)), labels=labels)[0]
 
 
 def real_samples(parts: GANParts, rng: jax.Array, num_samples: int) -> jax.Array:

@@ -76,7 +76,7 @@ def test_every_loss_and_penalty_trains_fashion_mnist_dcgan(loss, penalty, fashio
     validate(cfg, num_devices=1)
     parts = loop.build_parts(cfg)
     batch = cfg.train.batch_size
-    real = feed.host_batches(parts.data, [0], 0, 3, cfg.train.d_steps, batch)[0]
+    real = jax.tree.map(lambda x: x[0], feed.host_batches(parts.data, [0], 0, 3, cfg.train.d_steps, batch))
     run = jax.jit(partial(step.train_steps, parts, batch, None), static_argnums=1)
     state, metrics = run(step.init_state(parts, 0), 3, real)
     assert int(state.step) == 3
@@ -172,6 +172,26 @@ def test_weight_clip_belongs_to_wgan_only():
                 "optim.b2": 0.9,
                 "train.d_steps": 5,
             },
+        ),
+        (
+            "miyato2018_sngan_cifar10",
+            {
+                "dataset.name": "cifar10",
+                "model.name": "resnet",
+                "model.generator.width": 256,
+                "model.discriminator.width": 128,
+                "model.discriminator.spectral_norm": True,
+                "loss.name": "hinge",
+                "optim.lr": 2e-4,
+                "optim.b1": 0.0,
+                "optim.b2": 0.9,
+                "train.d_steps": 5,
+                "train.batch_size": 64,
+            },
+        ),
+        (
+            "fashion_mnist_conditional",
+            {"dataset.name": "fashion_mnist", "model.name": "resnet", "model.conditioning": "projection"},
         ),
         (
             "miyato2018_sngan",

@@ -69,17 +69,31 @@ def test_batches_depend_only_on_seed_and_index(fashion_mnist_dir):
 
 def test_device_feed_matches_host_batches_and_splits_over_devices(fashion_mnist_dir):
     dataset = _dataset(fashion_mnist_dir)
-    expected = feed.host_batches(dataset, [0, 1], 2, 3, 2, 8)  # 2 seeds, steps 2..4, 2 D steps
+    expected = feed.host_batches(dataset, [0, 1], 2, 3, 2, 8)["images"]  # 2 seeds, steps 2..4, 2 D steps
     assert expected.shape == (2, 3, 2, 8, 28, 28, 1)
     np.testing.assert_array_equal(expected[1, 1, 0], dataset.batch(1, 3 * 2 + 0, 8))
     one_device = parallel.DataParallel(tuple(jax.local_devices()[:1]))
-    chunks = list(feed.device_batches(dataset, [0, 1], 2, [1, 2], 2, 8, one_device))
+    chunks = [c["images"] for c in feed.device_batches(dataset, [0, 1], 2, [1, 2], 2, 8, one_device)]
     assert [c.shape for c in chunks] == [(2, 1, 2, 8, 28, 28, 1), (2, 2, 2, 8, 28, 28, 1)]
     np.testing.assert_array_equal(np.concatenate([chunks[0], chunks[1]], axis=1), expected)
     per_device = parallel.DataParallel(one_device.devices, "pmap")
-    chunks = list(feed.device_batches(dataset, [0, 1], 2, [1, 2], 2, 8, per_device))
-    assert [c.shape for c in chunks] == [(1, 2, 1, 2, 8, 28, 28, 1), (1, 2, 2, 2, 8, 28, 28, 1)]
-    np.testing.assert_array_equal(np.concatenate([chunks[0][0], chunks[1][0]], axis=1), expected)
+    chunks = list(feed.device_batches(dataset, [0, 1], 2, [1, 2], 2, 8, per_device, labels=True))
+    assert [c["images"].shape for c in chunks] == [(1, 2, 1, 2, 8, 28, 28, 1), (1, 2, 2, 2, 8, 28, 28, 1)]
+    assert [c["labels"].shape for c in chunks] == [(1, 2, 1, 2, 8), (1, 2, 2, 2, 8)]
+    images = np.concatenate([chunks[0]["images"][0], chunks[1]["images"][0]], axis=1)
+    np.testing.assert_array_equal(images, expected)
+
+
+def test_labels_travel_with_their_images(fashion_mnist_dir):
+    dataset = _dataset(fashion_mnist_dir)
+    assert dataset.num_classes == 10
+    batches = feed.host_batches(dataset, [3], 0, 1, 2, 16, labels=True)
+    images, labels = dataset.labelled_batch(3, 1, 16)
+    np.testing.assert_array_equal(batches["images"][0, 0, 1], images)
+    np.testing.assert_array_equal(batches["labels"][0, 0, 1], labels)
+    # The test images draw a bar whose row says the class (tests/idx_files.py).
+    rows = 2 + 2 * labels
+    assert np.all(images[np.arange(16), rows + 1, 10, 0] > images[np.arange(16), 0, 10, 0])
 
 
 def test_resize_and_crop(fashion_mnist_dir):

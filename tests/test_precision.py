@@ -42,7 +42,7 @@ def test_bfloat16_dcgan_trains_with_finite_losses(fashion_mnist_dir, tmp_path):
     cfg = compose_config(overrides)
     parts = loop.build_parts(cfg)
     state = step.init_state(parts, 0)
-    real = jnp.zeros((1, 16, 28, 28, 1))
+    real = {"images": jnp.zeros((1, 16, 28, 28, 1))}
     jaxpr = jax.make_jaxpr(partial(step.train_step, parts, 16, None))(state, real).jaxpr
     assert _operand_dtypes(jaxpr, "conv_general_dilated") == {"bfloat16"}
 

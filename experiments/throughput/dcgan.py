@@ -63,7 +63,7 @@ def jax_runner(upsample: str, precision: str = "float32", mode: str = "shard_map
     parts = loop.build_parts(cfg, SHAPE_ONLY)
     placement = parallel.DataParallel(tuple(jax.local_devices()[:1]), cfg.train.parallel)
     compiled = parallel.compile_train_steps(parts, BATCH, placement)
-    real = placement.shard_batches(fixed_real_batch()[None, None, None], BATCH)
+    real = placement.shard_batches({"images": fixed_real_batch()[None, None, None]}, BATCH)
     state = [placement.replicate(step.init_population(parts, [0]))]
 
     def run(n: int) -> None:

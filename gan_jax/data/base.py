@@ -33,6 +33,10 @@ class SampledDataset(Dataset, Protocol):
 class BatchDataset(Dataset, Protocol):
     # Batch `index` of seed's stream; `share`: only those examples of it (one process's).
     def batch(self, seed: int, index: int, batch_size: int, share: slice = ...) -> np.ndarray: ...
+    # (images, int32 labels) of the same batch, for class-conditional models
+    def labelled_batch(
+        self, seed: int, index: int, batch_size: int, share: slice = ...
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ class DatasetPart:
     over `schema` (stored as schema/dataset/<name>); `build(cfg.dataset)` makes the Dataset.
     What the config says of its examples, for the rules of the parts it meets: `shape`, one
     example's shape when the config does not change it (toy data), or `image_size(cfg.dataset)`
-    for images (size x size x channels)."""
+    for images (size x size x channels); `num_classes`: how many classes its `label` feature
+    has (0: no labels; None: known once the dataset is opened, e.g. any TFDS dataset)."""
 
     name: str
     schema: type
@@ -49,6 +54,7 @@ class DatasetPart:
     shape: tuple[int, ...] | None = None
     image_size: Callable[[Any], int] | None = None
     rules: tuple[Rule, ...] = ()
+    num_classes: int | None = 0
 
 
 DATASETS: Registry[DatasetPart] = Registry("dataset")
@@ -65,11 +71,12 @@ class DataFacts:
     name: str
     shape: tuple[int, ...] | None  # None: set by the config (images)
     image_size: int | None  # None: not images
+    num_classes: int | None = 0  # of its labels; 0: none; None: known once opened
 
 
 def facts(cfg: Any) -> DataFacts:
     part = DATASETS.get(cfg.name)
-    return DataFacts(cfg.name, part.shape, part.image_size(cfg) if part.image_size else None)
+    return DataFacts(cfg.name, part.shape, part.image_size(cfg) if part.image_size else None, part.num_classes)
 
 
 def names_where(test: Callable[[DatasetPart], bool]) -> tuple[str, ...]:

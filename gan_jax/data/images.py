@@ -52,6 +52,7 @@ class ImageDataset:
     shape: tuple[int, int, int]  # what the models see: (size, size, channels)
     source: Any = None  # random access: len() and __getitems__(indices)
     crop: int | None = None  # centre crop (pixels) before resizing to `shape`
+    num_classes: int = 0  # of the `label` feature; 0: the dataset has none
     # Pixels are scaled to [-1, 1]: already standard for the models.
     loc: tuple[float, ...] = (0.0,)
     scale: tuple[float, ...] = (1.0,)
@@ -71,17 +72,32 @@ class ImageDataset:
     def batch(self, seed: int, index: int, batch_size: int, share: slice = slice(None)) -> np.ndarray:
         """Batch `index` (0-based, over the whole run) of the stream for `seed`; only the
         examples in `share` are read (a process's part of a batch split over processes)."""
+        return self._images(self._read(self._batch_indices(seed, index, batch_size)[share]))
+
+    def labelled_batch(
+        self, seed: int, index: int, batch_size: int, share: slice = slice(None)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(images, int32 labels) of batch `index` of the stream for `seed` (`share`: as in `batch`)."""
+        examples = self._read(self._batch_indices(seed, index, batch_size)[share])
+        return self._images(examples), _labels(examples)
+
+    def examples(self, start: int, count: int, labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(images, labels if asked) of examples start .. start+count-1 of the split in its
+        stored order, preprocessed (reference images)."""
+        examples = self._read(list(range(start, start + count)))
+        return self._images(examples), _labels(examples) if labels else None
+
+    def _batch_indices(self, seed: int, index: int, batch_size: int) -> list[int]:
         per_epoch = self.num_examples // batch_size  # the last partial batch is dropped
         epoch, position = divmod(index, per_epoch)
         order = _epoch_order(seed, epoch, self.num_examples)
-        indices = order[position * batch_size : (position + 1) * batch_size][share]
-        images = np.stack([example["image"] for example in self.source.__getitems__(indices.tolist())])
-        return self.preprocess(images)
+        return order[position * batch_size : (position + 1) * batch_size].tolist()
 
-    def examples(self, start: int, count: int) -> np.ndarray:
-        """Examples start .. start+count-1 of the split in its stored order, preprocessed (reference images)."""
-        images = np.stack([example["image"] for example in self.source.__getitems__(list(range(start, start + count)))])
-        return self.preprocess(images)
+    def _read(self, indices: list[int]) -> list[dict]:
+        return self.source.__getitems__(indices)
+
+    def _images(self, examples: list[dict]) -> np.ndarray:
+        return self.preprocess(np.stack([example["image"] for example in examples]))
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """uint8 [B, H, W, C] -> float32 [-1, 1] [B, size, size, C]: centre crop, then resize."""
@@ -93,6 +109,10 @@ class ImageDataset:
         if images.shape[1:3] != (size, size):
             images = np.stack([_resize(image, size) for image in images])
         return images.astype(np.float32) / 127.5 - 1.0
+
+
+def _labels(examples: list[dict]) -> np.ndarray:
+    return np.asarray([example["label"] for example in examples], np.int32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -120,7 +140,9 @@ def build(cfg) -> ImageDataset:
             f"dataset.crop={crop}: larger than {cfg.tfds_name}'s "
             f"{source_shape[0]}x{source_shape[1]} images; use at most {min(source_shape[:2])}"
         )
-    return ImageDataset(cfg.tfds_name, (cfg.image_size, cfg.image_size, source_shape[2]), source, crop)
+    features = builder.info.features
+    num_classes = features["label"].num_classes if "label" in features else 0
+    return ImageDataset(cfg.tfds_name, (cfg.image_size, cfg.image_size, source_shape[2]), source, crop, num_classes)
 
 
 def _builder(name: str, data_dir: str | None):
@@ -292,5 +314,6 @@ class ImageDataConfig:
     download: bool = MISSING  # false: never touch the network; fail at once when not prepared
 
 
-for _name in ("mnist", "fashion_mnist", "cifar10", "celeb_a", "tfds"):
-    register(DatasetPart(_name, ImageDataConfig, build, image_size=lambda c: c.image_size))
+# name -> the classes of its `label` feature (celeb_a has none; tfds: whichever dataset it names)
+for _name, _classes in (("mnist", 10), ("fashion_mnist", 10), ("cifar10", 10), ("celeb_a", 0), ("tfds", None)):
+    register(DatasetPart(_name, ImageDataConfig, build, image_size=lambda c: c.image_size, num_classes=_classes))

@@ -145,6 +145,8 @@ class FeatureSpace:
     extractor: Any  # images -> (features, logits), with .provenance
     reference: Reference
     dataset_name: str
+    reference_labels: np.ndarray | None = None  # the reference images' classes, when the data has labels
+    classifies_dataset: bool = False  # the network is a classifier of this dataset: its logits are its classes
 
     def extract(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.extractor(images)
@@ -170,16 +172,22 @@ class FeatureSpace:
         }
 
 
-def reference_images(dataset_cfg: Any, split: str, count: int) -> np.ndarray:
-    """The first `count` images of `split` (all of it when smaller), preprocessed as training sees them."""
+def reference_images(dataset_cfg: Any, split: str, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels) of the first `count` examples of `split` (all of it when smaller),
+    preprocessed as training sees them; labels None when the dataset has none."""
     from omegaconf import OmegaConf
 
     from gan_jax import data
 
     real = cast(data.ImageDataset, data.build(OmegaConf.merge(dataset_cfg, {"split": split})))
     count = min(count, real.num_examples)
-    chunks = range(0, count, REFERENCE_CHUNK)
-    return np.concatenate([real.examples(start, min(REFERENCE_CHUNK, count - start)) for start in chunks])
+    chunks = [
+        real.examples(start, min(REFERENCE_CHUNK, count - start), labels=real.num_classes > 0)
+        for start in range(0, count, REFERENCE_CHUNK)
+    ]
+    images = np.concatenate([chunk[0] for chunk in chunks])
+    labels = None if real.num_classes == 0 else np.concatenate([cast(np.ndarray, chunk[1]) for chunk in chunks])
+    return images, labels
 
 
 def _sha256(array: np.ndarray) -> str:
@@ -217,8 +225,13 @@ def reference(extractor: Any, images: np.ndarray, split: str, directory: Path) -
 def build(dataset: Any, dataset_cfg: Any, eval_cfg: Any, network: str, progress: bool = False) -> FeatureSpace:
     """`network`'s feature space on this dataset, with the reference of eval.reference_split
     (`choose_network` picks the network from eval.features)."""
-    extractor = FEATURE_NETWORKS.get(network).build(eval_cfg, progress)
-    images = reference_images(dataset_cfg, eval_cfg.reference_split, eval_cfg.reference_num_samples)
+    chosen = FEATURE_NETWORKS.get(network)
+    extractor = chosen.build(eval_cfg, progress)
+    images, labels = reference_images(dataset_cfg, eval_cfg.reference_split, eval_cfg.reference_num_samples)
     return FeatureSpace(
-        extractor, reference(extractor, images, eval_cfg.reference_split, cache_dir(eval_cfg)), dataset.name
+        extractor,
+        reference(extractor, images, eval_cfg.reference_split, cache_dir(eval_cfg)),
+        dataset.name,
+        labels,
+        classifies_dataset=chosen.domain == dataset.name,
     )

@@ -32,7 +32,7 @@ def is_image_data(dataset) -> bool:
     return len(dataset.shape) == 3
 
 
-def _quietly(compute):
+def quietly(compute):
     """Sample-size findings go to the provenance's notes once, not to a warning per evaluation."""
 
     def measured(inputs: EvalInputs) -> Measured:
@@ -88,6 +88,6 @@ for _name, _compute, _directions in (
 ):
     evaluators.register(
         evaluators.Evaluator(
-            _name, applies=is_image_data, compute=_quietly(_compute), directions=_directions, needs_features=True
+            _name, applies=is_image_data, compute=quietly(_compute), directions=_directions, needs_features=True
         )
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import flax.linen as nn
 import jax
 
-from gan_jax.models import dcgan, dirac, layers, mlp
+from gan_jax.models import dcgan, dirac, layers, mlp, resnet
 from gan_jax.models.parts import LATENT_DISTRIBUTIONS, MODELS, ModelPart, register
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "layers",
     "mlp",
     "register",
+    "resnet",
 ]
 
 
@@ -34,16 +35,36 @@ class GANModels:
     d_batch_norm: bool = False
     # D judges packs of this many consecutive examples: [batch, ...] -> [batch / d_pack, 1].
     d_pack: int = 1
+    # Class-conditional (labels reach G and D): none, projection or acgan (D then returns
+    # [adversarial logit, class logits]); the classes, and ACGAN's class loss weight.
+    conditioning: str = "none"
+    num_classes: int = 0
+    class_loss_weight: float = 0.0
+
+    @property
+    def conditional(self) -> bool:
+        return self.conditioning != "none"
 
     def sample_latent(self, key: jax.Array) -> jax.Array:
         """One latent vector, shape [latent_dim]; vmap it over per-example keys."""
         return LATENT_DISTRIBUTIONS[self.latent_dist](key, (self.latent_dim,))
+
+    def sample_label(self, key: jax.Array) -> jax.Array:
+        """One class, uniform over num_classes; vmap it over per-example keys."""
+        return jax.random.randint(key, (), 0, self.num_classes)
+
+    def split_d_output(self, out: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+        """D's output -> (adversarial logits [n, 1], class logits [n, classes] with acgan, else None)."""
+        if self.conditioning == "acgan":
+            return out[:, :1], out[:, 1:]
+        return out, None
 
 
 def build(cfg, data) -> GANModels:
     part = MODELS.get(cfg.name)
     generator, discriminator = part.build(cfg, data)
     # A family without a latent setting (dirac) ignores its input: one N(0, 1) number.
+    conditioning = cfg.get("conditioning", "none")
     return GANModels(
         generator,
         discriminator,
@@ -51,4 +72,7 @@ def build(cfg, data) -> GANModels:
         cfg.get("latent_dist", "normal"),
         d_batch_norm=part.d_batch_norm(cfg),
         d_pack=part.d_pack(cfg),
+        conditioning=conditioning,
+        num_classes=cfg.num_classes if conditioning != "none" else 0,
+        class_loss_weight=cfg.get("class_loss_weight") or 0.0,
     )

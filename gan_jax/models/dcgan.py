@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.data import DataFacts, names_where
 from gan_jax.models.layers import BatchNorm, pack_examples
-from gan_jax.models.parts import ModelPart, latent_distributions, register
+from gan_jax.models.parts import ModelPart, latent_distributions, needs_images_of, register
 from gan_jax.schema import MISSING, at_least, one_of
 
 SUPPORTED_SIZES = {28: 7, 32: 4, 64: 4}  # image size -> the generator's starting resolution
@@ -170,21 +168,12 @@ class DCGANConfig:
     discriminator: DCGANDiscriminatorConfig = field(default_factory=DCGANDiscriminatorConfig)
 
 
-def _needs_supported_images(cfg: Any, data: DataFacts) -> str | None:
-    if data.image_size is None:
-        images = ", ".join(names_where(lambda p: p.image_size is not None))
-        return f"model=dcgan: needs an image dataset ({images}); dataset={data.name} is not one"
-    if data.image_size not in SUPPORTED_SIZES:
-        return f"dataset.image_size={data.image_size}: model=dcgan supports {', '.join(map(str, SUPPORTED_SIZES))}"
-    return None
-
-
 register(
     ModelPart(
         "dcgan",
         DCGANConfig,
         lambda cfg, data: build(cfg, data.shape),
-        data_rule=_needs_supported_images,
+        data_rule=needs_images_of("dcgan", SUPPORTED_SIZES),
         d_batch_norm=lambda cfg: cfg.discriminator.norm == "batch",
         d_pack=lambda cfg: cfg.discriminator.pack,
     )

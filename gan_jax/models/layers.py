@@ -41,11 +41,13 @@ def _ones(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Arra
 class BatchNorm(nn.Module):
     """Normalises with the batch's statistics, averaged over the devices on `axis_name`
     (so splitting a batch over devices does not change the numbers); running averages are
-    recorded (for inspection and checkpoints) only when `update_stats`."""
+    recorded (for inspection and checkpoints) only when `update_stats`. Without `affine`
+    the learned scale and bias are left out (a conditional batch norm supplies its own)."""
 
     momentum: float = 0.9
     epsilon: float = 1e-5
     scale_init: Callable = _ones
+    affine: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool, axis_name: str | None) -> jax.Array:
@@ -62,6 +64,18 @@ class BatchNorm(nn.Module):
         if update_stats and not self.is_initializing():
             running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
             running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
+        normalised = (wide - mean) * lax.rsqrt(var + self.epsilon)
+        if not self.affine:
+            return normalised.astype(x.dtype)
         scale = self.param("scale", self.scale_init, (features,))
         bias = self.param("bias", nn.initializers.zeros, (features,))
-        return ((wide - mean) * lax.rsqrt(var + self.epsilon) * scale + bias).astype(x.dtype)
+        return (normalised * scale + bias).astype(x.dtype)
+
+
+def maybe_spectral(module: nn.Module, inputs: jax.Array, spectral_norm: bool, update_stats: bool) -> jax.Array:
+    """`module(inputs)`, its weights divided by their largest singular value when `spectral_norm`
+    (Miyato et al. 2018: one power iteration per call with update_stats; the iteration's
+    vectors live in the "batch_stats" collection)."""
+    if spectral_norm:
+        return nn.SpectralNorm(module, n_steps=1)(inputs, update_stats=update_stats)
+    return module(inputs)

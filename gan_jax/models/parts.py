@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import jax
 
-from gan_jax.data import DataFacts
+from gan_jax.data import DataFacts, names_where
 from gan_jax.registry import Registry, Rule
 
 LATENT_DISTRIBUTIONS: dict[str, Callable[[jax.Array, tuple[int, ...]], jax.Array]] = {
@@ -23,6 +23,20 @@ def latent_distributions() -> tuple[str, ...]:
 
 def _any_data(cfg: Any, data: DataFacts) -> str | None:
     return None
+
+
+def needs_images_of(model: str, sizes: Iterable[int]) -> Callable[[Any, DataFacts], str | None]:
+    """A data rule: image data of one of `sizes` (the model's image sizes)."""
+
+    def check(cfg: Any, data: DataFacts) -> str | None:
+        if data.image_size is None:
+            images = ", ".join(names_where(lambda p: p.image_size is not None))
+            return f"model={model}: needs an image dataset ({images}); dataset={data.name} is not one"
+        if data.image_size not in sizes:
+            return f"dataset.image_size={data.image_size}: model={model} supports {', '.join(map(str, sizes))}"
+        return None
+
+    return check
 
 
 @dataclass(frozen=True)
