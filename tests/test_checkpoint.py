@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 from conftest import compose_config
+from omegaconf import OmegaConf
 
-from gan_jax import loop
+from gan_jax import checkpoint, loop
 from gan_jax.config import ConfigError
 
 BASE = [
@@ -59,3 +60,12 @@ def test_fewer_steps_than_the_checkpoint_fails(tmp_path):
     loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
     with pytest.raises(ConfigError, match=r"train.steps=20: .* holds a checkpoint at step 40"):
         loop.run(compose_config(BASE + ["train.steps=20"]), tmp_path)
+
+
+def test_a_checkpoint_saved_before_a_key_existed_resumes_when_the_key_is_off():
+    cfg = compose_config(["experiment=none", "dataset=ring_2d"])
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["augment"], saved["dist"]  # as saved before those sections existed
+    assert checkpoint.differences(saved, cfg) == []
+    on = compose_config(["experiment=none", "dataset=ring_2d", "seed=3"])
+    assert checkpoint.differences(saved, on) == ["seed: 0 -> 3"]
