@@ -89,8 +89,8 @@ def launch(command: Sequence[str], processes: int, devices_per_process: int | No
         relay.start()
     failure = 0
     try:
-        while any(child.poll() is None for child in children):
-            failed = [child.returncode for child in children if child.returncode not in (None, 0)]
+        while None in (codes := [child.poll() for child in children]):  # polls every child
+            failed = [code for code in codes if code not in (None, 0)]
             if failed:
                 failure = failed[0]
                 _stop(children)

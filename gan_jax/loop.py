@@ -144,7 +144,7 @@ def run(
     distributed.initialize(cfg.dist)
     distributed.check_same_config(cfg, run_dir)
     writes = distributed.is_primary()
-    devices = parallel.select_devices(cfg.train.num_devices)
+    devices = parallel.select_devices(cfg.train.num_devices, cfg.train.parallel)
     config.validate(cfg, len(devices))
     parts = build_parts(cfg)
     evaluate = Evaluator(parts, cfg.eval, cfg.dataset, progress=cfg.train.progress_bar and writes)

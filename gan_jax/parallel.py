@@ -38,10 +38,15 @@ MODES = ("shard_map", "pmap")
 _BATCH_SPEC = PartitionSpec(None, None, None, AXIS)
 
 
-def select_devices(num_devices: int | None) -> list:
+def select_devices(num_devices: int | None, mode: str = "shard_map") -> list:
     """The devices a run uses: `num_devices` local ones, or every device of every process
-    when the run spans processes (gan_jax/distributed.py)."""
+    when the run spans processes (gan_jax/distributed.py; compiled with shard_map only)."""
     if jax.process_count() > 1:
+        if mode == "pmap":
+            raise ConfigError(
+                f"train.parallel=pmap: a run over {jax.process_count()} processes is compiled with "
+                "shard_map; valid values here are shard_map"
+            )
         if num_devices not in (None, jax.device_count()):
             raise ConfigError(
                 f"train.num_devices={num_devices}: a run over {jax.process_count()} processes uses "

@@ -137,6 +137,20 @@ def test_when_process_0_cannot_claim_the_run_directory_every_process_stops(tmp_p
     assert not (run_dir / "summary.json").exists()
 
 
+def test_when_one_process_fails_the_launcher_stops_the_others_and_exits_with_its_code():
+    # Process 1 exits with 3 at once; process 0 would sleep for a minute.
+    script = "import sys, time; sys.exit(3) if sys.argv[-1] == 'dist.process_id=1' else time.sleep(60)"
+    started = time.monotonic()
+    assert launch.launch([sys.executable, "-c", script], processes=2) == 3
+    assert time.monotonic() - started < 30
+
+
+def test_pmap_in_a_run_over_two_processes_stops_every_process_at_start(tmp_path):
+    result = launch_processes([*RING, "train.parallel=pmap", "train.steps=5", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 2, result.stdout[-3000:]
+    assert "train.parallel=pmap: a run over 2 processes is compiled with shard_map" in result.stdout
+
+
 def test_the_launcher_gives_every_process_the_same_run_directory_and_its_own_id():
     commands = launch.process_commands(["gan-train", "dataset=ring_2d"], processes=3, port=1234)
     assert [c[-1] for c in commands] == ["dist.process_id=0", "dist.process_id=1", "dist.process_id=2"]
