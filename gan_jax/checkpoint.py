@@ -195,11 +195,18 @@ def differences(saved: dict, cfg: DictConfig) -> list[str]:
     now = flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     before = flatten(saved)
     keys = sorted(set(now) | set(before))
-    return [
+    changed = [
         f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
         for k in keys
         if before.get(k) != now.get(k) and not _resumable(k) and not (k not in before and _is_off(now[k]))
     ]
+    if now.get("optim.lr_decay") is not None and before.get("train.steps") != now.get("train.steps"):
+        # The decay ends at train.steps: a longer run would jump back to a higher lr.
+        changed.append(
+            f"train.steps: {before.get('train.steps')!r} -> {now.get('train.steps')!r} "
+            f"(optim.lr_decay={now['optim.lr_decay']} ends at train.steps)"
+        )
+    return changed
 
 
 def _is_off(value: Any) -> bool:

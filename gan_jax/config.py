@@ -278,6 +278,16 @@ def _simultaneous_needs_one_d_step(cfg: DictConfig) -> str | None:
     return None
 
 
+def _lr_decay_starts_before_the_end(cfg: DictConfig) -> str | None:
+    start = cfg.optim.get("lr_decay_start")
+    if cfg.optim.get("lr_decay") is not None and start is not None and start >= cfg.train.steps:
+        return (
+            f"optim.lr_decay_start={start}: the decay ends at train.steps={cfg.train.steps}, so it must "
+            "start before; lower it or set optim.lr_decay=null"
+        )
+    return None
+
+
 # Rules between families, stated by the parts' properties rather than their names.
 
 
@@ -349,6 +359,7 @@ def _augmentation_needs_images(cfg: DictConfig) -> str | None:
 
 _COMBINATION_RULES = [
     _simultaneous_needs_one_d_step,
+    _lr_decay_starts_before_the_end,
     _model_accepts_data,
     _gradient_penalty_replaces_clipping,
     _gradient_penalty_needs_per_example_d,

@@ -1,7 +1,10 @@
 """Optimisers for the two players: `optim.lr` for both, `optim.g_lr` / `optim.d_lr` override.
 
 Each optimiser is registered (`OPTIMISERS`) with its config schema and its builder
-`build(lr, cfg.optim) -> optax.GradientTransformation`.
+`build(lr, cfg.optim) -> optax.GradientTransformation`; `lr` is a number or an optax
+schedule. `optim.lr_decay` (linear or cosine) holds each player's lr until training
+iteration `optim.lr_decay_start`, then decays it to 0 at `train.steps` (CycleGAN's
+constant-then-linear schedule; the 2-D mixtures need it for samples that sit on the modes).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 import optax
 
 from gan_jax.registry import Registry, Rule
-from gan_jax.schema import MISSING, in_range, one_of, optional_positive, positive
+from gan_jax.schema import MISSING, in_range, one_of, optional_positive, positive, rule
+
+LR_DECAYS = ("linear", "cosine")
 
 
 @dataclass
@@ -22,6 +27,10 @@ class OptimConfig:
     lr: float = positive()
     g_lr: float | None = optional_positive(MISSING)
     d_lr: float | None = optional_positive(MISSING)
+    # null: a constant lr.
+    lr_decay: str | None = rule(None, f"null or one of {', '.join(LR_DECAYS)}", lambda v: v is None or v in LR_DECAYS)
+    # The training iteration the decay starts at (null: 0); it ends at train.steps.
+    lr_decay_start: int | None = rule(None, "null or an integer >= 0", lambda v: v is None or v >= 0)
 
 
 @dataclass
@@ -52,9 +61,21 @@ register(OptimPart("rmsprop", lambda lr, cfg: optax.rmsprop(lr)))
 register(OptimPart("sgd", lambda lr, cfg: optax.sgd(lr)))
 
 
-def build(cfg) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """Returns (generator optimiser, discriminator optimiser)."""
+def build(cfg, steps: int, d_steps: int) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """Returns (generator optimiser, discriminator optimiser) for `steps` training
+    iterations, in each of which D is updated `d_steps` times and G once."""
     make = OPTIMISERS.get(cfg.name).build
     g_lr = cfg.lr if cfg.g_lr is None else cfg.g_lr
     d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
-    return make(g_lr, cfg), make(d_lr, cfg)
+    return make(schedule(g_lr, cfg, steps, 1), cfg), make(schedule(d_lr, cfg, steps, d_steps), cfg)
+
+
+def schedule(lr: float, cfg, steps: int, updates_per_step: int) -> float | optax.Schedule:
+    """`lr`, or with `cfg.lr_decay` a schedule of the optimiser's update count that holds
+    `lr` until iteration `cfg.lr_decay_start` and reaches 0 at iteration `steps`."""
+    if cfg.lr_decay is None:
+        return lr
+    start = (cfg.lr_decay_start or 0) * updates_per_step
+    span = max(steps * updates_per_step - start, 1)
+    decay = optax.linear_schedule(lr, 0.0, span) if cfg.lr_decay == "linear" else optax.cosine_decay_schedule(lr, span)
+    return optax.join_schedules([optax.constant_schedule(lr), decay], [start])

@@ -13,7 +13,7 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     """`dataset` replaces cfg.dataset's (a benchmark times the step on a shape-only one)."""
     dataset = dataset or data.build(cfg.dataset)
     _check_classes(cfg, dataset)
-    g_optimiser, d_optimiser = optim.build(cfg.optim)
+    g_optimiser, d_optimiser = optim.build(cfg.optim, cfg.train.steps, cfg.train.d_steps)
     return step.GANParts(
         data=dataset,
         models=precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision),
