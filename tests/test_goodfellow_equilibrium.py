@@ -1,6 +1,6 @@
-"""The default experiment reaches Goodfellow's equilibrium for every seed (issue 16).
+"""The default experiment reaches Goodfellow's equilibrium for every seed.
 
-Issue 16's case: on N(-2, 1.3^2), seeds 7..10 of the unregularised generator ended with
+The hard case: on N(-2, 1.3^2), seeds 7..10 of the unregularised generator ended with
 std ratios 1.20, 0.87, 0.78, 0.90 while D sat at 1/2. The default (samples from an EMA
 of G) must put every one of them within 10% of p_data, with D at 1/2. The four seeds
 train as one population (experiments/goodfellow2014_fig1 measures 20 seeds x 4 targets).

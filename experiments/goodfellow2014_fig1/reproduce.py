@@ -41,13 +41,13 @@ from gan_jax import loop  # noqa: E402
 from gan_jax.config import register_schemas  # noqa: E402
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
-# The README's three targets, and N(-2, 1.3^2), where issue 16 saw seeds miss by 10-22%.
+# The README's three targets, and N(-2, 1.3^2), where unregularised seeds missed by 10-22%.
 TARGETS = [(4.0, 0.5), (-3.0, 2.0), (10.0, 0.1), (-2.0, 1.3)]
 SETTINGS = {
     # experiment=goodfellow2014_fig1 as it stands: samples from an EMA of G (decay 0.999,
     # copying G until step 1000).
     "default": [],
-    # The same without the EMA: samples from G itself (the default before issue 16).
+    # The same without the EMA: samples from G itself (the earlier default).
     "unregularised": ["train.ema_decay=null"],
     "ema_from_0": ["train.ema_start=0"],
     "ema_0.99_from_0": ["train.ema_decay=0.99", "train.ema_start=0"],
@@ -61,7 +61,7 @@ SETTINGS = {
     "r1_1+ema": ["penalty=r1", "penalty.weight=1"],
 }
 EVAL_EVERY = 200
-# A seed has converged when all of these hold (issue 16's bar).
+# A seed has converged when all of these hold (the equilibrium bar).
 MEAN_ERROR_MAX, STD_RATIO_TOLERANCE, D_TOLERANCE = 0.1, 0.1, 0.05
 
 

@@ -3,16 +3,20 @@
 Each (dataset, method) is one gan_jax population run: `train.num_seeds` independent
 GANs (seeds 0 .. N-1) trained in one compiled program, evaluated on 2,500 samples each
 (modes captured, % high-quality samples, reverse KL; gan_jax/metrics/modes.py).
-All methods share the MLPs (3 x 128 ReLU, z ~ N(0, I_2)), batch size, steps and
-optimiser (Adam 1e-3, betas 0.5 / 0.999); WGAN-GP also takes its paper's 5 critic steps.
+All methods share the MLPs (3 x 128 ReLU, z ~ N(0, I_2); `large_g`: G of 4 x 400, `pack4`:
+D judges 4 examples at once), batch size, steps and optimiser (Adam 1e-3, betas 0.5 / 0.999);
+WGAN-GP also takes its paper's 5 critic steps.
 
-`--methods a,b` runs only those and merges them into an existing DIR/results.json.
+`--methods a,b` runs only those and merges them into an existing DIR/results.json;
+`--datasets` likewise. `--lr-decay-start N` holds Adam's lr until step N, then decays it
+linearly to 0 at the last step (optim.lr_decay=linear), for every method.
 
 Writes DIR/results.json (per dataset and method: each seed's metrics, mean and std),
 DIR/table.md (ours beside the VEEGAN and PacGAN rows) and DIR/samples_<dataset>.png
 (the first seed's samples per method).
 
     python experiments/mode_collapse_2d/reproduce.py --out DIR [--seeds 10] [--steps 2500] [--methods a,b]
+        [--datasets ring_2d,grid_2d] [--lr-decay-start N]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from gan_jax import data, loop  # noqa: E402
 from gan_jax.config import compose  # noqa: E402
+from gan_jax.rundir import write_atomic  # noqa: E402
 
 DATASETS = ("ring_2d", "grid_2d")
 METHODS = {
@@ -49,6 +54,20 @@ METHODS = {
     # An exponential moving average of G's parameters (samples come from it).
     "non_saturating+ema": ["loss=non_saturating", "train.ema_decay=0.999", "train.ema_start=500"],
     "hinge+ema": ["loss=hinge", "train.ema_decay=0.999", "train.ema_start=500"],
+    # PacGAN4's discriminator: 4 examples a decision, the batch of 256 examples as 64 packs.
+    "hinge+pack4": ["loss=hinge", "model.discriminator.pack=4"],
+    # A generator of PacGAN's size (4 x 400 units; ReLU, no batch norm): a generator's
+    # steepness bounds how little of its mass falls between modes.
+    "hinge+large_g": ["loss=hinge", "model.generator.width=400", "model.generator.depth=4"],
+    "wgan_gp+large_g": [
+        "loss=wgan",
+        "loss.weight_clip=null",
+        "penalty=wgan_gp",
+        "penalty.weight=1.0",
+        "train.d_steps=5",
+        "model.generator.width=400",
+        "model.generator.depth=4",
+    ],
 }
 METRICS = ("modes_captured", "high_quality", "reverse_kl")
 # Published rows (modes captured, % high-quality, reverse KL), ../../README's references.
@@ -70,7 +89,7 @@ PUBLISHED = {
 }
 
 
-def compose_run(dataset: str, method: list[str], seeds: int, steps: int):
+def compose_run(dataset: str, method: list[str], seeds: int, steps: int, lr_decay_start: int | None = None):
     return compose(
         [
             "experiment=none",
@@ -90,18 +109,20 @@ def compose_run(dataset: str, method: list[str], seeds: int, steps: int):
             "train.log_every=100",
             "eval.num_samples=2500",
             f"train.num_seeds={seeds}",
+            *([] if lr_decay_start is None else ["optim.lr_decay=linear", f"optim.lr_decay_start={lr_decay_start}"]),
             *method,
         ],
     )
 
 
-def run_method(dataset: str, name: str, seeds: int, steps: int, out: Path) -> dict:
+def run_method(dataset: str, name: str, settings: dict, out: Path) -> dict:
     run_dir = out / "runs" / f"{dataset}_{name}"
     start = time.perf_counter()
-    summary = loop.run(compose_run(dataset, METHODS[name], seeds, steps), run_dir)
+    summary = loop.run(compose_run(dataset, METHODS[name], **settings), run_dir)
     per_seed = [{k: r.get("eval", {}).get(k) for k in METRICS} for r in summary["replicas"]]
     result = {
         "seconds": round(time.perf_counter() - start, 1),
+        "train_seconds": summary["train_seconds"],  # over every attempt of a resumed run
         "status": summary["status"],
         "per_seed": per_seed,
     }
@@ -120,13 +141,14 @@ def run_method(dataset: str, name: str, seeds: int, steps: int, out: Path) -> di
     return result
 
 
-def table(results: dict, seeds: int, steps: int) -> str:
+def table(results: dict, seeds: int, steps: int, lr_decay_start: int | None) -> str:
+    decay = f", lr decayed linearly to 0 from step {lr_decay_start}" if lr_decay_start is not None else ""
     lines = [
-        f"Ours: mean +- std over {seeds} seeds, {steps} steps; PacGAN protocol (2,500 samples, "
+        f"Ours: mean +- std over {seeds} seeds, {steps} steps{decay}; PacGAN protocol (2,500 samples, "
         "high quality = within 3 std of a mode).",
         "",
     ]
-    for dataset in DATASETS:
+    for dataset in results:
         lines += [
             f"### {dataset}",
             "",
@@ -147,12 +169,13 @@ def table(results: dict, seeds: int, steps: int) -> str:
     return "\n".join(lines)
 
 
-def _previous_results(path: Path, seeds: int, steps: int) -> dict:
+def _previous_results(path: Path, settings: dict) -> dict:
     if not path.exists():
-        return {dataset: {} for dataset in DATASETS}
+        return {}
     saved = json.loads(path.read_text())
-    if (saved["seeds"], saved["steps"]) != (seeds, steps):
-        raise SystemExit(f"{path} holds {saved['seeds']} seeds x {saved['steps']} steps; use those, or another --out")
+    held = {key: saved.get(key) for key in settings}
+    if held != settings:
+        raise SystemExit(f"{path} holds the results of {held}; use those settings, or another --out")
     return saved["results"]
 
 
@@ -181,24 +204,30 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--methods", help=f"comma-separated subset of {', '.join(METHODS)}")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of ring_2d,grid_2d")
+    parser.add_argument("--lr-decay-start", type=int, help="decay the lr linearly to 0 from this step on")
     args = parser.parse_args()
     methods = args.methods.split(",") if args.methods else list(METHODS)
-    if unknown := set(methods) - set(METHODS):
-        parser.error(f"--methods: unknown {', '.join(sorted(unknown))}; valid: {', '.join(METHODS)}")
+    datasets = args.datasets.split(",")
+    if unknown := (set(methods) - set(METHODS)) | (set(datasets) - set(DATASETS)):
+        valid = f"methods: {', '.join(METHODS)}; datasets: {', '.join(DATASETS)}"
+        parser.error(f"unknown {', '.join(sorted(unknown))}; {valid}")
     logging.getLogger("absl").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = _previous_results(args.out / "results.json", args.seeds, args.steps)
-    for dataset in DATASETS:
+    settings = {"seeds": args.seeds, "steps": args.steps, "lr_decay_start": args.lr_decay_start}
+    results = _previous_results(args.out / "results.json", settings)
+    for dataset in datasets:
+        done = results.setdefault(dataset, {})
         for name in methods:
-            results[dataset][name] = run_method(dataset, name, args.seeds, args.steps, args.out)
-        results[dataset] = {name: results[dataset][name] for name in METHODS if name in results[dataset]}
-    (args.out / "results.json").write_text(
-        json.dumps({"seeds": args.seeds, "steps": args.steps, "results": results}, indent=2) + "\n"
-    )
-    (args.out / "table.md").write_text(table(results, args.seeds, args.steps))
-    for dataset in DATASETS:
+            done[name] = run_method(dataset, name, settings, args.out)
+            write_atomic(args.out / "results.json", json.dumps({**settings, "results": results}, indent=2) + "\n")
+        results[dataset] = {name: done[name] for name in METHODS if name in done}
+    results = {dataset: results[dataset] for dataset in DATASETS if dataset in results}
+    write_atomic(args.out / "results.json", json.dumps({**settings, "results": results}, indent=2) + "\n")
+    write_atomic(args.out / "table.md", table(results, **settings))
+    for dataset in results:
         scatter(dataset, list(results[dataset]), args.out)
-    print(table(results, args.seeds, args.steps))
+    print(table(results, **settings))
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ paper's networks, loss, optimiser and batch of 100 packs), with
 model.discriminator.pack=m and train.batch_size=100m; each seed is evaluated on 2,500
 samples by the PacGAN protocol (modes captured, % high-quality samples, reverse KL;
 gan_jax/metrics/modes.py). `--steps` and `--lr` scale the paper's 400,000 iterations at
-Adam 1e-4 down to what a CPU affords; both are recorded with the results.
+Adam 1e-4 down to what a CPU affords, and `--lr-decay-start N` decays the lr linearly to
+0 from iteration N (not the paper's: its lr is constant); all are recorded with the results.
 
 Writes DIR/results.json (per dataset and setting: each seed's metrics, mean, std,
 seconds), DIR/table.md (ours beside the paper's rows) and DIR/samples_<dataset>.png (the
 first seeds' samples per setting).
 
-    python experiments/pacgan_2d/reproduce.py --out DIR [--seeds 10] [--steps 400000] [--lr 1e-4]
+    python experiments/pacgan_2d/reproduce.py --out DIR [--seeds 10] [--steps 400000] [--lr 1e-4] [--lr-decay-start N]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from gan_jax import data, loop  # noqa: E402
 from gan_jax.config import compose  # noqa: E402
+from gan_jax.rundir import write_atomic  # noqa: E402
 
 DATASETS = {"ring_2d": "lin2018_pacgan_ring", "grid_2d": "lin2018_pacgan_grid"}
 PACKS = {"GAN": 1, "PacGAN2": 2, "PacGAN3": 3, "PacGAN4": 4}
@@ -55,7 +57,7 @@ PAPER = {
 }
 
 
-def overrides(dataset: str, pack: int, seeds: int, steps: int, lr: float | None) -> list[str]:
+def overrides(dataset: str, pack: int, seeds: int, steps: int, lr: float | None, decay_start: int | None) -> list[str]:
     per_call = min(steps, 500)
     return [
         f"experiment={DATASETS[dataset]}",
@@ -71,6 +73,7 @@ def overrides(dataset: str, pack: int, seeds: int, steps: int, lr: float | None)
         "logger=none",
         "train.progress_bar=false",
         *([f"optim.lr={lr}"] if lr is not None else []),
+        *([] if decay_start is None else ["optim.lr_decay=linear", f"optim.lr_decay_start={decay_start}"]),
     ]
 
 
@@ -86,7 +89,7 @@ def mean_and_std(per_seed: list[dict], key: str) -> dict:
 def run_setting(dataset: str, name: str, args: argparse.Namespace) -> dict:
     run_dir = args.out / "runs" / f"{dataset}_{name}"
     start = time.perf_counter()
-    cfg = compose(overrides(dataset, PACKS[name], args.seeds, args.steps, args.lr))
+    cfg = compose(overrides(dataset, PACKS[name], args.seeds, args.steps, args.lr, args.lr_decay_start))
     summary = loop.run(cfg, run_dir)
     per_seed = [{k: r.get("eval", {}).get(k) for k in METRICS} for r in summary["replicas"]]
     result = {
@@ -114,6 +117,8 @@ def _ours(r: dict) -> list[str]:
 
 def table(results: dict, settings: dict) -> str:
     lr = settings["lr"] if settings["lr"] is not None else "1e-4 (the paper's)"
+    if settings.get("lr_decay_start") is not None:
+        lr = f"{lr}, decayed linearly to 0 from iteration {settings['lr_decay_start']:,}"
     lines = [
         f"Ours: mean +- std over {settings['seeds']} seeds, {settings['steps']:,} iterations at Adam lr {lr} "
         "(the paper: 400,000 at 1e-4); the paper: its mean over 10 trials ('?': not yet checked against it). "
@@ -165,6 +170,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=400_000)
     parser.add_argument("--lr", type=float, help="Adam's learning rate for both players (default: the paper's 1e-4)")
+    parser.add_argument("--lr-decay-start", type=int, help="decay the lr linearly to 0 from this iteration on")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of ring_2d,grid_2d")
     parser.add_argument("--settings", default=",".join(PACKS), help="comma-separated subset of GAN,PacGAN2,...")
     args = parser.parse_args()
@@ -174,10 +180,10 @@ def main() -> None:
         parser.error(f"unknown {', '.join(sorted(unknown))}; {valid}")
     logging.getLogger("absl").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"seeds": args.seeds, "steps": args.steps, "lr": args.lr}
+    settings = {"seeds": args.seeds, "steps": args.steps, "lr": args.lr, "lr_decay_start": args.lr_decay_start}
     results = {dataset: {name: run_setting(dataset, name, args) for name in names} for dataset in datasets}
-    (args.out / "results.json").write_text(json.dumps({**settings, "results": results}, indent=2) + "\n")
-    (args.out / "table.md").write_text(table(results, settings))
+    write_atomic(args.out / "results.json", json.dumps({**settings, "results": results}, indent=2) + "\n")
+    write_atomic(args.out / "table.md", table(results, settings))
     for dataset in datasets:
         scatter(dataset, names, args.out)
     print(table(results, settings))
