@@ -5,39 +5,83 @@ spectral norm's vectors) and optimiser states, G's EMA, the step and the run's k
 a JSON item with the resolved config, the W&B run id, the Figure 1 panels drawn so far
 and the data position. Random draws and image batches are keyed by step, so the step is
 the data position: a resumed run continues bit for bit.
+
+Every reader (training's resume, gan-eval, the tools after them) goes through
+`Checkpoints.read`: a checkpoint that cannot be read whole raises `DamagedCheckpoint`
+naming its step and what is wrong, and `Checkpoints.newest_intact` finds the newest one
+that reads. Only training sets a damaged checkpoint aside (`restore_latest_intact`).
+A leaf of the state that a checkpoint lacks (a part's state added since it was saved)
+starts at its initial value with a warning: an older checkpoint is not damaged.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import jax
 import orbax.checkpoint as ocp
+import tensorstore as ts
 from omegaconf import DictConfig, OmegaConf
 
 from gan_jax.config import flatten
+from gan_jax.errors import GanJaxError
 
 log = logging.getLogger(__name__)
 
 _GLOB_CHARACTERS = set("[]*?")
+_LISTED_PATHS = 8  # at most this many leaf paths in one message, then a count
+_READS_AT_ONCE = 64  # of a checkpoint's stored values, when checking them
+
+
+class DamagedCheckpoint(GanJaxError):
+    """A checkpoint that cannot be read whole: `step` says which, `reason` what is wrong with it."""
+
+    def __init__(self, directory: Path, step: int, reason: str):
+        super().__init__(f"checkpoint {directory / str(step)} cannot be read: {reason}")
+        self.directory, self.step, self.reason = directory, step, reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A checkpoint read whole: its step, the state (in the structure asked for) and its JSON item."""
+
+    step: int
+    state: Any
+    meta: dict
+
+
+LeafPath = tuple[str, ...]
 
 
 class Checkpoints:
-    def __init__(self, run_dir: Path, keep: int, subdir: str = "checkpoints"):
+    def __init__(self, run_dir: Path, keep: int, subdir: str = "checkpoints", read_only: bool = False):
+        """`read_only` (the evaluation tools): nothing is created, moved or deleted."""
         self.directory = (run_dir / subdir).resolve()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self._keep = keep
+        self._read_only = read_only
         self._alias_fd: int | None = None
         self.manager = self._open_manager()
 
     def _open_manager(self) -> ocp.CheckpointManager:
-        options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True, enable_async_checkpointing=False)
-        return ocp.CheckpointManager(self._orbax_path(), options=options)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=self._keep,
+            create=not self._read_only,
+            read_only=self._read_only,
+            enable_async_checkpointing=False,
+        )
+        # Handlers named up front, so the state's saved structure can be read before restoring it.
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        return ocp.CheckpointManager(self._orbax_path(), options=options, item_handlers=handlers)
 
     def _orbax_path(self) -> Path:
         """Orbax reads a path with [ ] * ? as a glob pattern (Hydra's sweep directories have
@@ -69,49 +113,167 @@ class Checkpoints:
             force=True,
         )
 
-    def restore(self, step: int, like: Any) -> tuple[Any, dict]:
-        """Restores into the structure (and shapes) of `like`, e.g. a freshly initialised state."""
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        restored = self.manager.restore(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
-        )
-        return restored.state, restored.meta
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
 
     def meta(self, step: int) -> dict:
         """The JSON item saved with checkpoint `step` (config, W&B id, ...), without the state."""
-        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        if not (self._step_dir(step) / "meta" / "metadata").is_file():
+            raise self._damaged(step, "meta/metadata is missing")
+        try:
+            meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        except Exception as error:  # noqa: BLE001 - Orbax's failures are varied; each becomes a one-line reason
+            raise self._damaged(step, f"meta/metadata cannot be read ({self._one_line(error, step)})") from error
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+            raise self._damaged(step, "meta/metadata holds no config")
+        return meta
+
+    def read(self, step: int, like: Any) -> tuple[Any, dict]:
+        """(state, meta) of checkpoint `step`, the state in the structure, shapes and placement of `like`
+        (e.g. a freshly initialised state). A leaf that `like` has and the checkpoint lacks keeps
+        `like`'s value, with a warning naming it; anything else wrong raises DamagedCheckpoint."""
+        meta = self.meta(step)
+        return self._read_state(step, like), meta
+
+    def newest_intact(
+        self, like_for: Callable[[dict], Any], steps: list[int] | None = None
+    ) -> tuple[Restored | None, list[DamagedCheckpoint]]:
+        """The newest checkpoint of `steps` (default: all) that reads whole into `like_for(its meta)`
+        (as `read`'s `like`), and the newer ones that did not, newest first. Nothing is moved or deleted."""
+        damaged: list[DamagedCheckpoint] = []
+        for step in sorted(self.steps() if steps is None else steps, reverse=True):
+            try:
+                meta = self.meta(step)
+                return Restored(step, self._read_state(step, like_for(meta)), meta), damaged
+            except DamagedCheckpoint as error:
+                damaged.append(error)
+        return None, damaged
+
+    def intact_steps(self, like_for: Callable[[dict], Any]) -> list[int]:
+        """The steps whose checkpoints read whole. Each is read in full: for messages, not for every start."""
+        return [step for step in self.steps() if self.newest_intact(like_for, [step])[0] is not None]
 
     def saved_config(self) -> dict | None:
         """The config recorded with the newest checkpoint whose metadata can be read."""
-        for step in sorted(self.manager.all_steps(), reverse=True):
+        for step in reversed(self.steps()):
             try:
                 return self.meta(step)["config"]
-            except Exception:  # noqa: BLE001 - a damaged checkpoint; restore_latest_intact sets it aside
+            except DamagedCheckpoint:  # restore_latest_intact sets it aside
                 continue
         return None
 
     def restore_latest_intact(self, like: Any) -> tuple[int, Any, dict] | None:
-        """(step, state, meta) of the newest checkpoint that restores; a damaged newer one is
-        moved to checkpoints/damaged-<step>-<time>/ (kept, not deleted) with a warning."""
-        for step in sorted(self.manager.all_steps(), reverse=True):
-            try:
-                state, meta = self.restore(step, like)
-                return step, state, meta
-            except Exception as error:  # noqa: BLE001 - whatever broke, this checkpoint is unusable
-                aside = self.directory / f"damaged-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-                log.warning(
-                    "checkpoint %s cannot be restored (%s: %s); moved to %s, trying the previous one",
-                    self.directory / str(step),
-                    type(error).__name__,
-                    str(error)[:200],
-                    aside,
-                )
-                if jax.process_index() == 0:  # the run directory's writer
-                    (self.directory / str(step)).rename(aside)
-                self.manager.close()
-                self.manager = self._open_manager()
-        return None
+        """Training's resume: (step, state, meta) of the newest checkpoint that reads whole; each damaged
+        newer one is moved to checkpoints/damaged-<step>-<time>/ (kept, not deleted) with a warning."""
+        restored, damaged = self.newest_intact(lambda meta: like)
+        for error in damaged:
+            aside = self.directory / f"damaged-{error.step}-{time.strftime('%Y%m%d-%H%M%S')}"
+            log.warning(
+                "checkpoint %s cannot be restored (%s); moved to %s, trying the previous one",
+                self.directory / str(error.step),
+                error.reason,
+                aside,
+            )
+            if jax.process_index() == 0:  # the run directory's writer
+                (self.directory / str(error.step)).rename(aside)
+        if damaged:  # Orbax keeps its own list of the steps
+            self.manager.close()
+            self.manager = self._open_manager()
+        return None if restored is None else (restored.step, restored.state, restored.meta)
+
+    def _read_state(self, step: int, like: Any) -> Any:
+        self._check_stored_bytes(step)
+        saved_tree = self._saved_structure(step)
+        saved, wanted = _leaves_by_path(saved_tree), _leaves_by_path(like)
+        self._check_shapes(step, saved, wanted)
+        if wanted and not set(wanted) & set(saved):
+            raise self._damaged(step, "state/ holds none of the arrays of this state")
+        abstract = {path: ocp.utils.to_shape_dtype_struct(leaf) for path, leaf in wanted.items() if path in saved}
+        target = jax.tree_util.tree_map_with_path(
+            lambda path, _: abstract.get(_path_of(path), ocp.PLACEHOLDER), saved_tree
+        )
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+        except Exception as error:  # noqa: BLE001 - see meta()
+            raise self._damaged(step, f"the arrays in state/ cannot be read ({self._one_line(error, step)})") from error
+        found = _leaves_by_path(restored.state)
+        if missing := [path for path in wanted if path not in saved]:
+            log.warning(
+                "checkpoint %s has no %s (saved before %s existed); starting %s at %s initial value%s",
+                self.directory / str(step),
+                _listed(missing),
+                *(("it", "it", "its", "") if len(missing) == 1 else ("they", "them", "their", "s")),
+            )
+        if unused := [path for path in saved if path not in wanted]:
+            log.warning(
+                "checkpoint %s holds %s, not part of this state; not restored",
+                self.directory / str(step),
+                _listed(unused),
+            )
+        return jax.tree.unflatten(jax.tree.structure(like), [found.get(path, leaf) for path, leaf in wanted.items()])
+
+    def _check_stored_bytes(self, step: int) -> None:
+        """Reads every stored value of the state once, from this thread, so that a missing or truncated
+        file is named here: inside Orbax's parallel restore the first failure leaves reads pending, and
+        each prints an 'Event loop is closed' traceback when it ends after Orbax has given up."""
+        state_dir = self._step_dir(step) / "state"
+        for required in ("_METADATA", "manifest.ocdbt"):
+            if not (state_dir / required).is_file():
+                raise self._damaged(step, f"state/{required} is missing")
+        try:
+            store = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{state_dir}"}).result()
+            keys = store.list().result()
+        except Exception as error:  # noqa: BLE001 - see meta()
+            raise self._damaged(step, f"the index of state/ cannot be read ({self._one_line(error, step)})") from error
+        for start in range(0, len(keys), _READS_AT_ONCE):
+            for key, read in [(key, store.read(key)) for key in keys[start : start + _READS_AT_ONCE]]:
+                array = key.decode().split("/")[0].replace(".", "/")  # Orbax's name of the array, by path
+                try:
+                    value = read.result()
+                except Exception as error:  # noqa: BLE001 - see meta()
+                    reason = f"the data of {array} cannot be read ({self._one_line(error, step)})"
+                    raise self._damaged(step, reason) from error
+                # A value whose file is gone reads as empty, not as an error; no stored value is empty.
+                if value.state != "value" or not value.value:
+                    raise self._damaged(step, f"the data of {array} is missing (a file under state/ is gone)")
+
+    def _saved_structure(self, step: int) -> Any:
+        """The state's tree as saved (nested dicts and lists of Orbax's array metadata)."""
+        try:
+            metadata = self.manager.item_metadata(step).state
+        except Exception as error:  # noqa: BLE001 - see meta()
+            raise self._damaged(step, f"state/_METADATA cannot be read ({self._one_line(error, step)})") from error
+        if metadata is None:
+            raise self._damaged(step, "state/_METADATA cannot be read")
+        return metadata.tree
+
+    def _check_shapes(self, step: int, saved: dict[LeafPath, Any], wanted: dict[LeafPath, Any]) -> None:
+        shapes = {path: (_shape(saved[path]), _shape(leaf)) for path, leaf in wanted.items() if path in saved}
+        wrong = [
+            f"{_name(path)} is {saved_shape} in the checkpoint, {wanted_shape} in this config"
+            for path, (saved_shape, wanted_shape) in shapes.items()
+            if None not in (saved_shape, wanted_shape) and saved_shape != wanted_shape
+        ]
+        if wrong:
+            extra = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
+            raise self._damaged(step, f"{'; '.join(wrong[:3])}{extra}")
+
+    def _damaged(self, step: int, reason: str) -> DamagedCheckpoint:
+        return DamagedCheckpoint(self.directory, step, reason)
+
+    def _step_dir(self, step: int) -> Path:
+        return self._orbax_path() / str(step)
+
+    def _one_line(self, error: BaseException, step: int) -> str:
+        """An Orbax or TensorStore error in one short line, its paths from the checkpoint's directory."""
+        if isinstance(error, json.JSONDecodeError):
+            return f"not valid JSON: {error}"
+        text = str(error).split("\n")[0].split(" [tensorstore_spec")[0].split(". See full TensorStore details")[0]
+        for base in (self._step_dir(step), self.directory / str(step)):
+            text = text.replace(f"{base}/", "")
+        text = text.replace('Error opening "cast" driver: ', "").replace('Error opening "zarr" driver: ', "")
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return text if len(text) <= 300 else text[:297] + "..."
 
     def remove_unfinished(self) -> None:
         """Deletes a save cut short (Orbax's temporary directory): on a full disk it holds the
@@ -124,6 +286,37 @@ class Checkpoints:
         if self._alias_fd is not None:
             os.close(self._alias_fd)
             self._alias_fd = None
+
+
+def _path_of(keys: tuple) -> LeafPath:
+    """A leaf's path by names, the same for a dataclass field, a dict key and Orbax's saved dicts."""
+    names = []
+    for key in keys:
+        for attribute in ("key", "name", "idx"):  # DictKey / FlattenedIndexKey, GetAttrKey, SequenceKey
+            if hasattr(key, attribute):
+                names.append(str(getattr(key, attribute)))
+                break
+        else:
+            raise TypeError(f"unexpected pytree key {key!r}")
+    return tuple(names)
+
+
+def _leaves_by_path(tree: Any) -> dict[LeafPath, Any]:
+    return {_path_of(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _name(path: LeafPath) -> str:
+    return "/".join(path)
+
+
+def _listed(paths: list[LeafPath]) -> str:
+    names = [_name(p) for p in paths[:_LISTED_PATHS]]
+    return ", ".join(names) + (f" (and {len(paths) - _LISTED_PATHS} more)" if len(paths) > _LISTED_PATHS else "")
+
+
+def _shape(leaf: Any) -> tuple[int, ...] | None:
+    shape = getattr(leaf, "shape", None)
+    return None if shape is None else tuple(shape)
 
 
 class BestCheckpoint:

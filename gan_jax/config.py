@@ -22,7 +22,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from gan_jax import augment, data, losses, models, optim, parallel, penalties, precision
+from gan_jax import augment, data, losses, models, optim, parallel_modes, penalties, precision
 from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
 from gan_jax.registry import Registry
 from gan_jax.schema import at_least, one_of, rule
@@ -98,13 +98,20 @@ class TrainConfig:
     # null: none. Before ema_start the average just copies G.
     ema_decay: float | None = rule(MISSING, "null or a number in [0, 1)", lambda v: v is None or 0 <= v < 1)
     ema_start: int = at_least(0)
+    # StyleGAN's EMA instead of ema_decay: a half-life of ema_kimg thousand images, and
+    # with ema_rampup r a half-life of at most r x the images seen so far (gan_jax/ema.py).
+    ema_kimg: float | None = rule(None, "null or a number > 0", lambda v: v is None or v > 0)
+    ema_rampup: float | None = rule(None, "null or a number > 0", lambda v: v is None or v > 0)
+    # Each player's update averages the gradients of this many micro-batches of the
+    # per-device batch, one after another (less memory, the same update).
+    grad_accum: int = at_least(1, default=1)
     # alternating: G steps against the D just updated (Algorithm 1); simultaneous: both
     # players step from the same point.
     schedule: str = one_of(lambda: ("alternating", "simultaneous"))
     # null: every local device.
     num_devices: int | None = rule(MISSING, "null or an integer >= 1", lambda v: v is None or v >= 1)
     # How the step is compiled over the devices: jit + shard_map over a mesh, or pmap.
-    parallel: str = one_of(lambda: parallel.MODES)
+    parallel: str = one_of(lambda: parallel_modes.MODES)
     # The dtype of activations, matmuls and convolutions; parameters, optimiser state and
     # losses stay float32.
     precision: str = one_of(lambda: tuple(precision.COMPUTE_DTYPES))
@@ -295,36 +302,77 @@ def _model_accepts_data(cfg: DictConfig) -> str | None:
     return models.MODELS.get(cfg.model.name).data_rule(cfg.model, data.facts(cfg.dataset))
 
 
-def _gradient_penalty_replaces_clipping(cfg: DictConfig) -> str | None:
-    penalty, loss = penalties.PENALTIES.get(cfg.penalty.name), losses.LOSSES.get(cfg.loss.name)
-    if penalty.replaces_clipping and loss.clips(cfg.loss):
-        return (
-            f"penalty={cfg.penalty.name} with loss.weight_clip={cfg.loss.weight_clip}: the gradient "
-            "penalty replaces weight clipping (Gulrajani et al. 2017); set loss.weight_clip=null"
-        )
-    return None
+def _regularisers(cfg: DictConfig) -> list[tuple[str, penalties.PenaltyPart, Any]]:
+    """(name, part, config node) of each chosen regulariser."""
+    return [(name, penalties.PENALTIES.get(name), cfg.penalty[name]) for name in penalties.chosen(cfg.penalty)]
 
 
-def _gradient_penalty_needs_per_example_d(cfg: DictConfig) -> str | None:
-    if penalties.PENALTIES.get(cfg.penalty.name).per_example and models.MODELS.get(cfg.model.name).d_batch_norm(
-        cfg.model
-    ):
-        return (
-            f"penalty={cfg.penalty.name} with model.discriminator.norm=batch: the penalty takes "
-            "D's gradient per example, which batch norm couples across the batch (Gulrajani et "
-            "al. 2017 drop it from the critic); set model.discriminator.norm=layer or none"
-        )
-    return None
+def _regulariser_rules(cfg: DictConfig) -> list[str]:
+    """The rules between each chosen regulariser and the other families."""
+    messages = []
+    loss = losses.LOSSES.get(cfg.loss.name)
+    d_batch_norm = models.MODELS.get(cfg.model.name).d_batch_norm(cfg.model)
+    facts = data.facts(cfg.dataset)
+    for name, part, node in _regularisers(cfg):
+        if part.replaces_clipping and loss.clips(cfg.loss):
+            messages.append(
+                f"penalty={name} with loss.weight_clip={cfg.loss.weight_clip}: the gradient "
+                "penalty replaces weight clipping (Gulrajani et al. 2017); set loss.weight_clip=null"
+            )
+        if part.per_example and d_batch_norm:
+            messages.append(
+                f"penalty={name} with model.discriminator.norm=batch: the penalty takes "
+                "D's gradient per example, which batch norm couples across the batch (Gulrajani et "
+                "al. 2017 drop it from the critic); set model.discriminator.norm=layer or none"
+            )
+        if (part.needs_images or part.needs_augment) and facts.image_size is None:
+            messages.append(f"penalty={name}: it transforms images, and dataset={facts.name} is not one")
+        elif part.needs_augment and not cfg.augment.policy:
+            messages.append(
+                f"penalty={name}: it compares D on plain and augmented images, with the transforms of "
+                "augment.policy, which is empty; set e.g. 'augment.policy=[translation]'"
+            )
+        if node.interval > 1 and not part.may_be_lazy:
+            messages.append(
+                f"penalty.{name}.interval={node.interval}: {name} reads the main update's outputs, "
+                "so it runs in every update; valid values are 1"
+            )
+    lazy = {}
+    for name, part, node in _regularisers(cfg):
+        if node.interval > 1:
+            lazy.setdefault(node.interval, []).append(name)
+    if len(lazy) > 1:
+        spelled = "; ".join(f"penalty.{n}.interval={i}" for i, names in lazy.items() for n in names)
+        messages.append(f"{spelled}: the lazy regularisers share one phase, so one interval; give them the same")
+    return messages
 
 
 def _own_rules(cfg: DictConfig) -> list[str]:
     """Each chosen part's own rules, on its config node."""
     messages = []
     for group, registry in FAMILIES.items():
+        if group == "penalty":
+            continue
         for own_rule in registry.get(cfg[group].name).rules:
             if message := own_rule(cfg[group]):
                 messages.append(message)
+    for name, part, node in _regularisers(cfg):
+        for regulariser_rule in part.rules:
+            if message := regulariser_rule(name, node):
+                messages.append(message)
     return messages
+
+
+def _ema_has_one_parametrisation(cfg: DictConfig) -> str | None:
+    train = cfg.train
+    if train.ema_kimg is not None and train.ema_decay is not None:
+        return (
+            f"train.ema_kimg={train.ema_kimg} with train.ema_decay={train.ema_decay}: they are two ways "
+            "to set the EMA's decay; set one of them to null"
+        )
+    if train.ema_rampup is not None and train.ema_kimg is None:
+        return f"train.ema_rampup={train.ema_rampup}: ramps up train.ema_kimg's half-life; set train.ema_kimg too"
+    return None
 
 
 def _conditioning_needs_the_data_labels(cfg: DictConfig) -> str | None:
@@ -361,8 +409,7 @@ _COMBINATION_RULES = [
     _simultaneous_needs_one_d_step,
     _lr_decay_starts_before_the_end,
     _model_accepts_data,
-    _gradient_penalty_replaces_clipping,
-    _gradient_penalty_needs_per_example_d,
+    _ema_has_one_parametrisation,
     _conditioning_needs_the_data_labels,
     _augmentation_needs_images,
 ]
@@ -371,12 +418,18 @@ _COMBINATION_RULES = [
 def validate(cfg: DictConfig, num_devices: int) -> None:
     """Raises ConfigError listing every broken rule; returns None when the config is sound."""
     errors = _unknown_keys(cfg, Config, "")
-    for section in ("train", "eval", "augment", "dist", "optim", "dataset", "model", "loss", "penalty", "logger"):
-        node = OmegaConf.to_object(cfg[section])
+    sections = [(s, cfg[s]) for s in ("train", "eval", "augment", "dist", "optim", "dataset", "model", "loss")]
+    sections += [("logger", cfg.logger)]
+    errors += _penalty_errors(cfg.get("penalty"))
+    if not errors:
+        sections += [(f"penalty.{name}", cfg.penalty[name]) for name in penalties.chosen(cfg.penalty)]
+    for section, value in sections:
+        node = OmegaConf.to_object(value) if isinstance(value, DictConfig) else value
         if not dataclasses.is_dataclass(node):
-            errors.append(f"{section}: has no schema; choose a config from conf/{section}/")
+            group = section.split(".")[0]
+            errors.append(f"{section}: has no schema; choose a config from conf/{group}/")
             continue
-        errors += _unknown_keys(cfg[section], node, section + ".")
+        errors += _unknown_keys(value, node, section + ".")
         errors += _field_errors(node, section + ".")
     last_seed = cfg.seed + cfg.train.num_seeds - 1
     if not cfg.seed >= 0 or last_seed > MAX_SEED:
@@ -386,6 +439,7 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         )
     if not errors:
         errors += _own_rules(cfg)
+        errors += _regulariser_rules(cfg)
         errors += [message for check in _COMBINATION_RULES if (message := check(cfg))]
     if not errors and cfg.train.batch_size % num_devices:
         errors.append(
@@ -395,8 +449,57 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         )
     if not errors and (message := _packs_fit_each_device(cfg, num_devices)):
         errors.append(message)
+    if not errors and (message := _micro_batches_fit_each_device(cfg, num_devices)):
+        errors.append(message)
     if errors:
         raise ConfigError("Invalid config:\n  " + "\n  ".join(errors))
+
+
+def _penalty_errors(penalty: Any) -> list[str]:
+    """The `penalty` node names registered regularisers (penalty=none: none)."""
+    if penalty is None:
+        return []
+    if not isinstance(penalty, DictConfig):
+        return [f"penalty={penalty!r}: choose regularisers from conf/penalty/ (penalty=r1, 'penalty=[r1,lecam]')"]
+    errors = []
+    for name in penalties.chosen(penalty):
+        if name in RENAMED_PENALTY_KEYS:
+            errors.append(RENAMED_PENALTY_KEYS[name])
+        elif name not in penalties.PENALTIES:
+            errors.append(f"penalty.{name}: not a regulariser; valid values are {', '.join(penalties.names())}")
+    return errors
+
+
+# The single-penalty layout before several could be chosen: penalty.name, penalty.weight.
+RENAMED_PENALTY_KEYS = {
+    "name": "penalty.name: regularisers are chosen as penalty=<name> or 'penalty=[r1,lecam]' now",
+    "weight": "penalty.weight: each regulariser has its own now; spell it penalty.<name>.weight (e.g. penalty.r1.weight=10)",
+}
+
+
+def _micro_batches_fit_each_device(cfg: DictConfig, num_devices: int) -> str | None:
+    """train.grad_accum splits each device's batch into equal micro-batches of whole packs."""
+    accum = cfg.train.grad_accum
+    per_device = cfg.train.batch_size // num_devices
+    pack = models.MODELS.get(cfg.model.name).d_pack(cfg.model)
+    if per_device % (accum * pack):
+        unit = f"{accum} micro-batches of whole packs of {pack}" if pack > 1 else f"{accum} micro-batches"
+        return (
+            f"train.grad_accum={accum}: each device's batch ({per_device} = train.batch_size "
+            f"{cfg.train.batch_size} / {num_devices} devices) must split into {unit}; valid values are "
+            + ", ".join(str(m) for m in range(1, per_device + 1) if per_device % (m * pack) == 0)
+        )
+    return None
+
+
+def upgrade_saved(saved: dict) -> dict:
+    """A config saved by an earlier gan_jax, in today's layout (the single penalty
+    {name, weight} becomes {name: {weight, interval 1}}), so a resume compares like with like."""
+    penalty = saved.get("penalty")
+    if isinstance(penalty, dict) and isinstance(penalty.get("name"), str):
+        name, weight = penalty["name"], penalty.get("weight")
+        saved = {**saved, "penalty": {} if name == "none" else {name: {"weight": weight, "interval": 1}}}
+    return saved
 
 
 def _packs_fit_each_device(cfg: DictConfig, num_devices: int) -> str | None:

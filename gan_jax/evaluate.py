@@ -1,5 +1,5 @@
 """Evaluation of a training state: generated samples, their moments, and the measures of the
-evaluators the config selects (gan_jax/evaluators.py; `eval.metrics`, null: every one that
+metrics the config selects (gan_jax/evaluators.py; `eval.metrics`, null: every one that
 applies to the dataset)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gan_jax.evaluators import EvalInputs, Evaluation
 from gan_jax.metrics import feature_space
 from gan_jax.metrics.image import is_image_data
 
-__all__ = ["Evaluation", "Evaluator", "num_samples"]
+__all__ = ["Evaluation", "StateEvaluator", "num_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,9 @@ def num_samples(eval_cfg: Any, dataset: Any) -> int:
 
 def select(
     requested: Sequence[str] | None, dataset: Any, eval_cfg: Any, labelled: bool = False
-) -> tuple[list[evaluators.Evaluator], str | None]:
-    """(the evaluators to run, the feature network's name or None). `requested` None: every
-    evaluator that applies (image metrics when a feature network is available; class metrics
+) -> tuple[list[evaluators.Metric], str | None]:
+    """(the metrics to run, the feature network's name or None). `requested` None: every
+    metric that applies (image metrics when a feature network is available; class metrics
     when the samples are `labelled`). A name that does not exist or does not apply to this
     dataset and model is a ConfigError listing those that do."""
     registry = evaluators.registered()
@@ -78,8 +78,10 @@ def select(
     return chosen, network
 
 
-class Evaluator:
-    """Compiled once; called on an unreplicated state at chosen steps. Building it loads the
+class StateEvaluator:
+    """A run's evaluation: a state's samples, their features and the selected metrics.
+
+    Compiled once; called on an unreplicated state at chosen steps. Building it loads the
     feature network and the reference features when an image metric is selected, so a missing
     weights file or dataset split fails here, before training."""
 
@@ -149,16 +151,16 @@ class Evaluator:
         discriminator: Callable[[np.ndarray], np.ndarray] | None = None,
         labels: np.ndarray | None = None,
     ) -> tuple[dict[str, float | None], dict[str, np.ndarray] | None]:
-        """The selected evaluators' scalars and curves on `samples` (without a discriminator:
+        """The selected metrics' scalars and curves on `samples` (without a discriminator:
         only those that do not ask D, e.g. the image metrics on real images; without
         `labels`, the samples' classes, none of the class metrics)."""
         scalars: dict[str, float | None] = dict(_moment_scalars(samples))
         curves: dict[str, np.ndarray] | None = None
         inputs = EvalInputs(self.parts.data, samples, discriminator or _no_discriminator, self.features, labels)
-        for evaluator in self.active:
-            if (discriminator is None and not evaluator.needs_features) or (labels is None and evaluator.needs_labels):
+        for metric in self.active:
+            if (discriminator is None and not metric.needs_features) or (labels is None and metric.needs_labels):
                 continue
-            measured = evaluator.compute(inputs)
+            measured = metric.compute(inputs)
             scalars |= measured.scalars
             if measured.curves is not None:
                 curves = {**(curves or {}), **measured.curves}
@@ -179,24 +181,24 @@ class Evaluator:
         return {k: v for e in self.active for k, v in e.directions.items()}
 
     def extra_steps(self, total: int, granularity: int) -> frozenset[int]:
-        """The steps the evaluators ask for besides every eval.every (Figure 1's panels)."""
+        """The steps the metrics ask for besides every eval.every (Figure 1's panels)."""
         return frozenset(s for e in self.active for s in e.extra_steps(total, granularity))
 
     def figures(self, panels: Sequence[Evaluation], run_dir: Path) -> dict[str, Path]:
-        """The evaluators' figures, from the first replica's evaluations at their extra steps."""
+        """The metrics' figures, from the first replica's evaluations at their extra steps."""
         drawn: dict[str, Path] = {}
-        for evaluator in self.active:
-            if evaluator.figures is not None:
-                drawn |= evaluator.figures(panels, run_dir)
+        for metric in self.active:
+            if metric.figures is not None:
+                drawn |= metric.figures(panels, run_dir)
         return drawn
 
     def summary(self) -> dict[str, Any]:
-        """What the evaluators add to summary.json (the 1-D one: the data's mean and std; image
+        """What the metrics add to summary.json (the 1-D one: the data's mean and std; image
         metrics: `eval_provenance`, how the numbers were obtained)."""
         added: dict[str, Any] = {}
-        for evaluator in self.active:
-            if evaluator.summary is not None:
-                added |= evaluator.summary(self.parts.data)
+        for metric in self.active:
+            if metric.summary is not None:
+                added |= metric.summary(self.parts.data)
         if self.features is not None:
             added["eval_provenance"] = {
                 "metrics": [e.name for e in self.active if e.needs_features],

@@ -1,6 +1,6 @@
-"""Evaluators by name: what is measured on a generator's samples, and the figures drawn from it.
+"""Metrics by name: what is measured on a generator's samples, and the figures drawn from it.
 
-An `Evaluator` says which datasets it applies to (`applies(dataset)`, from the dataset's
+A `Metric` says which datasets it applies to (`applies(dataset)`, from the dataset's
 own properties: a mixture's `modes`, a 1-D `density`, an image shape) and computes
 scalars (logged to metrics.jsonl and summary.json's `eval`) and, optionally, curves from
 an `EvalInputs`: the dataset, the generated samples, D's probability on any points and,
@@ -11,11 +11,11 @@ gan-compare read. It may also ask for extra evaluation steps (Figure 1's panels)
 figures from the evaluations taken there, and add keys to summary.json.
 
 A run evaluates the names in `eval.metrics`, or, when that is null, every registered
-evaluator that applies to its dataset (image metrics: when a feature network is
+metric that applies to its dataset (image metrics: when a feature network is
 available for it); the loop names none of them.
 
     from gan_jax import evaluators
-    evaluators.register(evaluators.Evaluator(
+    evaluators.register(evaluators.Metric(
         "mean_norm", applies=lambda data: True, directions={"mean_norm": "none"},
         compute=lambda inputs: evaluators.Measured({"mean_norm": float(np.linalg.norm(inputs.samples.mean(0)))}),
     ))
@@ -45,10 +45,10 @@ class Evaluation:
     step: int
     scalars: dict[str, float | None]  # None: not defined for these samples (JSON null)
     samples: np.ndarray  # [num_samples, *data shape]
-    curves: dict[str, np.ndarray] | None = None  # the evaluators' curves (1-D: grid, p_data, p_g, d_x, d_star)
+    curves: dict[str, np.ndarray] | None = None  # the metrics' curves (1-D: grid, p_data, p_g, d_x, d_star)
 
     def to_json(self) -> dict:
-        """Everything but the samples (kept in checkpoints for the evaluators' figures)."""
+        """Everything but the samples (kept in checkpoints for the metrics' figures)."""
         curves = {k: v.tolist() for k, v in self.curves.items()} if self.curves else None
         return {"step": self.step, "scalars": self.scalars, "curves": curves}
 
@@ -63,7 +63,7 @@ class EvalInputs:
     dataset: Any  # a gan_jax.data.Dataset
     samples: np.ndarray  # [num_samples, *data shape], from fixed latents
     discriminator: Callable[[np.ndarray], np.ndarray]  # x [n, *data shape] float32 -> sigmoid(D(x)) [n, 1]
-    features: Any = None  # a gan_jax.metrics.feature_space.FeatureSpace, for evaluators with needs_features
+    features: Any = None  # a gan_jax.metrics.feature_space.FeatureSpace, for metrics with needs_features
     labels: np.ndarray | None = None  # the samples' classes (a class-conditional generator), for needs_labels
     _fake: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -85,14 +85,16 @@ def _no_steps(total: int, granularity: int) -> Iterable[int]:
 
 
 @dataclass(frozen=True)
-class Evaluator:
-    """A named evaluation. `directions`: each scalar key it produces -> "min", "max" or
-    "none"; `needs_features`: it reads `inputs.fake_features()` and
-    `inputs.features.reference` (image metrics); `needs_labels`: it reads the samples'
-    classes, `inputs.labels` (a class-conditional generator's). `extra_steps(total, granularity)`: steps
-    to evaluate besides every eval.every (multiples of granularity, so no extra program
-    is compiled); the first replica's evaluations there reach `figures(evaluations,
-    run_dir) -> {name: path}`; `summary(dataset)` adds keys to summary.json."""
+class Metric:
+    """A named evaluation; a run's `gan_jax.evaluate.StateEvaluator` computes those it selects.
+
+    `directions`: each scalar key it produces -> "min", "max" or "none"; `needs_features`:
+    it reads `inputs.fake_features()` and `inputs.features.reference` (image metrics);
+    `needs_labels`: it reads the samples' classes, `inputs.labels` (a class-conditional
+    generator's). `extra_steps(total, granularity)`: steps to evaluate besides every
+    eval.every (multiples of granularity, so no extra program is compiled); the first
+    replica's evaluations there reach `figures(evaluations, run_dir) -> {name: path}`;
+    `summary(dataset)` adds keys to summary.json."""
 
     name: str
     applies: Callable[[Any], bool]
@@ -105,7 +107,7 @@ class Evaluator:
     summary: Callable[[Any], dict[str, Any]] | None = None
 
 
-EVALUATORS: Registry[Evaluator] = Registry("evaluator")
+EVALUATORS: Registry[Metric] = Registry("evaluator")
 
 
 BUILTIN_MODULES = (
@@ -117,21 +119,21 @@ BUILTIN_MODULES = (
 DIRECTIONS = ("min", "max", "none")
 
 
-def register(evaluator: Evaluator, *, replace: bool = False) -> Evaluator:
-    if bad := {k: v for k, v in evaluator.directions.items() if v not in DIRECTIONS}:
-        raise ValueError(f"evaluator {evaluator.name!r}: directions {bad} must be one of {', '.join(DIRECTIONS)}")
-    return EVALUATORS.register(evaluator.name, evaluator, replace=replace)
+def register(metric: Metric, *, replace: bool = False) -> Metric:
+    if bad := {k: v for k, v in metric.directions.items() if v not in DIRECTIONS}:
+        raise ValueError(f"evaluator {metric.name!r}: directions {bad} must be one of {', '.join(DIRECTIONS)}")
+    return EVALUATORS.register(metric.name, metric, replace=replace)
 
 
-def registered() -> Registry[Evaluator]:
-    """Every evaluator, the built-in ones included (their modules register on import)."""
+def registered() -> Registry[Metric]:
+    """Every metric, the built-in ones included (their modules register on import)."""
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
     return EVALUATORS
 
 
-def applicable(dataset: Any, with_features: bool = True, labelled: bool = False) -> list[Evaluator]:
-    """The registered evaluators that apply to `dataset`, in registration order; those that
+def applicable(dataset: Any, with_features: bool = True, labelled: bool = False) -> list[Metric]:
+    """The registered metrics that apply to `dataset`, in registration order; those that
     need a feature space only `with_features`, those that need the samples' classes only
     when they are `labelled` (a class-conditional generator)."""
     return [
@@ -142,9 +144,9 @@ def applicable(dataset: Any, with_features: bool = True, labelled: bool = False)
 
 
 def direction(key: str) -> str | None:
-    """ "min", "max" or "none" for a scalar key an evaluator declares ("fid", or "eval.fid"); None when unknown."""
+    """ "min", "max" or "none" for a scalar key a metric declares ("fid", or "eval.fid"); None when unknown."""
     bare = key.removeprefix("eval.")
-    for evaluator in registered():
-        if bare in evaluator.directions:
-            return evaluator.directions[bare]
+    for metric in registered():
+        if bare in metric.directions:
+            return metric.directions[bare]
     return None

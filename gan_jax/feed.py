@@ -20,7 +20,7 @@ from gan_jax import parallel
 from gan_jax.data import BatchDataset
 
 
-def host_batches(
+def chunk_batches(
     dataset: BatchDataset,
     seeds: list[int],
     first_step: int,
@@ -30,9 +30,10 @@ def host_batches(
     labels: bool = False,
     share: slice = slice(None),
 ) -> dict[str, np.ndarray]:
-    """{"images": [replicas, num_steps, d_steps, examples, H, W, C]} and, with `labels`,
-    "labels" [replicas, num_steps, d_steps, examples]: D step k of step s reads batch
-    s * d_steps + k; `share` picks the examples of each batch (default: all batch_size)."""
+    """One compiled call's (chunk's) batches, read on the host: {"images": [replicas,
+    num_steps, d_steps, examples, H, W, C]} and, with `labels`, "labels" [replicas,
+    num_steps, d_steps, examples]. D step k of step s reads batch s * d_steps + k; `share`
+    picks the examples of each batch (default: all batch_size)."""
 
     def one(seed: int, index: int) -> dict[str, np.ndarray]:
         if not labels:
@@ -68,14 +69,14 @@ def device_batches(
     depth: int = 2,
     labels: bool = False,
 ) -> Iterator[dict[str, jax.Array]]:
-    """One sharded batch (host_batches' dict) per compiled call (chunk), `depth` calls ahead
+    """One sharded batch (chunk_batches' dict) per compiled call (chunk), `depth` calls ahead
     of the consumer. Each process reads only the examples its devices hold."""
     share = placement.process_share(batch_size)
 
     def produce() -> Iterator[dict[str, jax.Array]]:
         step = first_step
         for size in chunk_sizes:
-            local = host_batches(dataset, seeds, step, size, d_steps, batch_size, labels, share)
+            local = chunk_batches(dataset, seeds, step, size, d_steps, batch_size, labels, share)
             yield placement.shard_batches(local, batch_size)
             step += size
 

@@ -12,6 +12,7 @@ directory (Orbax checkpoints are written by all together).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import time
@@ -41,7 +42,7 @@ from gan_jax import (
 from gan_jax.checkpoint import BestCheckpoint, Checkpoints
 from gan_jax.data import BatchDataset
 from gan_jax.errors import TrainingDiverged
-from gan_jax.evaluate import Evaluation, Evaluator
+from gan_jax.evaluate import Evaluation, StateEvaluator
 from gan_jax.parts import build as build_parts
 from gan_jax.run_logger import RunLogger
 from gan_jax.rundir import Status
@@ -73,6 +74,24 @@ class Record:
         return [r for r in self.rows if r["seed"] == seed]
 
 
+@dataclass
+class RunContext:
+    """One accepted run: what it was built from, what it holds open (closed once, by `run`'s
+    ExitStack, however the run ends) and what it has recorded."""
+
+    cfg: DictConfig
+    run_dir: Path
+    parts: step.GANParts
+    evaluate: StateEvaluator
+    devices: list
+    checkpoints: Checkpoints
+    best: BestCheckpoint | None  # train.keep_best
+    logger: RunLogger
+    record: Record
+    started_at: float  # time.time() when `run` was called
+    status: Status = Status.FAILED  # until the run finishes or diverges
+
+
 @dataclass(frozen=True)
 class Stops:
     """The steps where the loop stops to evaluate, sample or save, found without listing them.
@@ -101,7 +120,7 @@ class Stops:
         return min([self.total, *following, *(s for s in self.extra if s > done)])
 
 
-def _stops(cfg: DictConfig, evaluate: Evaluator) -> Stops:
+def _stops(cfg: DictConfig, evaluate: StateEvaluator) -> Stops:
     train = cfg.train
     extra = evaluate.extra_steps(train.steps, train.steps_per_call)
     return Stops(train.steps, cfg.eval.every, train.sample_every, train.checkpoint_every, extra)
@@ -147,84 +166,83 @@ def run(
     devices = parallel.select_devices(cfg.train.num_devices, cfg.train.parallel)
     config.validate(cfg, len(devices))
     parts = build_parts(cfg)
-    evaluate = Evaluator(parts, cfg.eval, cfg.dataset, progress=cfg.train.progress_bar and writes)
+    evaluate = StateEvaluator(parts, cfg.eval, cfg.dataset, progress=cfg.train.progress_bar and writes)
     _check_summary_keys(cfg, parts, evaluate)
-    with distributed.claim_run_directory(run_dir):
-        checkpoints = Checkpoints(run_dir, cfg.train.keep_checkpoints)
+    with contextlib.ExitStack() as resources:
+        resources.enter_context(distributed.claim_run_directory(run_dir))
+        checkpoints = resources.enter_context(contextlib.closing(Checkpoints(run_dir, cfg.train.keep_checkpoints)))
         best = None
-        try:
-            if cfg.train.keep_best is not None:
-                best = BestCheckpoint(run_dir, cfg.train.keep_best, evaluate.directions())
-            state, record, wandb_id = _start_or_resume(cfg, parts, evaluate, checkpoints, run_dir, writes)
-            if writes:
-                (record_config or _record_config(cfg))(run_dir)
-                (run_dir / "samples").mkdir(exist_ok=True)
-            logger = RunLogger(
-                run_dir,
-                _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
-                population=len(record.seeds) > 1,
-                writes=writes,
+        if cfg.train.keep_best is not None:
+            best = resources.enter_context(
+                contextlib.closing(BestCheckpoint(run_dir, cfg.train.keep_best, evaluate.directions()))
             )
-        except BaseException:
-            checkpoints.close()
-            if best is not None:
-                best.close()
-            raise
-        status, error, exit_code = Status.FAILED, None, 1
-        try:
-            state = _train(cfg, parts, evaluate, devices, state, logger, record, checkpoints, best)
-            if writes:
-                _write_final_outputs(cfg, parts, evaluate, state, record, logger, run_dir)
-            status, exit_code = Status.FINISHED, 0
-        except TrainingDiverged as diverged:
-            status, error = Status.DIVERGED, str(diverged)
-            raise
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            extra = evaluate.summary() | (best.summary() if best is not None else {})
-            outputs = _summary(cfg, record, status, error, logger, started_at, extra, len(devices))
-            _finish(run_dir, outputs, record, logger, checkpoints, exit_code, failing=status != Status.FINISHED)
-            if best is not None:
-                best.close()
-    return outputs
+        state, record, wandb_id = _start_or_resume(cfg, parts, evaluate, checkpoints, run_dir, writes)
+        if writes:
+            (record_config or _record_config(cfg))(run_dir)
+            (run_dir / "samples").mkdir(exist_ok=True)
+        logger = RunLogger(
+            run_dir,
+            _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
+            population=len(record.seeds) > 1,
+            writes=writes,
+        )
+        context = RunContext(cfg, run_dir, parts, evaluate, devices, checkpoints, best, logger, record, started_at)
+        resources.callback(_finish_logger, context)
+        # Accepted: from here on summary.json is written whatever happens.
+        return _train_and_summarise(context, state)
 
 
 def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
     return lambda run_dir: rundir.record_config(run_dir, OmegaConf.to_yaml(cfg))
 
 
-def _finish(
-    run_dir: Path,
-    outputs: dict,
-    record: Record,
-    logger: RunLogger,
-    checkpoints: Checkpoints,
-    exit_code: int,
-    failing: bool,
-) -> None:
-    """Writes summary.json and closes everything; when the run is already failing, a
-    failure here (a full disk, say) is logged rather than hiding the first error."""
+def _train_and_summarise(run: RunContext, state: step.GANState) -> dict[str, Any]:
+    """Trains, writes the final outputs, and then, however that ended, summary.json; returns the summary."""
+    error = None
     try:
-        if not logger.writes:
+        state = _train(run, state)
+        if run.logger.writes:
+            _write_final_outputs(run, state)
+        run.status = Status.FINISHED
+    except TrainingDiverged as diverged:
+        run.status, error = Status.DIVERGED, str(diverged)
+        raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        outputs = _summary(run, error)
+        _write_summary(run, outputs)
+    return outputs
+
+
+def _write_summary(run: RunContext, outputs: dict[str, Any]) -> None:
+    """summary.json, also in W&B; when the run is already failing, a failure here (a full
+    disk, say) is logged rather than hiding the first error."""
+    failing = run.status is not Status.FINISHED
+    try:
+        if not run.logger.writes:
             return
         if failing:
-            checkpoints.remove_unfinished()
-        rundir.write_summary(run_dir, outputs)
-        if record.rows and failing:  # keep the curves up to the failure
-            plots.discriminator_outputs(record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png")
+            run.checkpoints.remove_unfinished()
+        rundir.write_summary(run.run_dir, outputs)
+        if run.record.rows and failing:  # keep the curves up to the failure
+            first_rows = run.record.rows_of(run.record.seeds[0])
+            plots.discriminator_outputs(first_rows, run.run_dir / "discriminator_outputs.png")
     except OSError as error:
         if not failing:
             raise
-        log.error("could not write %s: %s", run_dir / rundir.SUMMARY_FILE, error)
+        log.error("could not write %s: %s", run.run_dir / rundir.SUMMARY_FILE, error)
     finally:
-        logger.update_summary(outputs)
-        logger.finish(exit_code)
-        checkpoints.close()
+        run.logger.update_summary(outputs)
 
 
-def summary_keys(parts: step.GANParts, evaluate: Evaluator) -> list[str]:
+def _finish_logger(run: RunContext) -> None:
+    """Closes metrics.jsonl and finishes the W&B run with the run's exit code."""
+    run.logger.finish(0 if run.status is Status.FINISHED else 1)
+
+
+def summary_keys(parts: step.GANParts, evaluate: StateEvaluator) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
     real = None
@@ -236,7 +254,7 @@ def summary_keys(parts: step.GANParts, evaluate: Evaluator) -> list[str]:
     return summary.keys(list(metrics), evaluate.scalar_keys())
 
 
-def _check_summary_keys(cfg: DictConfig, parts: step.GANParts, evaluate: Evaluator) -> None:
+def _check_summary_keys(cfg: DictConfig, parts: step.GANParts, evaluate: StateEvaluator) -> None:
     """objective and train.keep_best name keys this run will have (keep_best: one with a direction)."""
     if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts, evaluate)):
         raise config.ConfigError(
@@ -252,7 +270,12 @@ def _check_summary_keys(cfg: DictConfig, parts: step.GANParts, evaluate: Evaluat
 
 
 def _start_or_resume(
-    cfg: DictConfig, parts: step.GANParts, evaluate: Evaluator, checkpoints: Checkpoints, run_dir: Path, writes: bool
+    cfg: DictConfig,
+    parts: step.GANParts,
+    evaluate: StateEvaluator,
+    checkpoints: Checkpoints,
+    run_dir: Path,
+    writes: bool,
 ) -> tuple[step.GANState, Record, str | None]:
     """A fresh state, or the latest intact checkpoint's, with metrics.jsonl cut to match
     (by the process that `writes` the directory; the others keep no rows).
@@ -314,40 +337,30 @@ class _NoMetricsFile:
         return []
 
 
-def _train(
-    cfg: DictConfig,
-    parts: step.GANParts,
-    evaluate: Evaluator,
-    devices: list,
-    state: step.GANState,
-    logger: RunLogger,
-    record: Record,
-    checkpoints: Checkpoints,
-    best: BestCheckpoint | None,
-) -> step.GANState:
-    train = cfg.train
-    stops = _stops(cfg, evaluate)
-    placement = parallel.DataParallel(tuple(devices), train.parallel)
-    train_steps = parallel.compile_train_steps(parts, train.batch_size, placement)
+def _train(run: RunContext, state: step.GANState) -> step.GANState:
+    train, record, logger = run.cfg.train, run.record, run.logger
+    stops = _stops(run.cfg, run.evaluate)
+    placement = parallel.DataParallel(tuple(run.devices), train.parallel)
+    train_steps = parallel.compile_train_steps(run.parts, train.batch_size, placement)
     chunks = chunk_sizes(stops, train.steps_per_call, start=record.steps_done)
     real_batches = (
         feed.device_batches(
-            cast(BatchDataset, parts.data),
+            cast(BatchDataset, run.parts.data),
             record.seeds,
             record.steps_done,
             chunk_sizes(stops, train.steps_per_call, start=record.steps_done),
             train.d_steps,
             train.batch_size,
             placement,
-            labels=parts.models.conditional,
+            labels=run.parts.models.conditional,
         )
-        if parts.data.host_batches
+        if run.parts.data.host_batches
         else itertools.repeat(None)
     )
 
     def evaluate_population(population: step.GANState, log_rows: bool = True) -> None:
         for index, seed in enumerate(record.seeds):
-            evaluation = evaluate(parallel.replica(population, index))
+            evaluation = run.evaluate(parallel.replica(population, index))
             record.finals[seed] = evaluation
             if log_rows:
                 logger.log(record.steps_done, seed, evaluation.scalars)
@@ -356,7 +369,7 @@ def _train(
                 record.panels.append(evaluation)
 
     if (record.steps_done == 0 and 0 in stops.extra) or record.steps_done == train.steps:
-        evaluate_population(state, log_rows=False)  # an evaluator's step 0, or a resumed run already done
+        evaluate_population(state, log_rows=False)  # a metric's step 0, or a resumed run already done
     replicated = placement.replicate(state)
     start, saved_at = time.perf_counter(), record.steps_done
     with tqdm(
@@ -373,20 +386,18 @@ def _train(
                 metrics = placement.fetch(metrics)  # [replicas, steps]
                 first_step = record.steps_done + 1
                 record.steps_done += size
-                _log_rows(metrics, first_step, train, logger, record)
+                _log_rows(run, metrics, first_step)
                 if stops.evaluates(record.steps_done):
                     evaluate_population(placement.unreplicate(replicated))
-                    if best is not None:
-                        _keep_if_best(best, cfg, placement.unreplicate(replicated), logger, record)
+                    if run.best is not None:
+                        _keep_if_best(run, run.best, placement.unreplicate(replicated))
                 if stops.samples(record.steps_done) and logger.writes:
-                    _save_sample_grid(parts, evaluate, placement.unreplicate(replicated), record, logger)
+                    _save_sample_grid(run, placement.unreplicate(replicated))
                 if stops.saves(record.steps_done):
                     # The time recorded with a checkpoint is the time the run had at it.
                     record.attempt_seconds = time.perf_counter() - start
                     saved_at = record.steps_done
-                    checkpoints.save(
-                        record.steps_done, placement.unreplicate(replicated), _checkpoint_meta(cfg, logger, record)
-                    )
+                    run.checkpoints.save(record.steps_done, placement.unreplicate(replicated), _checkpoint_meta(run))
                 progress.update(size)
                 progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}", d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
         finally:
@@ -395,38 +406,35 @@ def _train(
     return placement.unreplicate(replicated)
 
 
-def _keep_if_best(
-    best: BestCheckpoint, cfg: DictConfig, state: step.GANState, logger: RunLogger, record: Record
-) -> None:
+def _keep_if_best(run: RunContext, best: BestCheckpoint, state: step.GANState) -> None:
     """train.keep_best: saves the state when this evaluation (a population: its replicas' mean) beats the best."""
     key = best.key.removeprefix("eval.")
-    value = summary.mean_or_none(record.finals[seed].scalars.get(key) for seed in record.seeds)
-    best.consider(record.steps_done, value, state, _checkpoint_meta(cfg, logger, record))
+    value = summary.mean_or_none(run.record.finals[seed].scalars.get(key) for seed in run.record.seeds)
+    best.consider(run.record.steps_done, value, state, _checkpoint_meta(run))
 
 
-def _checkpoint_meta(cfg: DictConfig, logger: RunLogger, record: Record) -> dict[str, Any]:
+def _checkpoint_meta(run: RunContext) -> dict[str, Any]:
+    record, wandb_run = run.record, run.logger.wandb_run
     return {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "wandb_id": logger.wandb_run.id if logger.wandb_run is not None else None,
+        "config": OmegaConf.to_container(run.cfg, resolve=True),
+        "wandb_id": wandb_run.id if wandb_run is not None else None,
         "panels": [e.to_json() for e in record.panels],
         # Batches are keyed by step: this is where the data stream resumes.
-        "data_position": {"step": record.steps_done, "next_batch": record.steps_done * cfg.train.d_steps},
+        "data_position": {"step": record.steps_done, "next_batch": record.steps_done * run.cfg.train.d_steps},
         "train_seconds": record.train_seconds,
     }
 
 
-def _save_sample_grid(
-    parts: step.GANParts, evaluate: Evaluator, population: step.GANState, record: Record, logger: RunLogger
-) -> None:
+def _save_sample_grid(run: RunContext, population: step.GANState) -> None:
     """The first replica's generator on a fixed latent batch: samples/step_<step>.png."""
     first = parallel.replica(population, 0)
-    fake = evaluate.fixed_batch(first)
-    path = logger.run_dir / "samples" / f"step_{record.steps_done:08d}.png"
+    fake = run.evaluate.fixed_batch(first)
+    path = run.run_dir / "samples" / f"step_{run.record.steps_done:08d}.png"
     if fake.ndim == 4:
         plots.sample_grid(fake, path)
     else:
-        plots.samples(_real_examples(parts, first, record.seeds[0], len(fake)), fake, path)
-    logger.log_images(record.steps_done, {"sample_grid": path})
+        plots.samples(_real_examples(run.parts, first, run.record.seeds[0], len(fake)), fake, path)
+    run.logger.log_images(run.record.steps_done, {"sample_grid": path})
 
 
 def _real_examples(parts: step.GANParts, state: step.GANState, seed: int, count: int) -> np.ndarray:
@@ -435,13 +443,12 @@ def _real_examples(parts: step.GANParts, state: step.GANState, seed: int, count:
     return np.asarray(step.real_samples(parts, state.rng, count))
 
 
-def _log_rows(
-    metrics: dict[str, np.ndarray], first_step: int, train: DictConfig, logger: RunLogger, record: Record
-) -> None:
+def _log_rows(run: RunContext, metrics: dict[str, np.ndarray], first_step: int) -> None:
     """Logs every log_every-th step of a chunk (metrics: [replicas, steps]).
 
     Stops at the first step where any replica's value is not finite.
     """
+    train, record = run.cfg.train, run.record
     finite = np.all([np.isfinite(v) for v in metrics.values()], axis=(0, 1))
     for i in range(len(finite)):
         step_number = first_step + i
@@ -449,7 +456,7 @@ def _log_rows(
             continue
         for index, seed in enumerate(record.seeds):
             values = {k: float(v[index, i]) for k, v in metrics.items()}
-            logger.log(step_number, seed, values)
+            run.logger.log(step_number, seed, values)
             record.rows.append({"step": step_number, "seed": seed, **values})
         if not finite[i]:
             record.steps_done = step_number
@@ -465,52 +472,35 @@ def _log_rows(
             )
 
 
-def _write_final_outputs(
-    cfg: DictConfig,
-    parts: step.GANParts,
-    evaluate: Evaluator,
-    state: step.GANState,
-    record: Record,
-    logger: RunLogger,
-    run_dir: Path,
-) -> None:
+def _write_final_outputs(run: RunContext, state: step.GANState) -> None:
     """samples.npy: [eval samples, *data shape] (images: the first SAVED_IMAGES), or
     [num_seeds, ...] for a population; the figures show the first replica."""
+    record, evaluate, run_dir = run.record, run.evaluate, run.run_dir
     finals = [record.finals[seed] for seed in record.seeds]
     samples = np.stack([f.samples[:SAVED_IMAGES] if f.samples.ndim == 4 else f.samples for f in finals])
     np.save(run_dir / "samples.npy", samples[0] if len(finals) == 1 else samples)
     first = parallel.replica(state, 0)
     shown = min(GRID_IMAGES, evaluate.num_samples) if finals[0].samples.ndim == 4 else evaluate.num_samples
-    real = _real_examples(parts, first, record.seeds[0], shown)
+    real = _real_examples(run.parts, first, record.seeds[0], shown)
+    first_rows = record.rows_of(record.seeds[0])
     figures = {
         "samples": plots.samples(real, finals[0].samples, run_dir / "samples.png"),
-        "discriminator_outputs": plots.discriminator_outputs(
-            record.rows_of(record.seeds[0]), run_dir / "discriminator_outputs.png"
-        ),
+        "discriminator_outputs": plots.discriminator_outputs(first_rows, run_dir / "discriminator_outputs.png"),
     }
-    first_rows = record.rows_of(record.seeds[0])
     curves = plots.evaluation_curves(first_rows, evaluate.directions(), run_dir / "evaluation.png")
     if curves is not None:
         figures["evaluation"] = curves
     figures |= evaluate.figures(record.panels, run_dir)
-    logger.log_images(cfg.train.steps, figures)
+    run.logger.log_images(run.cfg.train.steps, figures)
 
 
-def _summary(
-    cfg: DictConfig,
-    record: Record,
-    status: Status,
-    error: str | None,
-    logger: RunLogger,
-    started_at: float,
-    extra: dict[str, Any],
-    num_devices: int,
-) -> dict[str, Any]:
+def _summary(run: RunContext, error: str | None) -> dict[str, Any]:
     """summary.json (gan_jax/summary.py has its layout) from what the loop has recorded."""
+    record, logger = run.record, run.logger
     replicas = {
         seed: summary.replica(
             record.rows_of(seed),
-            cfg.train.steps,
+            run.cfg.train.steps,
             {"step": record.finals[seed].step, **record.finals[seed].scalars} if seed in record.finals else None,
         )
         for seed in record.seeds
@@ -524,18 +514,18 @@ def _summary(
             "mode": logger.wandb_mode,
         }
     return summary.run(
-        status=status,
+        status=run.status,
         error=error,
         steps_completed=record.steps_done,
-        steps_requested=cfg.train.steps,
+        steps_requested=run.cfg.train.steps,
         train_seconds=record.train_seconds,
         resumed_from_step=record.start_step or None,
-        started_at=started_at,
-        devices=num_devices,
+        started_at=run.started_at,
+        devices=len(run.devices),
         processes=distributed.process_count(),
         backend=jax.default_backend(),
         replicas=replicas,
-        extra=extra,
+        extra=run.evaluate.summary() | (run.best.summary() if run.best is not None else {}),
         wandb=wandb,
     )
 

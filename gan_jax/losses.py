@@ -35,6 +35,7 @@ import jax.numpy as jnp
 
 from gan_jax.registry import Registry, Rule
 from gan_jax.schema import MISSING, one_of, optional_positive
+from gan_jax.terms import DISCRIMINATOR, GENERATOR, DView, GView, Term, TermResult
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -46,6 +47,21 @@ class GANLoss:
     name: str
     discriminator: LossFn
     generator: LossFn
+
+
+def adversarial_terms(loss: GANLoss) -> tuple[Term, Term]:
+    """The loss as the first term of each player's objective (logged in d_loss / g_loss)."""
+
+    def d_term(view: DView, state: None) -> TermResult:
+        return TermResult(loss.discriminator(view.real_out, view.fake_out))
+
+    def g_term(view: GView, state: None) -> TermResult:
+        return TermResult(loss.generator(view.real_out, view.fake_out))
+
+    return (
+        Term("adversarial", DISCRIMINATOR, d_term, kind="loss"),
+        Term("adversarial", GENERATOR, g_term, kind="loss"),
+    )
 
 
 def _bce_discriminator(real_out, fake_out):

@@ -5,6 +5,10 @@ Each optimiser is registered (`OPTIMISERS`) with its config schema and its build
 schedule. `optim.lr_decay` (linear or cosine) holds each player's lr until training
 iteration `optim.lr_decay_start`, then decays it to 0 at `train.steps` (CycleGAN's
 constant-then-linear schedule; the 2-D mixtures need it for samples that sit on the modes).
+
+A player with a lazy regulariser (one that runs every N iterations, gan_jax/penalties.py)
+gets lr * c and Adam's betas ** c with c = N / (N + 1) (Karras et al. 2020, Appendix B:
+the regulariser's own updates then leave the optimiser's effective step as it was).
 """
 
 from __future__ import annotations
@@ -61,13 +65,34 @@ register(OptimPart("rmsprop", lambda lr, cfg: optax.rmsprop(lr)))
 register(OptimPart("sgd", lambda lr, cfg: optax.sgd(lr)))
 
 
-def build(cfg, steps: int, d_steps: int) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+def build(
+    cfg, steps: int, d_steps: int, g_interval: int | None = None, d_interval: int | None = None
+) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
     """Returns (generator optimiser, discriminator optimiser) for `steps` training
-    iterations, in each of which D is updated `d_steps` times and G once."""
+    iterations, in each of which D is updated `d_steps` times and G once; a player's lazy
+    regularisation interval (None: none) rescales its lr and betas."""
     make = OPTIMISERS.get(cfg.name).build
     g_lr = cfg.lr if cfg.g_lr is None else cfg.g_lr
     d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
-    return make(schedule(g_lr, cfg, steps, 1), cfg), make(schedule(d_lr, cfg, steps, d_steps), cfg)
+    g_cfg, g_scale = lazy_rescaled(cfg, g_interval)
+    d_cfg, d_scale = lazy_rescaled(cfg, d_interval)
+    return (
+        make(schedule(g_lr * g_scale, cfg, steps, 1), g_cfg),
+        make(schedule(d_lr * d_scale, cfg, steps, d_steps), d_cfg),
+    )
+
+
+def lazy_rescaled(cfg, interval: int | None):
+    """(cfg with betas ** c, c) for c = interval / (interval + 1); (cfg, 1) without lazy
+    regularisation."""
+    if interval is None:
+        return cfg, 1
+    ratio = interval / (interval + 1)
+    rescaled = cfg.copy()
+    for beta in ("b1", "b2"):
+        if beta in rescaled:
+            rescaled[beta] = rescaled[beta] ** ratio
+    return rescaled, ratio
 
 
 def schedule(lr: float, cfg, steps: int, updates_per_step: int) -> float | optax.Schedule:

@@ -32,7 +32,6 @@ from gan_jax import distributed, step
 from gan_jax.errors import ConfigError
 
 AXIS = "devices"
-MODES = ("shard_map", "pmap")
 
 # Batches [replicas, steps, d_steps, batch, ...] are split along the batch axis.
 _BATCH_SPEC = PartitionSpec(None, None, None, AXIS)
@@ -66,7 +65,7 @@ def select_devices(num_devices: int | None, mode: str = "shard_map") -> list:
 
 @dataclass(frozen=True)
 class DataParallel:
-    """Where the state and the batches live: `devices`, compiled with `mode` (one of MODES)."""
+    """Where the state and the batches live: `devices`, compiled with `mode` (one of parallel_modes.MODES)."""
 
     devices: tuple
     mode: str = "shard_map"

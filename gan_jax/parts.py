@@ -1,11 +1,12 @@
-"""config -> parts: the dataset, the models, the loss, the penalty and the optimisers a
-config names, each built by its family's registry, with the schedule as `step.GANParts`."""
+"""config -> parts: the dataset, the models, the optimisers and every term of the two
+players' objectives (the loss's, the conditioning's, the regularisers'), each built by
+its family's registry, with the schedule, as `step.GANParts`."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gan_jax import augment, data, losses, models, optim, penalties, precision, step
+from gan_jax import augment, data, ema, losses, models, optim, penalties, precision, step, terms
 from gan_jax.errors import ConfigError
 
 
@@ -13,22 +14,45 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     """`dataset` replaces cfg.dataset's (a benchmark times the step on a shape-only one)."""
     dataset = dataset or data.build(cfg.dataset)
     _check_classes(cfg, dataset)
-    g_optimiser, d_optimiser = optim.build(cfg.optim, cfg.train.steps, cfg.train.d_steps)
+    gan_models = precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision)
+    objective_terms = build_terms(cfg, gan_models, dataset)
+    g_optimiser, d_optimiser = optim.build(
+        cfg.optim,
+        cfg.train.steps,
+        cfg.train.d_steps,
+        g_interval=terms.lazy_interval(objective_terms, terms.GENERATOR),
+        d_interval=terms.lazy_interval(objective_terms, terms.DISCRIMINATOR),
+    )
     return step.GANParts(
         data=dataset,
-        models=precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision),
-        loss=losses.get(cfg.loss.name, cfg.loss),
+        models=gan_models,
         g_optimiser=g_optimiser,
         d_optimiser=d_optimiser,
         d_steps=cfg.train.d_steps,
-        penalty=penalties.build(cfg.penalty.name, cfg.penalty.weight, dataset.scale),
-        penalty_on_generated=penalties.PENALTIES.get(cfg.penalty.name).on_generated,
+        terms=objective_terms,
         augment=augment.build(cfg.augment.policy),
         d_constraint=losses.LOSSES.get(cfg.loss.name).d_constraint(cfg.loss),
         simultaneous=cfg.train.schedule == "simultaneous",
-        ema_decay=cfg.train.ema_decay,
-        ema_start=cfg.train.ema_start,
+        ema=ema.from_config(cfg.train),
+        grad_accum=cfg.train.get("grad_accum", 1),
     )
+
+
+def build_terms(cfg: DictConfig, gan_models: models.GANModels, dataset: data.Dataset) -> tuple[terms.Term, ...]:
+    """The adversarial loss, the conditioning's class loss, then the regularisers in the
+    order `penalty` lists them; a later term of a player with an earlier one's name
+    replaces it (top-k re-weights G's adversarial loss)."""
+    loss = losses.get(cfg.loss.name, cfg.loss)
+    context = dict(data_scale=dataset.scale, batch_size=cfg.train.batch_size, steps=cfg.train.steps, loss=loss)
+    chosen = losses.adversarial_terms(loss) + models.conditioning_terms(gan_models)
+    chosen += penalties.build_terms(cfg.get("penalty"), context)
+    by_key: dict[tuple[str, str], terms.Term] = {}
+    for term in chosen:
+        by_key[(term.player, term.name)] = term
+    stateful = [t.name for t in by_key.values() if t.init is not None or t.lazy]
+    if len(stateful) != len(set(stateful)):
+        raise ConfigError(f"two terms with state share a name ({', '.join(sorted(stateful))}); rename one")
+    return tuple(by_key.values())
 
 
 def _check_classes(cfg: DictConfig, dataset: data.Dataset) -> None:

@@ -1,8 +1,18 @@
-"""Regularisers of the discriminator: functions of D (as a function of x) and the batch.
+"""Regularisers: the terms a run adds to D's (or G's) objective, chosen by `penalty=`.
 
-A penalty is called as `penalty(d_fn, real, fake, keys)`, where d_fn maps [n, ...] inputs
-to D's raw outputs [n, 1] and `keys` holds one PRNG key per example (so the draws
-depend on the example, not the device); it returns a scalar added to D's loss.
+`penalty=r1` picks one, `'penalty=[r1,lecam]'` several, each with its own settings under
+`penalty.<name>.` (`penalty.r1.weight=1 penalty.r1.interval=16`). Every regulariser has
+a `weight` (its lambda or gamma) and an `interval`: 1 puts it in the player's main
+update; N > 1 makes it lazy (Karras et al. 2020, Appendix B): its own phase on
+iterations 0, N, 2N, ..., its value multiplied by N, with the player's Adam rescaled by
+N / (N + 1) (gan_jax/optim.py). A regulariser is a `PenaltyPart` whose `build` returns
+its terms (gan_jax/terms.py); the gradient penalties below, LeCam, consistency
+regularisation, top-k and the orthogonal penalty (gan_jax/regularisers/) are the
+built-in ones.
+
+The gradient penalties are functions `penalty(d_fn, real, fake, keys)`, d_fn mapping
+[n, ...] inputs to D's raw outputs [n, 1], `keys` one PRNG key per example (so the draws
+depend on the example, not the device):
 
     wgan_gp  weight * E[(||grad D(x_hat)|| - 1)^2], x_hat = e x + (1 - e) G(z), e ~ U(0, 1)
              (Gulrajani et al. 2017, two-sided)
@@ -26,8 +36,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gan_jax.registry import Registry, Rule
-from gan_jax.schema import MISSING, one_of, rule
+from gan_jax.registry import Registry
+from gan_jax.schema import MISSING, at_least, rule
+from gan_jax.terms import DISCRIMINATOR, DView, Term, TermResult
 
 Penalty = Callable[[Callable, jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -84,56 +95,96 @@ def dragan(weight: float, data_scale: tuple[float, ...]) -> Penalty:
     return penalty
 
 
+GRADIENT_PENALTIES: dict[str, Callable[[float, tuple[float, ...]], Penalty]] = {
+    "wgan_gp": wgan_gp,
+    "r1": r1,
+    "r2": r2,
+    "dragan": dragan,
+}
+
+
+def build(name: str, weight: float, data_scale: tuple[float, ...]) -> Penalty:
+    """The gradient penalty `name` as a function of (d_fn, real, fake, keys)."""
+    return GRADIENT_PENALTIES[name](weight, data_scale)
+
+
 @dataclass
 class PenaltyConfig:
-    name: str = one_of(lambda: PENALTIES.names())
-    weight: float = rule(MISSING, "a number >= 0", lambda v: v >= 0)  # lambda or gamma
+    """What every regulariser has: its weight and how often it runs."""
+
+    weight: float = rule(MISSING, "a number > 0 (penalty=none for no regulariser)", lambda v: v > 0)
+    interval: int = at_least(1)  # 1: in the main update; N > 1: lazy, every N iterations, scaled by N
 
 
-def _weight_must_act(cfg: Any) -> str | None:
-    if cfg.weight == 0:
-        return f"penalty.weight=0 makes penalty={cfg.name} do nothing; use penalty=none or a weight > 0"
-    return None
+@dataclass(frozen=True)
+class BuildContext:
+    """What a regulariser's `build` may read besides its own settings."""
 
-
-def _no_weight(cfg: Any) -> str | None:
-    if cfg.weight != 0:
-        return f"penalty.weight={cfg.weight} has no effect with penalty=none; choose a penalty"
-    return None
+    name: str  # its key under penalty. (and so its terms' names)
+    data_scale: tuple[float, ...]  # the data's per-dimension std (DRAGAN's perturbation)
+    batch_size: int  # the global batch
+    steps: int  # train.steps
+    loss: Any  # the run's GANLoss (top-k re-weights G's adversarial loss)
 
 
 @dataclass(frozen=True)
 class PenaltyPart:
-    """A regulariser as gan-train chooses it: `penalty=<name>` composes conf/penalty/<name>.yaml
-    over `schema` (schema/penalty/<name>). `build(weight, data_scale)` makes the Penalty
-    (None: no penalty); `per_example`: it takes D's gradient per example, which needs a D
-    that treats examples independently; `replaces_clipping`: it bounds D instead of
-    weight clipping (Gulrajani et al. 2017); `on_generated`: its points are generated
-    examples (a class-conditional D judges them with the generated classes; the others'
-    points, real, perturbed or interpolated, take the real examples' classes)."""
+    """A regulariser as gan-train chooses it: `penalty=<name>` (or a list) composes
+    conf/penalty/<name>.yaml at `penalty.<name>` over `schema` (schema/penalty/<name>).
+
+    `build(cfg.penalty.<name>, context) -> terms` (gan_jax/terms.py). Properties for the
+    rules between families: `per_example`: it takes D's gradient per example, which needs
+    a D that treats examples independently (no batch norm); `on_generated`: its points are
+    generated examples (judged with the generated classes); `replaces_clipping`: it
+    bounds D instead of weight clipping (Gulrajani et al. 2017); `needs_images`: it
+    transforms images; `needs_augment`: it compares D on augmented and plain images (it
+    takes its transforms from `augment.policy`); `may_be_lazy`: it needs nothing of the
+    main update, so `interval` > 1 is allowed. `rules`: its own, on its config node
+    (called as rule(name, node))."""
 
     name: str
-    build: Callable[[float, tuple[float, ...]], Penalty] | None
+    build: Callable[[Any, BuildContext], tuple[Term, ...]]
     schema: type = PenaltyConfig
-    per_example: bool = True
+    per_example: bool = False
     on_generated: bool = False
     replaces_clipping: bool = False
-    rules: tuple[Rule, ...] = (_weight_must_act,)
+    needs_images: bool = False
+    needs_augment: bool = False
+    may_be_lazy: bool = False
+    rules: tuple[Callable[[str, Any], str | None], ...] = ()
 
 
-PENALTIES: Registry[PenaltyPart] = Registry("penalty")
+PENALTIES: Registry[PenaltyPart] = Registry("regulariser")
 
 
 def register(part: PenaltyPart, *, replace: bool = False) -> PenaltyPart:
     return PENALTIES.register(part.name, part, replace=replace)
 
 
+def gradient_penalty_term(name: str, penalty: Penalty, on_generated: bool, interval: int) -> Term:
+    """A D term of a gradient penalty: its points take the generated classes when they are
+    generated examples (R2), else the real ones."""
+
+    def fn(view: DView, state: Any) -> TermResult:
+        labels = view.fake_labels if on_generated else view.real_labels
+        return TermResult(penalty(lambda x: view.d(x, labels), view.real, view.fake, view.keys))
+
+    return Term(name, DISCRIMINATOR, fn, interval=interval)
+
+
+def _gradient_penalty_part(name: str, **properties: Any) -> PenaltyPart:
+    def build_terms(cfg: Any, context: BuildContext) -> tuple[Term, ...]:
+        penalty = GRADIENT_PENALTIES[name](cfg.weight, context.data_scale)
+        return (gradient_penalty_term(context.name, penalty, properties.get("on_generated", False), cfg.interval),)
+
+    return PenaltyPart(name, build_terms, per_example=True, may_be_lazy=True, **properties)
+
+
 for _part in (
-    PenaltyPart("none", None, per_example=False, rules=(_no_weight,)),
-    PenaltyPart("wgan_gp", wgan_gp, replaces_clipping=True),
-    PenaltyPart("r1", r1),
-    PenaltyPart("r2", r2, on_generated=True),
-    PenaltyPart("dragan", dragan),
+    _gradient_penalty_part("wgan_gp", replaces_clipping=True),
+    _gradient_penalty_part("r1"),
+    _gradient_penalty_part("r2", on_generated=True),
+    _gradient_penalty_part("dragan"),
 ):
     register(_part)
 
@@ -142,6 +193,17 @@ def names() -> tuple[str, ...]:
     return PENALTIES.names()
 
 
-def build(name: str, weight: float, data_scale: tuple[float, ...]) -> Penalty | None:
-    make = PENALTIES.get(name).build
-    return None if make is None else make(weight, data_scale)
+def chosen(penalty_cfg: Any) -> list[str]:
+    """The regularisers a config's `penalty` node names, in order."""
+    return [] if penalty_cfg is None else [str(k) for k in penalty_cfg]
+
+
+def build_terms(penalty_cfg: Any, context: dict[str, Any]) -> tuple[Term, ...]:
+    """Every chosen regulariser's terms, in the order the config lists them."""
+    terms: tuple[Term, ...] = ()
+    for name in chosen(penalty_cfg):
+        terms += PENALTIES.get(name).build(penalty_cfg[name], BuildContext(name=name, **context))
+    return terms
+
+
+from gan_jax import regularisers as _built_in  # noqa: E402, F401  (registers LeCam and the others)

@@ -9,7 +9,15 @@ The evaluation is the loop's own (gan_jax/evaluate.py): the same samples from th
 latents, the same feature network and cached reference, so with the run's N it
 reproduces the value logged in training exactly. Results are added to the run
 directory's eval.json under `<checkpoint>@<step>/n<N>` (earlier entries are kept) and
-printed as a table; exit status 1 when any run could not be scored.
+printed as a table.
+
+A damaged checkpoint (unreadable metadata, a missing or truncated array file, shapes that do
+not match its config) is named with its step and what is wrong, and nothing is moved or
+deleted. `latest` then scores the newest intact checkpoint, with a warning and a note in
+the table: exit status 0, as the entry's key and the table say which step was scored. A
+damaged --checkpoint STEP or best stops that run, naming the intact steps. Exit status 1
+when any run could not be scored; the others of a sweep are scored, and the table has a row
+saying what was wrong with each that was not.
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from gan_jax import parallel, rundir, step
-from gan_jax.checkpoint import Checkpoints
+from gan_jax.checkpoint import Checkpoints, DamagedCheckpoint
 from gan_jax.errors import GanJaxError
-from gan_jax.evaluate import Evaluator
+from gan_jax.evaluate import StateEvaluator
 from gan_jax.parts import build as build_parts
 
 log = logging.getLogger("gan_jax.eval")
@@ -53,37 +61,96 @@ def _eval_config(saved: DictConfig, args: argparse.Namespace) -> DictConfig:
 
 
 def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Restores the chosen checkpoint of `run_dir` and evaluates every replica; returns eval.json's entry."""
+    """Restores the chosen checkpoint of `run_dir` and evaluates every replica; returns eval.json's entry.
+
+    `latest` is the newest checkpoint that reads whole: a damaged newer one is named in a warning
+    and in the entry's `passed_over`. A damaged --checkpoint STEP or best stops, naming the intact steps.
+    Nothing in the run directory is moved or deleted."""
     which = "best" if args.checkpoint == "best" else "latest"
-    checkpoints = Checkpoints(run_dir, keep=10**6, subdir=CHECKPOINT_DIRS[which])
+    if not (run_dir / CHECKPOINT_DIRS[which]).is_dir():
+        raise GanJaxError(f"no {CHECKPOINT_DIRS[which]}/ in the run (--checkpoint best needs train.keep_best)")
+    population_like = _PopulationLike()
+    checkpoints = Checkpoints(run_dir, keep=10**6, subdir=CHECKPOINT_DIRS[which], read_only=True)
     try:
-        steps = checkpoints.manager.all_steps()
+        steps = checkpoints.steps()
         if not steps:
             raise GanJaxError(f"{checkpoints.directory}: no checkpoint to score")
-        at = max(steps) if args.checkpoint in CHECKPOINT_DIRS else int(args.checkpoint)
-        if at not in steps:
-            held = ", ".join(map(str, sorted(steps)))
+        if args.checkpoint not in CHECKPOINT_DIRS and int(args.checkpoint) not in steps:
+            held = ", ".join(map(str, steps))
             raise GanJaxError(f"--checkpoint {args.checkpoint}: {checkpoints.directory} holds steps {held}")
-        cfg = OmegaConf.create(checkpoints.meta(at)["config"])
-        parts = build_parts(cfg)
-        evaluate = Evaluator(
-            parts, _eval_config(cfg, args), cfg.dataset, metrics=args.metrics, count=args.num_samples, progress=True
-        )
-        seeds = list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
-        population, _ = checkpoints.restore(at, step.init_population(parts, seeds))
+        candidates = {"latest": steps, "best": steps[-1:]}.get(args.checkpoint) or [int(args.checkpoint)]
+        restored, damaged = checkpoints.newest_intact(population_like, candidates)
     finally:
         checkpoints.close()
+    if restored is None:
+        raise GanJaxError(_nothing_to_score(run_dir, args.checkpoint, damaged, population_like))
+    if damaged:
+        log.warning(
+            "%s; scoring step %d, the latest intact checkpoint, instead", "; ".join(map(str, damaged)), restored.step
+        )
+    cfg = OmegaConf.create(restored.meta["config"])
+    evaluate = StateEvaluator(
+        population_like.parts(cfg),
+        _eval_config(cfg, args),
+        cfg.dataset,
+        metrics=args.metrics,
+        count=args.num_samples,
+        progress=True,
+    )
     replicas = [
-        {"seed": seed, **evaluate(parallel.replica(population, index)).scalars} for index, seed in enumerate(seeds)
+        {"seed": seed, **evaluate(parallel.replica(restored.state, index)).scalars}
+        for index, seed in enumerate(_seeds(cfg))
     ]
-    return {
+    entry = {
         "checkpoint": which,
-        "step": at,
+        "step": restored.step,
         "num_samples": evaluate.num_samples,
         "scored_at": time.time(),
         "replicas": replicas,
         "provenance": evaluate.summary().get("eval_provenance"),
     }
+    if damaged:
+        entry["passed_over"] = [{"step": error.step, "reason": error.reason} for error in damaged]
+    return entry
+
+
+class _PopulationLike:
+    """A checkpoint's meta -> the freshly initialised population its state is read into; the parts
+    are built once per config (a run's checkpoints share one)."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, step.GANParts] = {}
+
+    def parts(self, cfg: DictConfig) -> step.GANParts:
+        key = json.dumps(OmegaConf.to_container(cfg), sort_keys=True)
+        if key not in self._built:
+            self._built[key] = build_parts(cfg)
+        return self._built[key]
+
+    def __call__(self, meta: dict) -> step.GANState:
+        cfg = OmegaConf.create(meta["config"])
+        return step.init_population(self.parts(cfg), _seeds(cfg))
+
+
+def _seeds(cfg: DictConfig) -> list[int]:
+    return list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
+
+
+def _nothing_to_score(
+    run_dir: Path, chosen: str, damaged: list[DamagedCheckpoint], population_like: _PopulationLike
+) -> str:
+    """Why --checkpoint `chosen` of `run_dir` cannot be scored, and which steps can."""
+    if chosen == "latest":
+        return f"no checkpoint can be read: {'; '.join(map(str, damaged))}"
+    checkpoints = Checkpoints(run_dir, keep=10**6, read_only=True)
+    try:
+        intact = checkpoints.intact_steps(population_like)
+    finally:
+        checkpoints.close()
+    if not intact:
+        return f"--checkpoint {chosen}: {damaged[0]}; no checkpoint of this run can be read"
+    steps = f"step{'s' * (len(intact) > 1)} {', '.join(map(str, intact))}"
+    return f"--checkpoint {chosen}: {damaged[0]}; the intact checkpoints are {steps} (--checkpoint STEP or latest)"
 
 
 def real_vs_real(overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -95,7 +162,7 @@ def real_vs_real(overrides: list[str], args: argparse.Namespace) -> dict[str, An
     validate(cfg, 1)
     parts = build_parts(cfg)
     metrics = args.metrics or ["fid", "kid", "precision_recall", "density_coverage", "inception_score"]
-    evaluate = Evaluator(parts, _eval_config(cfg, args), cfg.dataset, metrics=metrics, count=args.num_samples)
+    evaluate = StateEvaluator(parts, _eval_config(cfg, args), cfg.dataset, metrics=metrics, count=args.num_samples)
     images, _ = reference_images(cfg.dataset, cfg.dataset.split, evaluate.num_samples)
     scalars, _ = evaluate.measure(images)
     provenance = evaluate.features.provenance(len(images)) if evaluate.features is not None else None
@@ -117,15 +184,25 @@ def record(run_dir: Path, entry: dict[str, Any]) -> str:
 
 
 def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """Markdown: one row per (label, scalars), one column per metric."""
+    """Markdown: one row per (label, scalars), one column per metric, and a last column for the
+    rows' `note`s (a run not scored, or scored from an older checkpoint) when any has one."""
     columns = sorted(
         {k for _, values in rows for k, v in values.items() if isinstance(v, (int, float)) and k != "seed"}
     )
-    lines = ["| run | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    notes = any("note" in values for _, values in rows)
+    lines = [
+        "| run | " + " | ".join(columns + ["note"] * notes) + " |",
+        "|---|" + "---:|" * len(columns) + "---|" * notes,
+    ]
     for label, values in rows:
-        cells = [_cell(values.get(c)) for c in columns]
+        cells = [_cell(values.get(c)) for c in columns] + [values.get("note", "").replace("|", "\\|")] * notes
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _passed_over(damaged: list[dict[str, Any]]) -> str:
+    steps = ", ".join(str(d["step"]) for d in damaged)
+    return f"the latest intact checkpoint: step{'s' * (len(damaged) > 1)} {steps} cannot be read"
 
 
 def _cell(value: Any) -> str:
@@ -174,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         except GanJaxError as error:
             log.error("%s: %s", run_dir, error)
             failed += 1
+            rows.append((run_dir.name, {"note": f"not scored: {error}"}))
             continue
         key = record(run_dir, entry)
         log.info("%s: %s written to %s", run_dir, key, run_dir / EVAL_FILE)
-        rows += [(f"{run_dir.name} seed {r['seed']} step {entry['step']}", r) for r in entry["replicas"]]
+        note = {"note": _passed_over(entry["passed_over"])} if "passed_over" in entry else {}
+        rows += [(f"{run_dir.name} seed {r['seed']} step {entry['step']}", r | note) for r in entry["replicas"]]
     if rows:
         print(table(rows))
     return 1 if failed else 0

@@ -1,25 +1,44 @@
-"""The per-device update: Goodfellow et al.'s Algorithm 1 as one pure function.
+"""The per-device update: Goodfellow et al.'s Algorithm 1 as one pure function of phases.
 
-`train_step(parts, batch_size, axis_name, state, real_batches) -> (state, metrics)` runs
-`d_steps` discriminator updates, then one generator update (against the updated D, or,
-with simultaneous updates, against the D both players started from), then moves the
-generator's exponential moving average (EMA), if any. Gradients and metrics are averaged
-over `axis_name` with `lax.pmean`, so the same function runs under `jit`
-(axis_name=None), `shard_map` and `pmap` (gan_jax/parallel.py), `vmap` and `lax.scan`.
-Every random draw comes from a key derived from (seed, step, stream, sub-step, example
-index): a run's numbers do not depend on how many devices share the batch. Toy data is drawn the same way, inside the
-step; image batches come from the host, {"images": [d_steps, batch_size, H, W, C]} per step,
-with "labels" [d_steps, batch_size] for a class-conditional model (whose generated
-examples' classes are drawn uniformly, per example, like the latents). With DiffAugment
-(`GANParts.augment`), every image D sees, real or generated, in either player's step and
-in the penalty, is augmented first, with per-example keys.
+`train_step(parts, batch_size, axis_name, state, real_batches) -> (state, metrics)` runs one
+training iteration as a schedule of phases:
+
+    D main        `d_steps` times: D's update on the sum of its main terms
+    D lazy        on iterations 0, N, 2N, ...: D's update on its lazy terms x N (if any)
+    G main        G's update on the sum of its main terms, against the updated D (or, with
+                  simultaneous updates, against the D both players started from)
+    G lazy        likewise for G's lazy terms
+    EMA           G's moving average (gan_jax/ema.py), if any
+
+The terms (gan_jax/terms.py) are what the parts contributed: the adversarial loss, the
+class loss of a conditional D, the regularisers; this module names none of them. Each
+term sees D's outputs on the main batch, the batches, D (or G) as a function, its own
+per-example keys and its own state (`GANState.terms`), which it returns updated.
+
+With `train.grad_accum` M, each main update averages the gradients of M micro-batches of
+batch_size / M examples (lax.scan: one micro-batch's activations live at a time); the
+per-example draws are those of the whole batch, so the update equals one batch's to float
+tolerance for a D and G without batch norm and a loss that is a mean over examples
+(batch norm then normalises each micro-batch over itself; a relativistic loss, and LeCam's
+moving averages, follow each micro-batch's own means).
+
+Gradients, metrics and the terms' states are averaged over `axis_name` with `lax.pmean`,
+so the same function runs under `jit` (axis_name=None), `shard_map` and `pmap`
+(gan_jax/parallel.py), `vmap` and `lax.scan`. Every random draw comes from a key derived
+from (seed, step, stream, sub-step, example index): a run's numbers do not depend on how
+many devices share the batch. Toy data is drawn the same way, inside the step; image
+batches come from the host, {"images": [d_steps, batch_size, H, W, C]} per step, with
+"labels" [d_steps, batch_size] for a class-conditional model (whose generated examples'
+classes are drawn uniformly, per example, like the latents). With augmentation
+(`GANParts.augment`), every image D sees, real or generated, in either player's update
+and at the regularisers' points, is augmented first, with per-example keys.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import flax
@@ -28,10 +47,11 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from gan_jax import terms as terms_lib
 from gan_jax.data import Dataset, SampledDataset
-from gan_jax.losses import GANLoss
+from gan_jax.ema import EMA
 from gan_jax.models import GANModels
-from gan_jax.penalties import Penalty
+from gan_jax.terms import DISCRIMINATOR, GENERATOR, DView, GView, Term
 
 
 class Stream(enum.IntEnum):
@@ -45,13 +65,16 @@ class Stream(enum.IntEnum):
     G_LATENT = 5
     EVAL_LATENT = 6
     EVAL_REAL = 7
-    D_PENALTY = 8
+    D_PENALTY = 8  # D's terms' keys
     D_LABEL = 9
     G_LABEL = 10
     D_AUGMENT_REAL = 11
     D_AUGMENT_FAKE = 12
     G_AUGMENT_REAL = 13
     G_AUGMENT_FAKE = 14
+    D_LAZY = 15  # D's lazy phase: its latents, classes, augmentations and terms' keys
+    G_LAZY = 16
+    G_TERM = 17  # G's terms' keys
 
 
 @flax.struct.dataclass
@@ -73,21 +96,24 @@ def apply_model(
     update_stats: bool = False,
     axis_name: str | None = None,
     labels: jax.Array | None = None,
+    method: str | None = None,
 ) -> tuple[jax.Array, Any]:
-    """Runs `module` with the player's variables (`params` overrides, for gradients), and
-    the examples' classes when given (a class-conditional model).
+    """Runs `module` (or its `method`) with the player's variables (`params` overrides, for
+    gradients), and the examples' classes when given (a class-conditional model).
 
     Returns (output, model_state); the state is updated only when `update_stats`.
     BatchNorm averages its statistics over `axis_name`'s devices.
     """
     variables = {"params": player.params if params is None else params, **player.model_state}
-    conditioned = {} if labels is None else {"labels": labels}
+    extra: dict[str, Any] = {} if labels is None else {"labels": labels}
+    if method is not None:
+        extra["method"] = method
     if update_stats and player.model_state:
         out, new_state = module.apply(
-            variables, x, update_stats=True, axis_name=axis_name, mutable=list(player.model_state), **conditioned
+            variables, x, update_stats=True, axis_name=axis_name, mutable=list(player.model_state), **extra
         )
         return out, new_state
-    return module.apply(variables, x, update_stats=False, axis_name=axis_name, **conditioned), player.model_state
+    return module.apply(variables, x, update_stats=False, axis_name=axis_name, **extra), player.model_state
 
 
 def _init_player(
@@ -105,6 +131,12 @@ class GANState:
     generator: PlayerState
     discriminator: PlayerState
     generator_ema: Any = None  # EMA of G's params (None without EMA); samples come from it
+    # The terms' states by term name (a lazy term's also holds its latest value, "last").
+    terms: Any = field(default_factory=dict)
+
+    if TYPE_CHECKING:
+
+        def replace(self, **changes: Any) -> GANState: ...
 
 
 @dataclass(frozen=True)
@@ -113,20 +145,17 @@ class GANParts:
 
     data: Dataset
     models: GANModels
-    loss: GANLoss
     g_optimiser: optax.GradientTransformation
     d_optimiser: optax.GradientTransformation
     d_steps: int
-    penalty: Penalty | None = None
-    # The penalty's points take the generated examples' classes (R2), else the real ones'.
-    penalty_on_generated: bool = False
-    # DiffAugment: (images, per-example keys) -> augmented images; None: off.
+    terms: tuple[Term, ...]  # both players' objectives, in the order they are summed
+    # (images, per-example keys) -> augmented images; None: off.
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
     # Projects D's parameters after each update (WGAN's weight clipping).
     d_constraint: Callable[[Any], Any] | None = None
     simultaneous: bool = False
-    ema_decay: float | None = None
-    ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
+    ema: EMA | None = None
+    grad_accum: int = 1  # micro-batches per main update
 
 
 def stream_key(rng: jax.Array, step: jax.Array, stream: Stream, substep: Any = 0) -> jax.Array:
@@ -139,6 +168,19 @@ def sample_batch(
     """Examples first_index .. first_index+size-1 of the global batch drawn from `key`."""
     indices = first_index + jnp.arange(size)
     return jax.vmap(sample_one)(jax.vmap(jax.random.fold_in, (None, 0))(key, indices))
+
+
+def initial_term_states(parts: GANParts) -> dict[str, Any]:
+    """GANState.terms of a fresh run: each stateful term's initial value, and each lazy
+    term's latest value (0 until it first runs)."""
+    states = {}
+    for term in parts.terms:
+        own = {} if term.init is None else {"state": term.init()}
+        if term.lazy:
+            states[term.name] = {"last": jnp.zeros((), jnp.float32), **own}
+        elif term.init is not None:
+            states[term.name] = term.init()
+    return states
 
 
 def init_state(parts: GANParts, seed: int) -> GANState:
@@ -163,7 +205,8 @@ def init_state(parts: GANParts, seed: int) -> GANState:
             parts.d_optimiser,
             labels,
         ),
-        generator_ema=generator.params if parts.ema_decay is not None else None,
+        generator_ema=generator.params if parts.ema is not None else None,
+        terms=initial_term_states(parts),
     )
 
 
@@ -181,19 +224,112 @@ def _apply_gradients(optimiser: optax.GradientTransformation, player: PlayerStat
     return player.replace(params=optax.apply_updates(player.params, updates), opt_state=opt_state)
 
 
-def _moving_average(parts: GANParts, state: GANState, params: Any) -> Any:
-    if parts.ema_decay is None:
-        return None
-    decay = jnp.where(state.step >= parts.ema_start, parts.ema_decay, 0.0)
-    return jax.tree.map(lambda average, p: decay * average + (1.0 - decay) * p, state.generator_ema, params)
+def _sum(values: list[Any]) -> Any:
+    """values[0] + values[1] + ..., left to right (the order fixes the float sums); 0.0 for none."""
+    total: Any = 0.0
+    for i, value in enumerate(values):
+        total = value if i == 0 else total + value
+    return total
 
 
-def _class_loss(class_logits: jax.Array | None, labels: jax.Array | None) -> jax.Array:
-    """ACGAN's auxiliary loss (Odena et al. 2017): the mean cross-entropy of D's class
-    logits; 0 for a D without them."""
-    if class_logits is None or labels is None:
-        return jnp.zeros((), jnp.float32)
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+@dataclass(frozen=True)
+class _Objective:
+    """A player's terms summed, in order: "loss" terms, then regularisers (each logged as
+    <prefix>_<name>), x `scale` (a lazy phase's interval)."""
+
+    terms: tuple[Term, ...]
+    prefix: str  # "d" or "g"
+    scale: int = 1
+
+    def per_term_views(self, views: dict[str, Any], states: dict[str, Any]) -> tuple[Any, dict, dict]:
+        """(value to differentiate, the terms' new states, {"loss", "penalty", "terms": metrics});
+        `views`: each term's view (they differ in its keys)."""
+        losses, regularisers, new_states, metrics = [], [], {}, {}
+        for term in self.terms:
+            stored = states.get(term.name)
+            own = stored.get("state") if term.lazy and stored is not None else stored
+            result = term.fn(views[term.name], own)
+            value = result.value
+            if term.kind == "loss":
+                losses.append(value)
+            else:
+                regularisers.append(value)
+                metrics[f"{self.prefix}_{term.name}"] = jnp.asarray(value, jnp.float32)
+            metrics.update(result.metrics)
+            if term.lazy:
+                new_states[term.name] = {
+                    "last": jnp.asarray(value, jnp.float32),
+                    **({} if result.state is None else {"state": result.state}),
+                }
+            elif result.state is not None:
+                new_states[term.name] = result.state
+        loss, regularisation = _sum(losses), _sum(regularisers)
+        total = loss + regularisation
+        if self.scale != 1:
+            total = total * self.scale
+        return total, new_states, {"loss": loss, "penalty": regularisation, "terms": metrics}
+
+
+def _accumulate(
+    loss_fn: Callable[[Any, Any, Any], tuple[Any, tuple[Any, Any]]],
+    params: Any,
+    model_state: Any,
+    inputs: Any,
+    micro_batches: int,
+) -> tuple[Any, Any, Any]:
+    """(grads, aux, model_state) of `loss_fn(params, inputs, model_state) -> (value, (aux,
+    model_state))`, inputs being per-example arrays [n, ...]: with micro_batches M > 1 the
+    gradients and aux values are averaged over M equal slices of the inputs, computed one
+    after another, and the model state (batch norm's statistics) is threaded through them."""
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if micro_batches == 1:
+        (_, (aux, model_state)), grads = grad_fn(params, inputs, model_state)
+        return grads, aux, model_state
+    sliced = jax.tree.map(lambda x: x.reshape(micro_batches, x.shape[0] // micro_batches, *x.shape[1:]), inputs)
+    (_, (aux, model_state)), grads = grad_fn(params, jax.tree.map(lambda x: x[0], sliced), model_state)
+
+    def add_micro_batch(carry, micro):
+        grads_sum, aux_sum, model_state = carry
+        (_, (aux, model_state)), grads = grad_fn(params, micro, model_state)
+        return (jax.tree.map(jnp.add, grads_sum, grads), jax.tree.map(jnp.add, aux_sum, aux), model_state), None
+
+    rest = jax.tree.map(lambda x: x[1:], sliced)
+    (grads, aux, model_state), _ = lax.scan(add_micro_batch, (grads, aux, model_state), rest)
+    return jax.tree.map(lambda x: x / micro_batches, (grads, aux)) + (model_state,)
+
+
+def _term_keys(base: jax.Array, terms: tuple[Term, ...]) -> dict[str, jax.Array]:
+    """Per-example keys for each term: the first regulariser takes the stream's own keys
+    (those the single penalty always had), the others fold in their rank."""
+    keys, rank = {}, 0
+    for term in terms:
+        if term.kind == "regulariser":
+            keys[term.name] = base if rank == 0 else jax.vmap(jax.random.fold_in, (0, None))(base, rank)
+            rank += 1
+        else:
+            keys[term.name] = jax.vmap(jax.random.fold_in, (0, None))(base, 1000 + rank)
+    return keys
+
+
+def _merge_states(states: dict[str, Any], new: dict[str, Any], terms: tuple[Term, ...], axis_name: str | None):
+    """`states` with the terms' new states, those with mean_state averaged over the devices."""
+    averaged = {t.name for t in terms if t.mean_state}
+    return {
+        **states,
+        **{name: _mean_over_devices(value, axis_name) if name in averaged else value for name, value in new.items()},
+    }
+
+
+def _lazy_metrics(prefix: str, lazy_terms: tuple[Term, ...], states: dict[str, Any]) -> dict[str, jax.Array]:
+    """What a lazy term logs at every step: its latest value and its state's scalars."""
+    metrics = {}
+    for term in lazy_terms:
+        stored = states[term.name]
+        metrics[f"{prefix}_{term.name}"] = stored["last"]
+        for key, value in (stored.get("state") or {}).items():
+            if jnp.ndim(value) == 0:
+                metrics[f"{term.name}_{key}"] = value
+    return metrics
 
 
 def train_step(
@@ -203,18 +339,26 @@ def train_step(
     state: GANState,
     real_batches: dict[str, jax.Array] | None = None,
 ) -> tuple[GANState, dict[str, jax.Array]]:
-    """One iteration of Algorithm 1 on this device's `batch_size` examples.
+    """One iteration of Algorithm 1 on this device's `batch_size` examples, as its phases.
 
     `real_batches`: this device's image batches, one per D step (the G step, which reads real
-    data only for relativistic losses, reuses the last), {"images": ..., "labels": ...};
-    None for toy data.
+    data only for relativistic losses, and the lazy phases reuse the last),
+    {"images": ..., "labels": ...}; None for toy data.
     """
     models = parts.models
     generator, discriminator = models.generator, models.discriminator
     first_index = lax.axis_index(axis_name) * batch_size if axis_name else 0
+    d_main = terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=False)
+    g_main = terms_lib.of_player(parts.terms, GENERATOR, lazy=False)
+    d_lazy = terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=True)
+    g_lazy = terms_lib.of_player(parts.terms, GENERATOR, lazy=True)
+    mean_over_devices = lambda x: _mean_over_devices(x, axis_name)  # noqa: E731
 
     def draw(stream: Stream, substep: Any, sample_one: Callable) -> jax.Array:
         return sample_batch(sample_one, stream_key(state.rng, state.step, stream, substep), first_index, batch_size)
+
+    def keys(stream: Stream, substep: Any) -> jax.Array:
+        return draw(stream, substep, lambda key: key)
 
     def real_batch(stream: Stream, substep: Any) -> tuple[jax.Array, jax.Array | None]:
         """(images, labels or None) of D step `substep`'s real batch."""
@@ -226,132 +370,292 @@ def train_step(
     def generated_labels(stream: Stream, substep: Any) -> jax.Array | None:
         return draw(stream, substep, models.sample_label) if models.conditional else None
 
-    def augmented(images: jax.Array, stream: Stream, substep: Any) -> jax.Array:
-        if parts.augment is None:
-            return images
-        return parts.augment(images, draw(stream, substep, lambda key: key))
+    def augmented(images: jax.Array, example_keys: jax.Array | None) -> jax.Array:
+        return images if parts.augment is None or example_keys is None else parts.augment(images, example_keys)
 
-    def d_update(player: PlayerState, substep: int):
-        real, real_labels = real_batch(Stream.D_REAL, substep)
-        fake_labels = generated_labels(Stream.D_LABEL, substep)
-        fake, _ = apply_model(
-            generator,
-            state.generator,
-            draw(Stream.D_LATENT, substep, models.sample_latent),
-            axis_name=axis_name,
-            labels=fake_labels,
-        )
-        real = augmented(real, Stream.D_AUGMENT_REAL, substep)
-        fake = augmented(fake, Stream.D_AUGMENT_FAKE, substep)
-        penalty_keys = draw(Stream.D_PENALTY, substep, lambda key: key)
-        both_labels = None
-        if real_labels is not None and fake_labels is not None:
-            both_labels = jnp.concatenate([real_labels, fake_labels])
+    def augment_keys(stream: Stream, substep: Any) -> jax.Array | None:
+        return keys(stream, substep) if parts.augment is not None else None
 
-        def discriminate(params):
-            if models.d_batch_norm:
-                # Separate passes, as the DCGAN reference does: D's batch statistics then
-                # match the all-generated batch it judges in G's step.
-                real_out, model_state = apply_model(
-                    discriminator, player, real, params, update_stats=True, axis_name=axis_name, labels=real_labels
-                )
-                fake_out, model_state = apply_model(
-                    discriminator,
-                    player.replace(model_state=model_state),
-                    fake,
-                    params,
-                    update_stats=True,
-                    axis_name=axis_name,
-                    labels=fake_labels,
-                )
-                return real_out, fake_out, model_state
-            # One pass over real and fake together: half the kernel launches.
-            out, model_state = apply_model(
+    def d_of(player: PlayerState, params: Any) -> Callable:
+        def d(x, labels):
+            out = apply_model(discriminator, player, x, params, axis_name=axis_name, labels=labels)[0]
+            return models.split_d_output(out)[0]
+
+        return d
+
+    def discriminate(player: PlayerState, params: Any, real, fake, real_labels, fake_labels):
+        """D's outputs on the real and the generated batch, and its new model state."""
+        if models.d_batch_norm:
+            # Separate passes, as the DCGAN reference does: D's batch statistics then
+            # match the all-generated batch it judges in G's step.
+            real_out, model_state = apply_model(
+                discriminator, player, real, params, update_stats=True, axis_name=axis_name, labels=real_labels
+            )
+            fake_out, model_state = apply_model(
                 discriminator,
-                player,
-                jnp.concatenate([real, fake]),
+                player.replace(model_state=model_state),
+                fake,
                 params,
                 update_stats=True,
                 axis_name=axis_name,
-                labels=both_labels,
+                labels=fake_labels,
             )
-            return *jnp.split(out, 2), model_state
+            return real_out, fake_out, model_state
+        both_labels = None
+        if real_labels is not None and fake_labels is not None:
+            both_labels = jnp.concatenate([real_labels, fake_labels])
+        # One pass over real and fake together: half the kernel launches.
+        out, model_state = apply_model(
+            discriminator,
+            player,
+            jnp.concatenate([real, fake]),
+            params,
+            update_stats=True,
+            axis_name=axis_name,
+            labels=both_labels,
+        )
+        return *jnp.split(out, 2), model_state
 
-        def loss_fn(params):
-            real_out, fake_out, model_state = discriminate(params)
-            (real_out, real_classes), (fake_out, fake_classes) = map(models.split_d_output, (real_out, fake_out))
-            loss = parts.loss.discriminator(real_out, fake_out)
-            class_loss = _class_loss(real_classes, real_labels) + _class_loss(fake_classes, fake_labels)
-            penalty: jax.Array | float = 0.0
-            if parts.penalty is not None:
-                point_labels = fake_labels if parts.penalty_on_generated else real_labels
-
-                def d_fn(x):
-                    out = apply_model(discriminator, player, x, params, axis_name=axis_name, labels=point_labels)[0]
-                    return models.split_d_output(out)[0]
-
-                penalty = parts.penalty(d_fn, real, fake, penalty_keys)
-            if models.conditioning == "acgan":
-                loss = loss + models.class_loss_weight * class_loss
-            return loss + penalty, (loss, penalty, class_loss, real_out, fake_out, model_state)
-
-        (_, (loss, penalty, class_loss, real_out, fake_out, model_state)), grads = jax.value_and_grad(
-            loss_fn, has_aux=True
-        )(player.params)
-        grads = _mean_over_devices(grads, axis_name)
-        player = _apply_gradients(parts.d_optimiser, player.replace(model_state=model_state), grads)
+    def finish_d_update(player: PlayerState, grads: Any) -> PlayerState:
+        player = _apply_gradients(parts.d_optimiser, player, grads)
         if parts.d_constraint is not None:
             player = player.replace(params=parts.d_constraint(player.params))
-        metrics = {
-            "d_loss": loss,
-            "d_penalty": jnp.asarray(penalty, jnp.float32),
-            "d_real": jnp.mean(jax.nn.sigmoid(real_out)),
-            "d_fake": jnp.mean(jax.nn.sigmoid(fake_out)),
-            "d_real_raw": jnp.mean(real_out),
-            "d_fake_raw": jnp.mean(fake_out),
-            "d_grad_norm": optax.tree.norm(grads),
+        return player
+
+    def d_main_update(player: PlayerState, term_states: dict, substep: int):
+        objective = _Objective(d_main, "d")
+        real_plain, real_labels = real_batch(Stream.D_REAL, substep)
+        inputs = {
+            "real": real_plain,
+            "real_labels": real_labels,
+            "latent": draw(Stream.D_LATENT, substep, models.sample_latent),
+            "fake_labels": generated_labels(Stream.D_LABEL, substep),
+            "augment_real": augment_keys(Stream.D_AUGMENT_REAL, substep),
+            "augment_fake": augment_keys(Stream.D_AUGMENT_FAKE, substep),
+            "term_keys": _term_keys(keys(Stream.D_PENALTY, substep), d_main),
         }
-        if models.conditioning == "acgan":
-            metrics["d_class_loss"] = class_loss
-        return player, metrics
+
+        def loss_fn(params, micro, model_state):
+            current = player.replace(model_state=model_state)
+            fake_plain, _ = apply_model(
+                generator, state.generator, micro["latent"], axis_name=axis_name, labels=micro["fake_labels"]
+            )
+            real = augmented(micro["real"], micro["augment_real"])
+            fake = augmented(fake_plain, micro["augment_fake"])
+            real_out, fake_out, new_model_state = discriminate(
+                current, params, real, fake, micro["real_labels"], micro["fake_labels"]
+            )
+            (real_out, real_classes), (fake_out, fake_classes) = map(models.split_d_output, (real_out, fake_out))
+            views = {
+                name: DView(
+                    real_out=real_out,
+                    fake_out=fake_out,
+                    real_classes=real_classes,
+                    fake_classes=fake_classes,
+                    real=real,
+                    fake=fake,
+                    real_plain=micro["real"],
+                    fake_plain=fake_plain,
+                    real_labels=micro["real_labels"],
+                    fake_labels=micro["fake_labels"],
+                    d=d_of(current, params),
+                    augment=parts.augment,
+                    keys=term_keys,
+                    step=state.step,
+                    mean_over_devices=mean_over_devices,
+                )
+                for name, term_keys in micro["term_keys"].items()
+            }
+            total, new_states, parts_of = objective.per_term_views(views, term_states)
+            aux = {
+                "loss": parts_of["loss"],
+                "penalty": parts_of["penalty"],
+                "terms": parts_of["terms"],
+                "states": new_states,
+                "d_real": jnp.mean(jax.nn.sigmoid(real_out)),
+                "d_fake": jnp.mean(jax.nn.sigmoid(fake_out)),
+                "d_real_raw": jnp.mean(real_out),
+                "d_fake_raw": jnp.mean(fake_out),
+            }
+            return total, (aux, new_model_state)
+
+        grads, aux, model_state = _accumulate(loss_fn, player.params, player.model_state, inputs, parts.grad_accum)
+        grads = _mean_over_devices(grads, axis_name)
+        player = finish_d_update(player.replace(model_state=model_state), grads)
+        metrics = {
+            "d_loss": aux["loss"],
+            "d_penalty": jnp.asarray(aux["penalty"], jnp.float32),
+            "d_real": aux["d_real"],
+            "d_fake": aux["d_fake"],
+            "d_real_raw": aux["d_real_raw"],
+            "d_fake_raw": aux["d_fake_raw"],
+            "d_grad_norm": optax.tree.norm(grads),
+            **aux["terms"],
+        }
+        return player, _merge_states(term_states, aux["states"], d_main, axis_name), metrics
+
+    def d_lazy_update(carry):
+        player, term_states = carry
+        objective = _Objective(d_lazy, "d", scale=d_interval)
+        real_plain, real_labels = real_batch(Stream.D_REAL, parts.d_steps - 1 if real_batches is not None else 0)
+        fake_labels = generated_labels(Stream.D_LAZY, 1)
+        fake_plain, _ = apply_model(
+            generator, state.generator, draw(Stream.D_LAZY, 0, models.sample_latent), axis_name=axis_name,
+            labels=fake_labels,
+        )
+        real = augmented(real_plain, augment_keys(Stream.D_LAZY, 2))
+        fake = augmented(fake_plain, augment_keys(Stream.D_LAZY, 3))
+        term_keys = _term_keys(keys(Stream.D_LAZY, 4), d_lazy)
+
+        def loss_fn(params):
+            views = {
+                name: DView(
+                    real_out=None,
+                    fake_out=None,
+                    real_classes=None,
+                    fake_classes=None,
+                    real=real,
+                    fake=fake,
+                    real_plain=real_plain,
+                    fake_plain=fake_plain,
+                    real_labels=real_labels,
+                    fake_labels=fake_labels,
+                    d=d_of(player, params),
+                    augment=parts.augment,
+                    keys=example_keys,
+                    step=state.step,
+                    mean_over_devices=mean_over_devices,
+                )
+                for name, example_keys in term_keys.items()
+            }
+            total, new_states, _ = objective.per_term_views(views, term_states)
+            return total, new_states
+
+        (_, new_states), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
+        grads = _mean_over_devices(grads, axis_name)
+        return finish_d_update(player, grads), _merge_states(term_states, new_states, d_lazy, axis_name)
 
     # A Python loop, not lax.scan: XLA's CPU backend ran DCGAN's D step 8x slower inside
     # a loop body (experiments/throughput/README.md). d_steps is small.
-    d_player = state.discriminator
+    d_player, term_states = state.discriminator, state.terms
     for substep in range(parts.d_steps):
-        d_player, d_metrics = d_update(d_player, substep)
-
-    g_real, g_real_labels = real_batch(Stream.G_REAL, 0 if real_batches is None else parts.d_steps - 1)
-    g_real = augmented(g_real, Stream.G_AUGMENT_REAL, 0)
-    latent = draw(Stream.G_LATENT, 0, models.sample_latent)
-    g_labels = generated_labels(Stream.G_LABEL, 0)
+        d_player, term_states, d_metrics = d_main_update(d_player, term_states, substep)
+    d_interval = terms_lib.lazy_interval(parts.terms, DISCRIMINATOR)
+    if d_interval is not None:
+        d_player, term_states = lax.cond(
+            state.step % d_interval == 0, d_lazy_update, lambda carry: carry, (d_player, term_states)
+        )
+        d_metrics = {**d_metrics, **_lazy_metrics("d", d_lazy, term_states)}
 
     # Alternating: G plays against the D just updated; simultaneous: against the old one.
     opponent = state.discriminator if parts.simultaneous else d_player
 
-    def g_loss_fn(params):
-        fake, g_model_state = apply_model(
-            generator, state.generator, latent, params, update_stats=True, axis_name=axis_name, labels=g_labels
-        )
-        fake = augmented(fake, Stream.G_AUGMENT_FAKE, 0)
-        fake_out, fake_classes = models.split_d_output(
-            apply_model(discriminator, opponent, fake, axis_name=axis_name, labels=g_labels)[0]
-        )
-        # Only relativistic losses read real_out; XLA drops this pass for the others.
-        real_out, _ = models.split_d_output(
-            apply_model(discriminator, opponent, g_real, axis_name=axis_name, labels=g_real_labels)[0]
-        )
-        g_loss = parts.loss.generator(real_out, fake_out)
-        if models.conditioning == "acgan":
-            g_loss = g_loss + models.class_loss_weight * _class_loss(fake_classes, g_labels)
-        return g_loss, g_model_state
+    def discriminate_fixed(x, labels):
+        return models.split_d_output(apply_model(discriminator, opponent, x, axis_name=axis_name, labels=labels)[0])
 
-    (g_loss, g_model_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.generator.params)
+    def g_view(params, model_state, latent, labels, fake, fake_out, fake_classes, real_out, term_keys):
+        current = state.generator.replace(model_state=model_state)
+
+        def apply_generator(method, *args, labels=None):
+            return apply_model(generator, current, *args, params, axis_name=axis_name, labels=labels, method=method)[0]
+
+        return GView(
+            fake_out=fake_out,
+            real_out=real_out,
+            fake_classes=fake_classes,
+            fake=fake,
+            latent=latent,
+            labels=labels,
+            params=params,
+            generate=lambda z, y: apply_model(generator, current, z, params, axis_name=axis_name, labels=y)[0],
+            apply_generator=apply_generator,
+            discriminate=lambda x, y: discriminate_fixed(x, y)[0],
+            keys=term_keys,
+            step=state.step,
+            mean_over_devices=mean_over_devices,
+        )
+
+    g_real_plain, g_real_labels = real_batch(Stream.G_REAL, 0 if real_batches is None else parts.d_steps - 1)
+    g_inputs = {
+        "real": g_real_plain,
+        "real_labels": g_real_labels,
+        "latent": draw(Stream.G_LATENT, 0, models.sample_latent),
+        "labels": generated_labels(Stream.G_LABEL, 0),
+        "augment_real": augment_keys(Stream.G_AUGMENT_REAL, 0),
+        "augment_fake": augment_keys(Stream.G_AUGMENT_FAKE, 0),
+        "term_keys": _term_keys(keys(Stream.G_TERM, 0), g_main),
+    }
+    g_objective = _Objective(g_main, "g")
+
+    def g_loss_fn(params, micro, model_state):
+        fake, g_model_state = apply_model(
+            generator,
+            state.generator.replace(model_state=model_state),
+            micro["latent"],
+            params,
+            update_stats=True,
+            axis_name=axis_name,
+            labels=micro["labels"],
+        )
+        fake = augmented(fake, micro["augment_fake"])
+        fake_out, fake_classes = discriminate_fixed(fake, micro["labels"])
+        # Only relativistic losses read real_out; XLA drops this pass for the others.
+        g_real = augmented(micro["real"], micro["augment_real"])
+        real_out, _ = discriminate_fixed(g_real, micro["real_labels"])
+        views = {
+            name: g_view(
+                params, model_state, micro["latent"], micro["labels"], fake, fake_out, fake_classes, real_out, term_keys
+            )
+            for name, term_keys in micro["term_keys"].items()
+        }
+        total, new_states, parts_of = g_objective.per_term_views(views, term_states)
+        return total, ({"loss": parts_of["loss"], "penalty": parts_of["penalty"], "terms": parts_of["terms"],
+                        "states": new_states}, g_model_state)
+
+    g_grads, g_aux, g_model_state = _accumulate(
+        g_loss_fn, state.generator.params, state.generator.model_state, g_inputs, parts.grad_accum
+    )
     g_grads = _mean_over_devices(g_grads, axis_name)
     g_player = _apply_gradients(parts.g_optimiser, state.generator.replace(model_state=g_model_state), g_grads)
+    term_states = _merge_states(term_states, g_aux["states"], g_main, axis_name)
+    g_metrics = {"g_loss": g_aux["loss"], "g_grad_norm": optax.tree.norm(g_grads)}
+    if any(t.kind == "regulariser" for t in g_main + g_lazy):
+        g_metrics["g_penalty"] = jnp.asarray(g_aux["penalty"], jnp.float32)
+    g_metrics.update(g_aux["terms"])
 
-    metrics = {**d_metrics, "g_loss": g_loss, "g_grad_norm": optax.tree.norm(g_grads)}
-    new_state = GANState(state.step + 1, state.rng, g_player, d_player, _moving_average(parts, state, g_player.params))
+    g_interval = terms_lib.lazy_interval(parts.terms, GENERATOR)
+    if g_interval is not None:
+        g_lazy_objective = _Objective(g_lazy, "g", scale=g_interval)
+        lazy_latent = draw(Stream.G_LAZY, 0, models.sample_latent)
+        lazy_labels = generated_labels(Stream.G_LAZY, 1)
+        lazy_keys = _term_keys(keys(Stream.G_LAZY, 4), g_lazy)
+
+        def g_lazy_update(carry):
+            player, term_states = carry
+
+            def loss_fn(params):
+                fake = apply_model(generator, player, lazy_latent, params, axis_name=axis_name, labels=lazy_labels)[0]
+                views = {
+                    name: g_view(params, player.model_state, lazy_latent, lazy_labels, fake, None, None, None, k)
+                    for name, k in lazy_keys.items()
+                }
+                total, new_states, _ = g_lazy_objective.per_term_views(views, term_states)
+                return total, new_states
+
+            (_, new_states), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
+            player = _apply_gradients(parts.g_optimiser, player, _mean_over_devices(grads, axis_name))
+            return player, _merge_states(term_states, new_states, g_lazy, axis_name)
+
+        g_player, term_states = lax.cond(
+            state.step % g_interval == 0, g_lazy_update, lambda carry: carry, (g_player, term_states)
+        )
+        g_metrics.update(_lazy_metrics("g", g_lazy, term_states))
+
+    metrics = {**d_metrics, **g_metrics}
+    ema = None if parts.ema is None else parts.ema.update(state.generator_ema, g_player.params, state.step)
+    new_state = state.replace(
+        step=state.step + 1, generator=g_player, discriminator=d_player, generator_ema=ema, terms=term_states
+    )
     return new_state, _mean_over_devices(metrics, axis_name)
 
 

@@ -1,7 +1,8 @@
-"""Shared helpers: compose configs the way `gan-train` does, and run the CLI."""
+"""Shared helpers: compose configs the way `gan-train` does, run the CLI, read metrics.jsonl."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 os.environ["GAN_JAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="gan_jax_test_cache_")
 os.environ.pop("GAN_JAX_INCEPTION_WEIGHTS", None)  # eval.features=auto must not find a user's weights
 
-from gan_jax.config import compose, register_schemas  # noqa: E402  (after the JAX variables)
+from gan_jax import rundir  # noqa: E402  (after the JAX variables)
+from gan_jax.config import compose, register_schemas  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +44,17 @@ register_schemas()
 
 def compose_config(overrides: list[str]):
     return compose(overrides)
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    """metrics.jsonl's rows, in order. Every line must be a whole JSON row: unlike the loop's
+    reader (rundir.MetricsFile), a torn line fails the test instead of being dropped."""
+    return [json.loads(line) for line in (run_dir / rundir.METRICS_FILE).read_text().splitlines()]
+
+
+def training_rows(run_dir: Path) -> list[dict]:
+    """The rows of the training steps (those with d_loss), without the evaluation rows."""
+    return [row for row in metrics_rows(run_dir) if "d_loss" in row]
 
 
 def gan_train(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, gan_train
+from conftest import ROOT, TINY, gan_train, metrics_rows, training_rows
 from wandb_records import read_run
 
 CLI_TINY = [o for o in TINY if not o.startswith("logger=")]
@@ -40,7 +40,7 @@ def test_offline_wandb_run_holds_config_and_metrics(tmp_path):
     assert run["config"]["train"]["steps"] == 20
     logged = [h for h in run["history"] if "d_real" in h]
     assert [h["_step"] for h in logged] == [5, 10, 15, 20]
-    jsonl = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    jsonl = metrics_rows(tmp_path)
     assert logged[-1]["d_fake"] == next(r for r in jsonl if r["step"] == 20 and "d_fake" in r)["d_fake"]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["wandb"]["mode"] == "offline" and summary["wandb"]["id"] == run["run"].run_id
@@ -154,11 +154,7 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     uninterrupted = gan_train([steps, *common, "logger=none", f"hydra.run.dir={whole}"])
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
-    def train_rows(run_dir):
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        return [r for r in rows if "d_loss" in r]
-
-    assert train_rows(killed) == train_rows(whole)
+    assert training_rows(killed) == training_rows(whole)
     resumed_runs = [read_run(f) for f in killed.glob("wandb/offline-run-*/run-*.wandb")]
     assert len(resumed_runs) == 2 and len({r["run"].run_id for r in resumed_runs}) == 1
 

@@ -38,12 +38,13 @@ def _loss_overrides(loss: str, penalty: str) -> list[str]:
 
 
 # Each loss once and each penalty once in `make test`; the full product with `make test-all`.
+REGULARISERS = penalties.names()
 COVERING = sorted(
     {(loss, "none") for loss in losses.names()}
-    | {("non_saturating", p) for p in penalties.names()}
+    | {("non_saturating", p) for p in REGULARISERS}
     | {("wgan", "wgan_gp")}
 )
-ALL_PAIRS = [(loss, penalty) for loss in losses.names() for penalty in penalties.names()]
+ALL_PAIRS = [(loss, penalty) for loss in losses.names() for penalty in ("none", *REGULARISERS)]
 PAIRS = [pytest.param(*pair, marks=() if pair in COVERING else pytest.mark.slow) for pair in ALL_PAIRS]
 
 
@@ -76,7 +77,7 @@ def test_every_loss_and_penalty_trains_fashion_mnist_dcgan(loss, penalty, fashio
     validate(cfg, num_devices=1)
     parts = loop.build_parts(cfg)
     batch = cfg.train.batch_size
-    real = jax.tree.map(lambda x: x[0], feed.host_batches(parts.data, [0], 0, 3, cfg.train.d_steps, batch))
+    real = jax.tree.map(lambda x: x[0], feed.chunk_batches(parts.data, [0], 0, 3, cfg.train.d_steps, batch))
     run = jax.jit(partial(step.train_steps, parts, batch, None), static_argnums=1)
     state, metrics = run(step.init_state(parts, 0), 3, real)
     assert int(state.step) == 3
@@ -127,8 +128,9 @@ def test_spectral_norm_keeps_its_power_iteration_across_steps():
     [
         (["train.schedule=simultaneous", "train.d_steps=5"], "train.d_steps=5: simultaneous updates"),
         (["model=dirac", "dataset=ring_2d"], "model=dirac: its generator is one number"),
-        (["penalty=r1", "penalty.weight=0"], "penalty.weight=0 makes penalty=r1 do nothing"),
-        (["penalty=none", "penalty.weight=3"], "penalty.weight=3.0 has no effect with penalty=none"),
+        (["penalty=r1", "penalty.r1.weight=0"], "penalty.r1.weight=0.0: must be a number > 0 (penalty=none for no"),
+        (["penalty=lecam", "penalty.lecam.interval=4"], "penalty.lecam.interval=4: lecam reads the main update's"),
+        (["penalty=[r1,r2]", "penalty.r1.interval=4", "penalty.r2.interval=8"], "the lazy regularisers share one"),
         (["loss=wgan", "penalty=wgan_gp"], "the gradient penalty replaces weight clipping"),
         (["loss.name=wgan"], "loss.name='wgan': valid values are minimax, non_saturating, hinge"),
     ],
@@ -157,7 +159,7 @@ def test_weight_clip_belongs_to_wgan_only():
                 "optim.name": "rmsprop",
                 "optim.lr": 5e-5,
                 "train.d_steps": 5,
-                "penalty.name": "none",
+                "penalty": {},
             },
         ),
         (
@@ -165,8 +167,7 @@ def test_weight_clip_belongs_to_wgan_only():
             {
                 "loss.name": "wgan",
                 "loss.weight_clip": None,
-                "penalty.name": "wgan_gp",
-                "penalty.weight": 10.0,
+                "penalty.wgan_gp.weight": 10.0,
                 "optim.lr": 1e-4,
                 "optim.b1": 0.0,
                 "optim.b2": 0.9,

@@ -9,20 +9,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY, TINY_DCGAN, compose_config
+from conftest import TINY, TINY_DCGAN, compose_config, metrics_rows
 
 from gan_jax import evaluators, loop, score, step
 from gan_jax.config import ConfigError
 from gan_jax.errors import TrainingDiverged
-from gan_jax.evaluate import Evaluator
+from gan_jax.evaluate import StateEvaluator
 from gan_jax.metrics import feature_space
 from gan_jax.parts import build as build_parts
 
 IMAGE_METRICS = ["fid", "kid", "precision", "recall", "density", "coverage", "inception_score"]
-
-
-def _rows(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +35,7 @@ def dcgan_run(fashion_mnist_dir, tmp_path_factory):
 
 def test_image_run_logs_every_metric_with_its_provenance(dcgan_run):
     run_dir, summary = dcgan_run
-    evaluated = [r for r in _rows(run_dir) if "fid" in r]
+    evaluated = [r for r in metrics_rows(run_dir) if "fid" in r]
     assert [r["step"] for r in evaluated] == [3, 6]
     for row in evaluated:
         assert all(np.isfinite(row[k]) for k in IMAGE_METRICS), row
@@ -56,7 +52,7 @@ def test_image_run_logs_every_metric_with_its_provenance(dcgan_run):
 
 def test_keep_best_keeps_the_best_evaluation(dcgan_run):
     run_dir, summary = dcgan_run
-    fids = {r["step"]: r["fid"] for r in _rows(run_dir) if "fid" in r}
+    fids = {r["step"]: r["fid"] for r in metrics_rows(run_dir) if "fid" in r}
     best_step = min(fids, key=fids.get)
     assert summary["best"] == {"key": "eval.fid", "value": fids[best_step], "step": best_step}
     assert [p.name for p in (run_dir / "best").iterdir() if p.name.isdigit()] == [str(best_step)]
@@ -89,14 +85,14 @@ def test_reference_features_are_computed_once(fashion_mnist_dir, tmp_path, monke
     calls = []
     original = feature_space.feature_statistics
     monkeypatch.setattr(feature_space, "feature_statistics", lambda f: calls.append(len(f)) or original(f))
-    first = Evaluator(parts, cfg.eval, cfg.dataset).features.reference
-    second = Evaluator(parts, cfg.eval, cfg.dataset).features.reference
+    first = StateEvaluator(parts, cfg.eval, cfg.dataset).features.reference
+    second = StateEvaluator(parts, cfg.eval, cfg.dataset).features.reference
     assert calls == [128]  # computed for the first, read from the cache by the second
     np.testing.assert_array_equal(first.features, second.features)
     assert len(list((tmp_path / "reference").glob("*.npz"))) == 1
     cached = next((tmp_path / "reference").glob("*.npz"))
     cached.write_bytes(cached.read_bytes()[:1000])  # damaged outside gan_jax: computed again, with a warning
-    again = Evaluator(parts, cfg.eval, cfg.dataset).features.reference
+    again = StateEvaluator(parts, cfg.eval, cfg.dataset).features.reference
     assert calls == [128, 128]
     np.testing.assert_array_equal(first.features, again.features)
 
@@ -133,7 +129,7 @@ def test_nan_samples_stop_the_evaluation_with_a_message(fashion_mnist_dir):
     state = step.init_state(parts, 0)
     broken = state.replace(generator_ema=jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), state.generator_ema))
     with pytest.raises(TrainingDiverged, match=r"16 of 16 generated samples hold NaN or inf"):
-        Evaluator(parts, cfg.eval, cfg.dataset)(broken)
+        StateEvaluator(parts, cfg.eval, cfg.dataset)(broken)
 
 
 def test_every_metric_declares_its_direction():

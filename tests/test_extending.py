@@ -8,7 +8,6 @@ the real loop.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, metrics_rows
 
 from gan_jax import data, evaluators, loop, losses, models
 from gan_jax.config import ConfigError, compose, validate
@@ -109,7 +108,7 @@ def _off_axis(inputs: evaluators.EvalInputs) -> evaluators.Measured:
     return evaluators.Measured({"off_axis": float(np.mean(np.abs(inputs.samples[:, 1])))})
 
 
-METRIC = evaluators.Evaluator(
+METRIC = evaluators.Metric(
     "off_axis", applies=lambda dataset: dataset.name == "segment_2d", compute=_off_axis, directions={"off_axis": "min"}
 )
 
@@ -137,7 +136,7 @@ def test_the_new_parts_train_through_gan_trains_composition(tmp_path):
     assert cfg.loss.margin == 1.0 and cfg.model.width == 16 and cfg.dataset.length == 2.0
     summary = loop.run(cfg, tmp_path)
     assert summary["status"] == "finished" and summary["steps_completed"] == 20
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(tmp_path)
     assert all(np.isfinite(r["d_loss"]) for r in rows if "d_loss" in r)
     assert 0 <= summary["eval"]["off_axis"] < 10  # the new metric, in summary.json and metrics.jsonl
     assert any("off_axis" in r for r in rows)
@@ -159,7 +158,7 @@ def test_each_new_part_composes_with_the_built_in_ones(new_part, tmp_path):
         (["model.width=0"], "model.width=0: must be an integer >= 1"),
         (["loss.margin=0"], "loss.margin=0.0: must be a number > 0"),
         (["dataset=fashion_mnist"], "model=tiny_mlp: takes flat examples; dataset=fashion_mnist is images"),
-        (["penalty=r1", "penalty.weight=0"], "penalty.weight=0 makes penalty=r1 do nothing"),
+        (["penalty=r1", "penalty.r1.weight=0"], "penalty.r1.weight=0.0: must be a number > 0"),
     ],
 )
 def test_the_new_parts_rules_are_checked_like_the_built_in_ones(overrides, message):

@@ -11,13 +11,9 @@ from functools import partial
 
 import jax
 import numpy as np
-from conftest import ROOT, TINY_DCGAN, compose_config, gan_train
+from conftest import ROOT, TINY_DCGAN, compose_config, gan_train, metrics_rows
 
 from gan_jax import loop, step
-
-
-def _rows(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_gan_train_dcgan_writes_grids_checkpoints_and_summary(fashion_mnist_dir, tmp_path):
@@ -44,7 +40,7 @@ def test_continued_dcgan_run_equals_uninterrupted_run_bit_for_bit(fashion_mnist_
     loop.run(compose_config(base + ["train.steps=3"]), tmp_path / "split")
     continued = loop.run(compose_config(base), tmp_path / "split")
     assert continued["resumed_from_step"] == 3
-    whole, split = _rows(tmp_path / "whole"), _rows(tmp_path / "split")
+    whole, split = metrics_rows(tmp_path / "whole"), metrics_rows(tmp_path / "split")
     assert [r for r in split if "d_loss" in r] == [r for r in whole if "d_loss" in r]
     np.testing.assert_array_equal(
         np.load(tmp_path / "split" / "samples.npy"), np.load(tmp_path / "whole" / "samples.npy")
@@ -56,13 +52,13 @@ def test_batch_norm_across_two_devices_matches_one_device(fashion_mnist_dir, tmp
 import json, sys
 sys.path.insert(0, {str(ROOT / "tests")!r})
 from pathlib import Path
-from conftest import TINY_DCGAN, compose_config
+from conftest import TINY_DCGAN, compose_config, training_rows
 from gan_jax import loop
 out = {{}}
 for n in (1, 2):
     run_dir = Path({str(tmp_path)!r}) / str(n)
     loop.run(compose_config(TINY_DCGAN + ["dataset.data_dir={fashion_mnist_dir}", f"train.num_devices={{n}}"]), run_dir)
-    out[n] = [json.loads(l)["d_loss"] for l in open(run_dir / "metrics.jsonl") if '"d_loss"' in l]
+    out[n] = [r["d_loss"] for r in training_rows(run_dir)]
 print(json.dumps(out))
 """
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")

@@ -67,9 +67,9 @@ def test_batches_depend_only_on_seed_and_index(fashion_mnist_dir):
     )
 
 
-def test_device_feed_matches_host_batches_and_splits_over_devices(fashion_mnist_dir):
+def test_device_feed_matches_chunk_batches_and_splits_over_devices(fashion_mnist_dir):
     dataset = _dataset(fashion_mnist_dir)
-    expected = feed.host_batches(dataset, [0, 1], 2, 3, 2, 8)["images"]  # 2 seeds, steps 2..4, 2 D steps
+    expected = feed.chunk_batches(dataset, [0, 1], 2, 3, 2, 8)["images"]  # 2 seeds, steps 2..4, 2 D steps
     assert expected.shape == (2, 3, 2, 8, 28, 28, 1)
     np.testing.assert_array_equal(expected[1, 1, 0], dataset.batch(1, 3 * 2 + 0, 8))
     one_device = parallel.DataParallel(tuple(jax.local_devices()[:1]))
@@ -87,7 +87,7 @@ def test_device_feed_matches_host_batches_and_splits_over_devices(fashion_mnist_
 def test_labels_travel_with_their_images(fashion_mnist_dir):
     dataset = _dataset(fashion_mnist_dir)
     assert dataset.num_classes == 10
-    batches = feed.host_batches(dataset, [3], 0, 1, 2, 16, labels=True)
+    batches = feed.chunk_batches(dataset, [3], 0, 1, 2, 16, labels=True)
     images, labels = dataset.labelled_batch(3, 1, 16)
     np.testing.assert_array_equal(batches["images"][0, 0, 1], images)
     np.testing.assert_array_equal(batches["labels"][0, 0, 1], labels)
@@ -173,7 +173,7 @@ def test_batch_norm_records_running_statistics_only_when_asked():
             "dataset.image_size=48: model=dcgan supports 28, 32, 64",
         ),
         (
-            ["experiment=fashion_mnist_dcgan", "penalty=wgan_gp", "penalty.weight=10"],
+            ["experiment=fashion_mnist_dcgan", "penalty=wgan_gp", "penalty.wgan_gp.weight=10"],
             "penalty=wgan_gp with model.discriminator.norm=batch",
         ),
         (
@@ -191,9 +191,9 @@ def test_an_image_run_knows_its_summary_keys_for_sweep_objectives(fashion_mnist_
     from conftest import TINY_DCGAN
 
     from gan_jax import loop
-    from gan_jax.evaluate import Evaluator
+    from gan_jax.evaluate import StateEvaluator
 
     cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}"])
     parts = loop.build_parts(cfg)
-    keys = loop.summary_keys(parts, Evaluator(parts, cfg.eval, cfg.dataset))
+    keys = loop.summary_keys(parts, StateEvaluator(parts, cfg.eval, cfg.dataset))
     assert {"final.d_loss", "final.d_real", "eval.sample_std", "d_real_last_tenth", "eval.fid", "eval.kid"} <= set(keys)

@@ -9,11 +9,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_DCGAN, gan_train
+from conftest import ROOT, TINY_DCGAN, gan_train, training_rows
 
 from gan_jax import launch, rundir
 
@@ -43,10 +42,6 @@ def launch_processes(args: list[str], processes: int = 2, devices: int = 2, time
     )
 
 
-def d_rows(run_dir: Path) -> list[dict]:
-    return [r for r in rundir.MetricsFile(run_dir).read() if "d_loss" in r]
-
-
 def assert_same_numbers(rows: list[dict], reference: list[dict], tolerance: float) -> None:
     assert [r["step"] for r in rows] == [r["step"] for r in reference]
     for key in ("d_loss", "g_loss", "d_real", "d_fake"):
@@ -65,13 +60,13 @@ def test_two_processes_match_one_with_four_devices_and_their_checkpoint_resumes_
     summary = json.loads((split / "summary.json").read_text())
     assert (summary["status"], summary["processes"], summary["devices"]) == ("finished", 2, 4)
     # Process 0 alone wrote the files: one row per step, not one per process.
-    assert [r["step"] for r in d_rows(split)] == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in training_rows(split)] == [1, 2, 3, 4, 5]
     assert sorted(int(p.name) for p in (split / "checkpoints").iterdir() if p.name.isdigit()) == [5]
 
     resumed = gan_train([*RING, "train.steps=10", f"hydra.run.dir={split}"], env_extra=FOUR_DEVICES)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((split / "summary.json").read_text())["resumed_from_step"] == 5
-    assert_same_numbers(d_rows(split), d_rows(tmp_path / "one"), tolerance=1e-4)
+    assert_same_numbers(training_rows(split), training_rows(tmp_path / "one"), tolerance=1e-4)
 
 
 def test_processes_given_different_configs_stop_at_start_naming_the_keys(tmp_path):
@@ -170,4 +165,4 @@ def test_the_dcgan_on_two_processes_matches_one_process_with_four_devices(fashio
     assert whole.returncode == 0, whole.stderr[-3000:]
     split = launch_processes([*dcgan, f"hydra.run.dir={tmp_path / 'two'}"], timeout=900)
     assert split.returncode == 0, split.stdout[-4000:]
-    assert_same_numbers(d_rows(tmp_path / "two"), d_rows(tmp_path / "one"), tolerance=1e-4)
+    assert_same_numbers(training_rows(tmp_path / "two"), training_rows(tmp_path / "one"), tolerance=1e-4)

@@ -3,11 +3,9 @@ training iterations for both players; a decayed run refuses to be lengthened on 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from conftest import compose_config
+from conftest import compose_config, training_rows
 
 from gan_jax import loop, optim
 from gan_jax.config import ConfigError, validate
@@ -70,5 +68,4 @@ def test_a_decayed_run_trains_and_slows_down_and_cannot_be_lengthened(tmp_path):
 
 
 def d_losses(run_dir) -> list[float]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [row["d_loss"] for row in rows if "d_loss" in row]
+    return [row["d_loss"] for row in training_rows(run_dir)]

@@ -36,15 +36,11 @@ _SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from conftest import compose_config
+from conftest import compose_config, training_rows
 import jax
-from gan_jax import loop, parallel, step
+from gan_jax import loop, parallel, parallel_modes, step
 assert jax.local_device_count() == 2
 base, out_dir = {overrides!r}, Path({out_dir!r})
-
-def d_rows(run_dir):
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-    return [r for r in rows if "d_loss" in r]
 
 loop.run(compose_config(base + ["train.parallel=pmap"]), out_dir / "pmap")
 loop.run(compose_config(base + ["train.steps=5"]), out_dir / "shard_map")
@@ -53,13 +49,13 @@ resumed = loop.run(compose_config(base), out_dir / "shard_map")
 donated = {{}}
 cfg = compose_config(base)
 parts = loop.build_parts(cfg)
-for mode in parallel.MODES:
+for mode in parallel_modes.MODES:
     placement = parallel.DataParallel(tuple(jax.local_devices()), mode)
     state = placement.replicate(step.init_population(parts, [0]))
     new_state, _ = parallel.compile_train_steps(parts, 64, placement)(state, 1)
     donated[mode] = all(leaf.is_deleted() for leaf in jax.tree.leaves(state) if isinstance(leaf, jax.Array))
     assert int(placement.unreplicate(new_state).step[0]) == 1
-print(json.dumps({{"pmap": d_rows(out_dir / "pmap"), "shard_map": d_rows(out_dir / "shard_map"),
+print(json.dumps({{"pmap": training_rows(out_dir / "pmap"), "shard_map": training_rows(out_dir / "shard_map"),
                   "resumed_from": resumed["resumed_from_step"], "donated": donated}}))
 """
 

@@ -74,6 +74,57 @@ def test_penalty_gradients_are_finite(name):
     assert all(np.all(np.isfinite(g)) and np.any(g != 0) for g in jax.tree.leaves(grads))
 
 
-def test_none_builds_nothing():
-    assert penalties.build("none", 0.0, (1.0,)) is None
-    assert penalties.names() == ("none", "wgan_gp", "r1", "r2", "dragan")
+def test_the_gradient_penalties_are_registered_first():
+    assert penalties.names()[:4] == ("wgan_gp", "r1", "r2", "dragan")
+
+
+def _d_view(real_out, fake_out, **fields):
+    from gan_jax.terms import DView
+
+    defaults = dict(
+        real_classes=None,
+        fake_classes=None,
+        real=None,
+        fake=None,
+        real_plain=None,
+        fake_plain=None,
+        real_labels=None,
+        fake_labels=None,
+        d=None,
+        augment=None,
+        keys=None,
+        step=jnp.zeros((), jnp.int32),
+        mean_over_devices=lambda x: x,
+    )
+    return DView(real_out=jnp.asarray(real_out), fake_out=jnp.asarray(fake_out), **(defaults | fields))
+
+
+def test_lecam_against_a_hand_computation():
+    """a_R <- 0.99 a_R + 0.01 mean D(x) first, then 0.3 (E[(D(x) - a_F)^2] + E[(D(G(z)) - a_R)^2])."""
+    from gan_jax.regularisers.lecam import lecam_term
+
+    term = lecam_term("lecam", weight=0.3, decay=0.99)
+    state = {"real_average": jnp.float32(2.0), "fake_average": jnp.float32(-1.0)}
+    real_out, fake_out = [[1.0], [3.0]], [[-2.0], [0.0]]  # means 2 and -1
+    result = term.fn(_d_view(real_out, fake_out), state)
+    a_r, a_f = 0.99 * 2.0 + 0.01 * 2.0, 0.99 * -1.0 + 0.01 * -1.0
+    expected = 0.3 * (np.mean((np.array([1.0, 3.0]) - a_f) ** 2) + np.mean((np.array([-2.0, 0.0]) - a_r) ** 2))
+    assert float(result.value) == pytest.approx(expected, rel=1e-6)
+    # From the initial state (0, 0): the averages move 1% of the way to the batch means.
+    start = term.init()
+    moved = term.fn(_d_view(real_out, fake_out), start)
+    assert float(moved.state["real_average"]) == pytest.approx(0.02, rel=1e-6)
+    assert float(moved.state["fake_average"]) == pytest.approx(-0.01, rel=1e-6)
+    assert set(moved.metrics) == {"lecam_real_average", "lecam_fake_average"}
+
+
+def test_lecam_pulls_d_towards_the_other_sides_average():
+    """Its gradient with respect to D's outputs: 2 * 0.3 * (D(x) - a_F) / n for real outputs."""
+    from gan_jax.regularisers.lecam import lecam_term
+
+    term = lecam_term("lecam", weight=0.3, decay=0.99)
+    state = {"real_average": jnp.float32(0.5), "fake_average": jnp.float32(-0.5)}
+    fake_out = jnp.array([[0.0], [0.0]])
+    grad = jax.grad(lambda r: term.fn(_d_view(r, fake_out), state).value)(jnp.array([[1.0], [2.0]]))
+    a_f = 0.99 * -0.5 + 0.01 * 0.0
+    np.testing.assert_allclose(np.asarray(grad)[:, 0], 2 * 0.3 * (np.array([1.0, 2.0]) - a_f) / 2, rtol=1e-6)

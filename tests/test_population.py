@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from conftest import compose_config
+from conftest import compose_config, training_rows
 
 from gan_jax import loop
 from gan_jax.config import ConfigError, validate
@@ -28,8 +26,7 @@ BASE = [
 
 
 def _rows(run_dir, seed):
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in rows if r["seed"] == seed and "d_loss" in r]
+    return [r for r in training_rows(run_dir) if r["seed"] == seed]
 
 
 def test_each_replica_equals_the_single_run_with_its_seed(tmp_path):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, metrics_rows
 
 from gan_jax import augment, feed, loop, step
 from gan_jax.config import ConfigError, validate
@@ -122,7 +122,7 @@ def test_augmentations_have_gradients_and_the_papers_extents():
 def test_tiny_conditional_resnet_with_diffaugment_trains_logs_class_metrics_and_class_rows(fashion_mnist_dir, tmp_path):
     outputs = loop.run(compose_config(TINY_RESNET + [f"dataset.data_dir={fashion_mnist_dir}"]), tmp_path)
     assert outputs["status"] == "finished"
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(tmp_path)
     train = [r for r in rows if "d_loss" in r]
     assert len(train) == 2
     for key in ("d_loss", "g_loss", "d_penalty", "g_grad_norm"):
@@ -153,7 +153,7 @@ def test_resnet_composes_with_losses_penalties_and_conditioning(loss, penalty, c
     cfg = compose_config(TINY_RESNET + [f"dataset.data_dir={fashion_mnist_dir}", *extra])
     validate(cfg, num_devices=1)
     parts = loop.build_parts(cfg)
-    real = jax.tree.map(lambda x: x[0], feed.host_batches(parts.data, [0], 0, 1, 1, 8, parts.models.conditional))
+    real = jax.tree.map(lambda x: x[0], feed.chunk_batches(parts.data, [0], 0, 1, 1, 8, parts.models.conditional))
     state, metrics = jax.jit(partial(step.train_steps, parts, 8, None), static_argnums=1)(
         step.init_state(parts, 0), 1, real
     )
@@ -167,14 +167,13 @@ _DEVICES_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from conftest import compose_config
+from conftest import compose_config, training_rows
 from gan_jax import loop
 out = {{}}
 for n in (1, 2):
     run_dir = Path({out_dir!r}) / str(n)
     loop.run(compose_config({overrides!r} + [f"train.num_devices={{n}}"]), run_dir)
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-    out[n] = [[r["d_loss"], r["g_loss"], r["d_penalty"]] for r in rows if "d_loss" in r]
+    out[n] = [[r["d_loss"], r["g_loss"], r["d_penalty"]] for r in training_rows(run_dir)]
 print(json.dumps(out))
 """
 

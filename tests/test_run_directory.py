@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, compose_config, gan_train
+from conftest import ROOT, compose_config, gan_train, metrics_rows, training_rows
 
 from gan_jax import loop, rundir
 from gan_jax.config import ConfigError
@@ -36,14 +36,6 @@ BASE = [
     "eval.num_samples=100",
 ]
 CLI = [o for o in BASE if o != "logger=none"] + ["logger=none"]
-
-
-def _rows(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def _train_rows(run_dir):
-    return [r for r in _rows(run_dir) if "d_loss" in r]
 
 
 def _summary(run_dir):
@@ -87,22 +79,22 @@ def test_a_run_killed_before_its_first_checkpoint_starts_afresh_without_duplicat
     _fail_at_row(monkeypatch, 3, KeyboardInterrupt())  # Ctrl-C at step 15, before the checkpoint at 20
     with pytest.raises(KeyboardInterrupt):
         loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
-    assert [r["step"] for r in _rows(tmp_path)] == [5, 10]
+    assert [r["step"] for r in metrics_rows(tmp_path)] == [5, 10]
     assert _summary(tmp_path)["status"] == "failed"
     monkeypatch.undo()
     loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
     assert "starting afresh" in caplog.text and "dropping the 2 rows" in caplog.text
-    assert _train_rows(tmp_path) == _train_rows(uninterrupted)
+    assert training_rows(tmp_path) == training_rows(uninterrupted)
 
 
 def test_a_diverged_run_rerun_with_a_smaller_lr_keeps_no_nan_row(tmp_path):
     diverging = ["optim=sgd", "optim.lr=1e30", "train.log_every=1"]
     with pytest.raises(loop.TrainingDiverged):
         loop.run(compose_config(BASE + diverging + ["train.steps=20"]), tmp_path)
-    assert any(None in r.values() for r in _rows(tmp_path))
+    assert any(None in r.values() for r in metrics_rows(tmp_path))
     assert _summary(tmp_path)["status"] == "diverged"
     loop.run(compose_config(BASE + ["optim=sgd", "optim.lr=0.001", "train.steps=20"]), tmp_path)
-    rows = _train_rows(tmp_path)
+    rows = training_rows(tmp_path)
     assert [r["step"] for r in rows] == [5, 10, 15, 20]
     assert all(None not in r.values() for r in rows) and _summary(tmp_path)["status"] == "finished"
 
@@ -159,13 +151,13 @@ def test_a_full_disk_leaves_whole_rows_and_the_last_whole_summary(tmp_path, monk
     monkeypatch.setattr(rundir.os, "fsync", full_disk_fsync)
     with pytest.raises(OSError, match="No space left"):
         loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
-    rows = _rows(tmp_path)  # every line parses: no torn row
+    rows = metrics_rows(tmp_path)  # every line parses: no torn row
     assert [r["step"] for r in rows if "d_loss" in r] == [5, 10, 15, 20, 25]
     assert (tmp_path / "summary.json").read_bytes() == finished  # not a 0-byte file
     assert not [p for p in tmp_path.rglob("*.tmp")]
     monkeypatch.undo()  # space freed: the same command continues from the checkpoint at 20
     loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
-    assert _train_rows(tmp_path) == _train_rows(uninterrupted)
+    assert training_rows(tmp_path) == training_rows(uninterrupted)
     assert _summary(tmp_path)["status"] == "finished"
 
 
@@ -175,7 +167,7 @@ def test_a_torn_last_row_is_dropped_with_a_warning_naming_the_file(tmp_path, cap
         handle.write('{"step": 25, "seed": 0, "d_lo')  # a kill in the middle of a write
     loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
     assert f"{tmp_path / 'metrics.jsonl'}: dropping its torn last line" in caplog.text
-    assert _train_rows(tmp_path) == _train_rows(uninterrupted)
+    assert training_rows(tmp_path) == training_rows(uninterrupted)
 
 
 def test_a_damaged_row_stops_the_resume_naming_the_file_and_line(tmp_path):
@@ -197,7 +189,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     summary = loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
     assert "cannot be restored" in caplog.text and "trying the previous one" in caplog.text
     assert summary["resumed_from_step"] == 20
-    assert _train_rows(tmp_path) == _train_rows(uninterrupted)
+    assert training_rows(tmp_path) == training_rows(uninterrupted)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert "20" in names and "40" in names and any(n.startswith("damaged-40-") for n in names)
 
@@ -207,14 +199,14 @@ def test_checkpoints_work_in_a_directory_with_brackets(tmp_path, uninterrupted):
     loop.run(compose_config(BASE + ["train.steps=20"]), run_dir)
     summary = loop.run(compose_config(BASE + ["train.steps=40"]), run_dir)
     assert summary["resumed_from_step"] == 20
-    assert _train_rows(run_dir) == _train_rows(uninterrupted)
+    assert training_rows(run_dir) == training_rows(uninterrupted)
 
 
 def test_rerunning_a_finished_directory_keeps_its_training_time(tmp_path):
     first = loop.run(compose_config(BASE + ["train.steps=20"]), tmp_path)
     again = loop.run(compose_config(BASE + ["train.steps=20"]), tmp_path)
     assert again["train_seconds"] == pytest.approx(first["train_seconds"], abs=0.05)
-    assert again["final"] == first["final"] and [r["step"] for r in _train_rows(tmp_path)] == [5, 10, 15, 20]
+    assert again["final"] == first["final"] and [r["step"] for r in training_rows(tmp_path)] == [5, 10, 15, 20]
 
 
 def test_a_changed_steps_per_call_is_not_resumable(tmp_path):
@@ -353,7 +345,7 @@ def test_extending_a_finished_run_logs_what_the_longer_run_would_have(tmp_path, 
     loop.run(compose_config(BASE + odd + ["train.steps=20"]), tmp_path / "extended")
     loop.run(compose_config(BASE + odd + ["train.steps=40"]), tmp_path / "extended")
     loop.run(compose_config(BASE + odd + ["train.steps=40"]), tmp_path / "whole")
-    assert _rows(tmp_path / "extended") == _rows(tmp_path / "whole")
+    assert metrics_rows(tmp_path / "extended") == metrics_rows(tmp_path / "whole")
 
 
 def test_a_save_cut_short_by_a_full_disk_leaves_room_for_the_summary(tmp_path, monkeypatch):

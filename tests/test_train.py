@@ -6,20 +6,16 @@ import json
 
 import numpy as np
 import pytest
-from conftest import compose_config
+from conftest import compose_config, metrics_rows, training_rows
 
 from gan_jax import loop
-
-
-def _rows(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("dataset", ["gaussian_1d", "ring_2d", "grid_2d"])
 def test_tiny_run_writes_every_output(tmp_path, tiny, dataset):
     cfg = compose_config(tiny + [f"dataset={dataset}", "train.d_steps=2"])
     summary = loop.run(cfg, tmp_path)
-    rows = [r for r in _rows(tmp_path) if "d_loss" in r]
+    rows = training_rows(tmp_path)
     assert [r["step"] for r in rows] == [5, 10, 15, 20]
     for row in rows:
         assert {"step", "d_loss", "g_loss", "d_real", "d_fake", "d_real_raw", "d_fake_raw"} <= set(row)
@@ -44,7 +40,7 @@ def test_minimax_loss_trains_too(tmp_path, tiny):
 def test_steps_not_a_multiple_of_steps_per_call(tmp_path, tiny):
     summary = loop.run(compose_config(tiny + ["train.steps=23", "train.steps_per_call=10"]), tmp_path)
     assert summary["steps_completed"] == 23
-    assert _rows(tmp_path)[-1]["step"] == 23
+    assert metrics_rows(tmp_path)[-1]["step"] == 23
 
 
 def test_divergence_stops_with_message_and_keeps_files(tmp_path, tiny):
@@ -54,7 +50,7 @@ def test_divergence_stops_with_message_and_keeps_files(tmp_path, tiny):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["diverged"] is True
     assert summary["diverged_step"] >= 1 and "diverged at step" in summary["error"]
-    rows = _rows(tmp_path)
+    rows = metrics_rows(tmp_path)
     assert rows[-1]["step"] == summary["diverged_step"]
     assert any(v is None for v in rows[-1].values())  # the NaN, written as JSON null
     assert (tmp_path / "discriminator_outputs.png").exists()

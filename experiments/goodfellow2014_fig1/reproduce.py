@@ -54,11 +54,11 @@ SETTINGS = {
     "steps_8000": ["train.ema_decay=null", "train.steps=8000"],
     "d_width_64": ["train.ema_decay=null", "model.discriminator.width=64"],
     "lr_3e-4": ["train.ema_decay=null", "optim.lr=3e-4"],
-    "r1_0.1": ["train.ema_decay=null", "penalty=r1", "penalty.weight=0.1"],
-    "r1_1": ["train.ema_decay=null", "penalty=r1", "penalty.weight=1"],
-    "r1_10": ["train.ema_decay=null", "penalty=r1", "penalty.weight=10"],
-    "r2_0.1": ["train.ema_decay=null", "penalty=r2", "penalty.weight=0.1"],
-    "r1_1+ema": ["penalty=r1", "penalty.weight=1"],
+    "r1_0.1": ["train.ema_decay=null", "penalty=r1", "penalty.r1.weight=0.1"],
+    "r1_1": ["train.ema_decay=null", "penalty=r1", "penalty.r1.weight=1"],
+    "r1_10": ["train.ema_decay=null", "penalty=r1", "penalty.r1.weight=10"],
+    "r2_0.1": ["train.ema_decay=null", "penalty=r2", "penalty.r2.weight=0.1"],
+    "r1_1+ema": ["penalty=r1", "penalty.r1.weight=1"],
 }
 EVAL_EVERY = 200
 # A seed has converged when all of these hold (the equilibrium bar).

@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from gan_jax.config import upgrade_saved  # noqa: E402
 from gan_jax.rundir import write_atomic  # noqa: E402
 
 LOSSES = {
@@ -51,7 +52,7 @@ LOSSES = {
     "hinge": ["loss=hinge"],
     "relativistic": ["loss=relativistic"],
 }
-PENALISED = {"wgan_gp", "dragan"}
+PENALISED = {"wgan_gp": "wgan_gp", "dragan": "dragan"}  # loss -> its regulariser
 # Lucic et al.'s wide search: learning rate log-uniform, Adam's beta1, D steps per G step,
 # the penalty's weight log-uniform where there is one.
 SEARCH = {
@@ -59,7 +60,11 @@ SEARCH = {
     "optim.b1": "interval(0.0, 0.9)",
     "train.d_steps": "choice(1, 5)",
 }
-PENALTY_SEARCH = {"penalty.weight": "tag(log, interval(0.1, 100.0))"}
+PENALTY_WEIGHT_SEARCH = "tag(log, interval(0.1, 100.0))"
+
+
+def penalty_search(loss: str) -> dict[str, str]:
+    return {f"penalty.{PENALISED[loss]}.weight": PENALTY_WEIGHT_SEARCH} if loss in PENALISED else {}
 # Lucic et al. 2018, best FID on Fashion-MNIST (Inception features), mean +- std.
 PAPER = {
     "minimax": "29.6 +- 1.6",
@@ -93,7 +98,7 @@ def scale_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def job_overrides(loss: str, args: argparse.Namespace, sweep_dir: Path) -> list[str]:
-    search = SEARCH | (PENALTY_SEARCH if loss in PENALISED else {})
+    search = SEARCH | penalty_search(loss)
     return [
         "-m",
         *LOSSES[loss],
@@ -130,7 +135,9 @@ def best_setting_over_seeds(loss: str, jobs: list[dict], args: argparse.Namespac
         return None
     best = min(finished, key=lambda j: j["fid"])
     setting = best["setting"]
-    names = {"lr": "optim.lr", "b1": "optim.b1", "d_steps": "train.d_steps", "penalty_weight": "penalty.weight"}
+    names = {"lr": "optim.lr", "b1": "optim.b1", "d_steps": "train.d_steps"}
+    if loss in PENALISED:
+        names["penalty_weight"] = f"penalty.{PENALISED[loss]}.weight"
     run_dir = out / "seeds" / loss
     command = [
         *(f"{names[k]}={v}" for k, v in setting.items()),
@@ -171,7 +178,8 @@ def collect(sweep_dir: Path, loss: str) -> list[dict]:
             "d_steps": config.get("train", {}).get("d_steps"),
         }
         if loss in PENALISED:
-            setting["penalty_weight"] = config.get("penalty", {}).get("weight")
+            penalty = upgrade_saved(config).get("penalty", {})  # sweeps run before penalty.<name>.weight
+            setting["penalty_weight"] = penalty.get(PENALISED[loss], {}).get("weight")
         fid = summary.get("eval", {}).get("fid") if summary.get("status") == "finished" else None
         jobs.append(
             {
@@ -281,7 +289,7 @@ def main() -> None:
     feature_network = "Inception-v3" if args.inception_weights else "the shipped Fashion-MNIST classifier's"
     record = {
         "scale": {"steps": args.steps, "width": args.width, "budget": args.budget, "num_samples": args.num_samples},
-        "search": {**SEARCH, **PENALTY_SEARCH},
+        "search": {**SEARCH, "penalty.<name>.weight": PENALTY_WEIGHT_SEARCH},
         "seconds": seconds,
         "jobs": [job for jobs in results.values() for job in jobs],
         "best_setting_over_seeds": spread,

@@ -35,9 +35,9 @@ METHODS = {
     "minimax": ["loss=minimax", "penalty=none"],
     "non_saturating": ["loss=non_saturating", "penalty=none"],
     "wgan": ["loss=wgan", "loss.weight_clip=1.0", "penalty=none"],
-    "wgan_gp": ["loss=wgan", "loss.weight_clip=null", "penalty=wgan_gp", "penalty.weight=1.0"],
-    "non_saturating+r1": ["loss=non_saturating", "penalty=r1", "penalty.weight=1.0"],
-    "non_saturating+r2": ["loss=non_saturating", "penalty=r2", "penalty.weight=1.0"],
+    "wgan_gp": ["loss=wgan", "loss.weight_clip=null", "penalty=wgan_gp", "penalty.wgan_gp.weight=1.0"],
+    "non_saturating+r1": ["loss=non_saturating", "penalty=r1", "penalty.r1.weight=1.0"],
+    "non_saturating+r2": ["loss=non_saturating", "penalty=r2", "penalty.r2.weight=1.0"],
 }
 UPDATES = ("simultaneous", "alternating")
 CONVERGED_BELOW = 0.05  # final distance to (0, 0), from an initial distance of sqrt(2)

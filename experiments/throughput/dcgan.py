@@ -147,7 +147,7 @@ def pipeline_images_per_second(data_dir: str | None, steps: int = 200) -> dict[s
     dataset = loop.build_parts(cfg).data
     start = time.perf_counter()
     for s in range(steps):
-        feed.host_batches(dataset, [0], s, 1, 1, BATCH)
+        feed.chunk_batches(dataset, [0], s, 1, 1, BATCH)
     host = steps * BATCH / (time.perf_counter() - start)
     start = time.perf_counter()
     one_device = parallel.DataParallel(tuple(jax.local_devices()[:1]))

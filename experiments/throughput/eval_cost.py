@@ -25,7 +25,7 @@ import dcgan
 
 from gan_jax import step
 from gan_jax.config import compose
-from gan_jax.evaluate import Evaluator
+from gan_jax.evaluate import StateEvaluator
 from gan_jax.evaluators import EvalInputs
 from gan_jax.parts import build as build_parts
 
@@ -38,14 +38,14 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def evaluation_parts(evaluate: Evaluator, state: step.GANState) -> dict[str, float]:
+def evaluation_parts(evaluate: StateEvaluator, state: step.GANState) -> dict[str, float]:
     """Seconds of each part of one evaluation: generation, features, each metric."""
     seconds = {}
     samples, seconds["generate"] = timed(lambda: evaluate.samples(state, evaluate.num_samples))
     features, seconds["features"] = timed(lambda: evaluate.features.extract(samples))
     inputs = EvalInputs(evaluate.parts.data, samples, lambda x: x, evaluate.features, _fake=features)
-    for evaluator in evaluate.active:
-        _, seconds[evaluator.name] = timed(lambda e=evaluator: e.compute(inputs))
+    for metric in evaluate.active:
+        _, seconds[metric.name] = timed(lambda m=metric: m.compute(inputs))
     seconds["total"] = sum(seconds.values())
     return seconds
 
@@ -61,7 +61,7 @@ def main() -> None:
     overrides = ["experiment=fashion_mnist_dcgan", "logger=none", f"eval.num_samples={args.num_samples}"]
     cfg = compose(overrides + ([f"dataset.data_dir={args.data_dir}"] if args.data_dir else []))
     parts = build_parts(cfg)
-    evaluate, setup_seconds = timed(lambda: Evaluator(parts, cfg.eval, cfg.dataset))
+    evaluate, setup_seconds = timed(lambda: StateEvaluator(parts, cfg.eval, cfg.dataset))
     state = step.init_state(parts, 0)
     evaluation_parts(evaluate, state)  # compiles generation and feature extraction
     train, _ = dcgan.jax_runner("subpixel")

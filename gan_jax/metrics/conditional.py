@@ -1,4 +1,4 @@
-"""Class-conditional image metrics as evaluators (they need the samples' classes, so they
+"""Class-conditional image metrics, registered by name (they need the samples' classes, so they
 apply to a class-conditional generator's samples only):
 
     intra_fid       FID between the generated and the real images of each class, in the
@@ -52,7 +52,7 @@ for _name, _compute, _directions in (
     ("class_accuracy", _class_accuracy, {"class_accuracy": "max", "class_accuracy_min": "max"}),
 ):
     evaluators.register(
-        evaluators.Evaluator(
+        evaluators.Metric(
             _name,
             applies=is_image_data,
             compute=quietly(_compute),

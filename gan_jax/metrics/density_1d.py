@@ -55,7 +55,7 @@ def discriminator_gap(
     return float(np.trapezoid(np.abs(d_x - d_star) * (p_data + p_g) / 2, grid))
 
 
-# --- the 1-D evaluator: these quantities every evaluation, Figure 1 at its panels ----------
+# --- the 1-D metric: these quantities every evaluation, Figure 1 at its panels -------------
 
 
 def figure_steps(total: int, granularity: int) -> list[int]:
@@ -98,7 +98,7 @@ def _figure1(panels: Sequence[Evaluation], run_dir: Path) -> dict[str, Path]:
 
 
 evaluators.register(
-    evaluators.Evaluator(
+    evaluators.Metric(
         "theory_1d",
         applies=lambda data: getattr(data, "density", None) is not None,  # 1-D with p_data: density, mean, std
         compute=_evaluate,

@@ -1,4 +1,4 @@
-"""Image metrics as evaluators: FID, KID, precision/recall, density/coverage, Inception score.
+"""Image metrics, registered by name: FID, KID, precision/recall, density/coverage, Inception score.
 
 Each is computed in the run's feature space (gan_jax/metrics/feature_space.py: the
 dataset's classifier or the FID Inception), the generated samples' features against the
@@ -87,7 +87,7 @@ for _name, _compute, _directions in (
     ("inception_score", _inception_score, {"inception_score": "max", "inception_score_std": "none"}),
 ):
     evaluators.register(
-        evaluators.Evaluator(
+        evaluators.Metric(
             _name, applies=is_image_data, compute=quietly(_compute), directions=_directions, needs_features=True
         )
     )

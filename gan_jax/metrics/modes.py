@@ -40,7 +40,7 @@ def _evaluate(inputs: EvalInputs) -> Measured:
 
 
 evaluators.register(
-    evaluators.Evaluator(
+    evaluators.Metric(
         "modes",
         applies=lambda data: getattr(data, "modes", None) is not None,  # a Gaussian mixture: modes, std
         compute=_evaluate,

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import optax
 
 from gan_jax.models import dcgan, dirac, layers, mlp, resnet
 from gan_jax.models.parts import LATENT_DISTRIBUTIONS, MODELS, ModelPart, register
+from gan_jax.terms import DISCRIMINATOR, GENERATOR, DView, GView, Term, TermResult
 
 __all__ = [
     "LATENT_DISTRIBUTIONS",
@@ -16,6 +19,7 @@ __all__ = [
     "GANModels",
     "ModelPart",
     "build",
+    "conditioning_terms",
     "dcgan",
     "dirac",
     "layers",
@@ -75,4 +79,30 @@ def build(cfg, data) -> GANModels:
         conditioning=conditioning,
         num_classes=cfg.num_classes if conditioning != "none" else 0,
         class_loss_weight=cfg.get("class_loss_weight") or 0.0,
+    )
+
+
+def _cross_entropy(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+
+
+def conditioning_terms(models: GANModels) -> tuple[Term, ...]:
+    """The terms a conditional model adds to the players' losses: ACGAN's class loss
+    (Odena et al. 2017), the mean cross-entropy of D's class logits, times
+    model.class_loss_weight: on real and generated examples for D (logged, unweighted, as
+    d_class_loss), on generated ones for G. Projection conditioning adds none."""
+    if models.conditioning != "acgan":
+        return ()
+    weight = models.class_loss_weight
+
+    def d_class_loss(view: DView, state: None) -> TermResult:
+        loss = _cross_entropy(view.real_classes, view.real_labels) + _cross_entropy(view.fake_classes, view.fake_labels)
+        return TermResult(weight * loss, metrics={"d_class_loss": loss})
+
+    def g_class_loss(view: GView, state: None) -> TermResult:
+        return TermResult(weight * _cross_entropy(view.fake_classes, view.labels))
+
+    return (
+        Term("class_loss", DISCRIMINATOR, d_class_loss, kind="loss"),
+        Term("class_loss", GENERATOR, g_class_loss, kind="loss"),
     )

@@ -1,0 +1,53 @@
+"""The exponential moving average (EMA) of G's parameters: samples and evaluation use it.
+
+Two parametrisations (train.ema_decay, or train.ema_kimg for StyleGAN's):
+
+    fixed decay     beta = train.ema_decay
+    half-life       beta = 0.5 ** (batch / n), n = train.ema_kimg * 1000 images, and with
+                    the ramp-up train.ema_rampup r: n = min(n, images seen so far * r)
+                    (Karras et al.'s code: the average follows G closely early on)
+
+and average <- beta * average + (1 - beta) * params after each G update. Before
+train.ema_start steps (beta 0) the average copies G. The average is state of the run
+(GANState.generator_ema), checkpointed with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclass(frozen=True)
+class EMA:
+    decay: float | None  # a fixed beta; None: from half_life_kimg
+    start: int = 0  # steps before the average starts (it copies G until then)
+    half_life_kimg: float | None = None
+    rampup: float | None = None
+    batch_size: int = 1  # the global batch: images seen per step
+
+    def beta(self, step: jax.Array) -> jax.Array:
+        """The decay of the update after `step` steps completed."""
+        if self.half_life_kimg is None:
+            beta: Any = self.decay
+        else:
+            images = jnp.asarray(self.half_life_kimg * 1000, jnp.float32)
+            if self.rampup is not None:
+                images = jnp.minimum(images, step.astype(jnp.float32) * self.batch_size * self.rampup)
+            beta = 0.5 ** (self.batch_size / jnp.maximum(images, 1e-8))
+        return jnp.where(step >= self.start, beta, 0.0)
+
+    def update(self, average: Any, params: Any, step: jax.Array) -> Any:
+        beta = self.beta(step)
+        return jax.tree.map(lambda a, p: beta * a + (1.0 - beta) * p, average, params)
+
+
+def from_config(train: Any) -> EMA | None:
+    """train.ema_decay / ema_kimg / ema_rampup / ema_start -> the EMA, None without one."""
+    half_life = train.get("ema_kimg")
+    if train.ema_decay is None and half_life is None:
+        return None
+    return EMA(train.ema_decay, train.ema_start, half_life, train.get("ema_rampup"), train.batch_size)
