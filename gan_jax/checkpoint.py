@@ -31,7 +31,7 @@ import orbax.checkpoint as ocp
 import tensorstore as ts
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax.config import flatten
+from gan_jax.config import flatten, upgrade_saved
 from gan_jax.errors import GanJaxError
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class Checkpoints:
             raise self._damaged(step, f"meta/metadata cannot be read ({self._one_line(error, step)})") from error
         if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
             raise self._damaged(step, "meta/metadata holds no config")
-        return meta
+        return {**meta, "config": upgrade_saved(meta["config"])}  # an older gan_jax's layout, in today's
 
     def read(self, step: int, like: Any) -> tuple[Any, dict]:
         """(state, meta) of checkpoint `step`, the state in the structure, shapes and placement of `like`
@@ -189,8 +189,10 @@ class Checkpoints:
         if wanted and not set(wanted) & set(saved):
             raise self._damaged(step, "state/ holds none of the arrays of this state")
         abstract = {path: ocp.utils.to_shape_dtype_struct(leaf) for path, leaf in wanted.items() if path in saved}
+        # The saved structure, with `like`'s shapes and placement where it has the leaf; a leaf it lacks
+        # is read as saved (a NumPy array) and dropped: Orbax 0.12's StandardRestore takes no placeholder.
         target = jax.tree_util.tree_map_with_path(
-            lambda path, _: abstract.get(_path_of(path), ocp.PLACEHOLDER), saved_tree
+            lambda path, saved_leaf: abstract.get(_path_of(path), _as_saved(saved_leaf)), saved_tree
         )
         try:
             restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
@@ -312,6 +314,12 @@ def _name(path: LeafPath) -> str:
 def _listed(paths: list[LeafPath]) -> str:
     names = [_name(p) for p in paths[:_LISTED_PATHS]]
     return ", ".join(names) + (f" (and {len(paths) - _LISTED_PATHS} more)" if len(paths) > _LISTED_PATHS else "")
+
+
+def _as_saved(metadata: Any) -> Any:
+    if hasattr(metadata, "shape") and hasattr(metadata, "dtype"):
+        return jax.ShapeDtypeStruct(metadata.shape, metadata.dtype)
+    return metadata
 
 
 def _shape(leaf: Any) -> tuple[int, ...] | None:

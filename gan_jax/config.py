@@ -492,14 +492,25 @@ def _micro_batches_fit_each_device(cfg: DictConfig, num_devices: int) -> str | N
     return None
 
 
+# Keys added to the config since checkpoints were first saved, with the value that
+# behaves as before they existed (a saved run lacking one resumes with it).
+ADDED_KEY_DEFAULTS = {"train.grad_accum": 1, "train.ema_kimg": None, "train.ema_rampup": None}
+
+
 def upgrade_saved(saved: dict) -> dict:
-    """A config saved by an earlier gan_jax, in today's layout (the single penalty
-    {name, weight} becomes {name: {weight, interval 1}}), so a resume compares like with like."""
+    """A config saved by an earlier gan_jax, in today's layout, so a resume compares like with
+    like: the single penalty {name, weight} becomes {name: {weight, interval: 1}} (none: {}),
+    and keys added since take the values in ADDED_KEY_DEFAULTS."""
+    upgraded = {**saved}
     penalty = saved.get("penalty")
     if isinstance(penalty, dict) and isinstance(penalty.get("name"), str):
-        name, weight = penalty["name"], penalty.get("weight")
-        saved = {**saved, "penalty": {} if name == "none" else {name: {"weight": weight, "interval": 1}}}
-    return saved
+        name = penalty["name"]
+        upgraded["penalty"] = {} if name == "none" else {name: {"weight": penalty.get("weight"), "interval": 1}}
+    for dotted, value in ADDED_KEY_DEFAULTS.items():
+        section, key = dotted.split(".")
+        if isinstance(upgraded.get(section), dict) and key not in upgraded[section]:
+            upgraded[section] = {**upgraded[section], key: value}
+    return upgraded
 
 
 def _packs_fit_each_device(cfg: DictConfig, num_devices: int) -> str | None:

@@ -245,12 +245,13 @@ def _finish_logger(run: RunContext) -> None:
 def summary_keys(parts: step.GANParts, evaluate: StateEvaluator) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
     state = step.init_state(parts, 0)
+    batch = 2 * parts.grad_accum * parts.models.d_pack  # the smallest batch the step takes
     real = None
     if parts.data.host_batches:
-        real = {"images": jax.ShapeDtypeStruct((parts.d_steps, 2, *parts.data.shape), jnp.float32)}
+        real = {"images": jax.ShapeDtypeStruct((parts.d_steps, batch, *parts.data.shape), jnp.float32)}
         if parts.models.conditional:
-            real["labels"] = jax.ShapeDtypeStruct((parts.d_steps, 2), jnp.int32)
-    metrics = jax.eval_shape(lambda s, r: step.train_step(parts, 2, None, s, r)[1], state, real)
+            real["labels"] = jax.ShapeDtypeStruct((parts.d_steps, batch), jnp.int32)
+    metrics = jax.eval_shape(lambda s, r: step.train_step(parts, batch, None, s, r)[1], state, real)
     return summary.keys(list(metrics), evaluate.scalar_keys())
 
 

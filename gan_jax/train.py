@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import distributed, loop, rundir, summary, sweep
+from gan_jax import distributed, loop, overrides, rundir, summary, sweep
 from gan_jax.config import CONFIG_DIR, register_schemas
 from gan_jax.errors import GanJaxError, RunDirectoryInUse
 
@@ -77,8 +77,17 @@ def _record_failure(error: Exception, run_dir: Path, sweep_dir: Path, number: in
     rundir.write_summary(run_dir, summary.failure(error, started_at))
 
 
+def main() -> None:
+    """gan-train: the overrides Hydra would reject unhelpfully fail first (exit 2), then Hydra runs."""
+    if messages := overrides.errors(sys.argv[1:], CONFIG_DIR):
+        logging.basicConfig(format="[%(levelname)s] %(message)s")
+        log.error("Invalid config:\n  %s", "\n  ".join(messages))
+        sys.exit(2)
+    hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     started_at = time.time()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

@@ -78,7 +78,7 @@ def test_a_checkpoint_saved_before_a_key_existed_resumes_when_the_key_is_off():
     assert checkpoint.differences(saved, on) == ["seed: 0 -> 3"]
 
 
-# Reading checkpoints: an older checkpoint lacks a part's state; a damaged one is named, never read.
+# Reading checkpoints: an older one lacks a part's state; a damaged one is named and passed over.
 
 
 @flax.struct.dataclass

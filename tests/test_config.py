@@ -123,10 +123,31 @@ def test_cli_bad_override_exits_nonzero_with_the_message(tmp_path):
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
-def test_cli_unknown_loss_exits_nonzero_listing_losses(tmp_path):
-    result = gan_train(["loss=wasserstein", f"hydra.run.dir={tmp_path}"], timeout=120)
-    assert result.returncode != 0
-    assert "Available options in 'loss'" in result.stderr and "non_saturating" in result.stderr
+def test_cli_unknown_options_and_renamed_keys_exit_2_saying_what_to_write(tmp_path):
+    result = gan_train(
+        ["loss=wasserstein", "penalty=lecma", "train.eval_every=5", "penalty.weight=3", f"hydra.run.dir={tmp_path}"],
+        timeout=120,
+    )
+    assert result.returncode == 2
+    for message in (
+        "loss=wasserstein: valid values are hinge, lsgan, minimax, non_saturating, relativistic, wgan",
+        "penalty=lecma: valid values are ",
+        "train.eval_every: renamed; spell it eval.every",
+        "penalty.weight: renamed; spell it penalty.<name>.weight",
+    ):
+        assert message in result.stderr, result.stderr[-2000:]
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_overrides_list_regularisers_once_and_options_of_known_groups():
+    from gan_jax.config import CONFIG_DIR
+    from gan_jax.overrides import errors
+
+    assert errors(["penalty=[r1,lecam]", "loss=hinge", "-m", "seed=0,1"], CONFIG_DIR) == []
+    assert errors(["penalty=[r1,r1]"], CONFIG_DIR) == ["penalty=[r1,r1]: r1 listed twice; give each once"]
+    assert errors(["loss=[hinge,lsgan]"], CONFIG_DIR) == ["loss=[hinge,lsgan]: one option only (a list is for penalty)"]
+    assert errors(["-m", "loss=hinge,lsgn"], CONFIG_DIR)[0].startswith("loss=lsgn: valid values are")
+    assert errors(["hydra/launcher=submitit_local", "optim.lr=tag(log, interval(1e-5, 1e-2))"], CONFIG_DIR) == []
 
 
 def test_objective_must_be_a_summary_key(tmp_path, tiny):

@@ -1,4 +1,5 @@
-"""Adding parts from outside gan_jax: a loss, a model, a toy dataset and a metric.
+"""Adding parts from outside gan_jax: a loss, a model, a toy dataset, a metric and a
+regulariser with state.
 
 Each is one definition registered with its family (schema, builder, own rules) in this
 file, plus one YAML in tests/extending_conf/, put on the config search path; nothing
@@ -19,8 +20,9 @@ import numpy as np
 import pytest
 from conftest import TINY, metrics_rows
 
-from gan_jax import data, evaluators, loop, losses, models
+from gan_jax import data, evaluators, loop, losses, models, penalties
 from gan_jax.config import ConfigError, compose, validate
+from gan_jax import terms
 from gan_jax.schema import MISSING, at_least, one_of, positive
 
 SEARCH_PATH = f"hydra.searchpath=[file://{Path(__file__).resolve().parent / 'extending_conf'}]"
@@ -113,6 +115,25 @@ METRIC = evaluators.Metric(
 )
 
 
+# --- a regulariser with state: conf/penalty/drift.yaml ---------------------------------
+
+
+def drift_terms(cfg: Any, context: penalties.BuildContext) -> tuple[terms.Term, ...]:
+    """Karras et al. 2018's drift penalty on D's real outputs; its state counts the updates
+    it took part in (a counter: the same on every device, so not averaged over them)."""
+
+    def fn(view: terms.DView, state: dict) -> terms.TermResult:
+        updates = state["updates"] + 1
+        value = cfg.weight * jnp.mean(view.real_out**2)
+        return terms.TermResult(value, {"updates": updates}, {"drift_updates": updates})
+
+    init = lambda: {"updates": jnp.zeros((), jnp.int32)}  # noqa: E731
+    return (terms.Term(context.name, terms.DISCRIMINATOR, fn, init=init, mean_state=False),)
+
+
+REGULARISER = penalties.PenaltyPart("drift", drift_terms)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def registered():
     """Registers the four parts for this module's tests, and takes them out again after
@@ -122,6 +143,7 @@ def registered():
         (models.MODELS, models.register(MODEL)),
         (data.DATASETS, data.register(DATASET)),
         (evaluators.EVALUATORS, evaluators.register(METRIC)),
+        (penalties.PENALTIES, penalties.register(REGULARISER)),
     ]
     yield
     for registry, part in parts:
@@ -140,6 +162,15 @@ def test_the_new_parts_train_through_gan_trains_composition(tmp_path):
     assert all(np.isfinite(r["d_loss"]) for r in rows if "d_loss" in r)
     assert 0 <= summary["eval"]["off_axis"] < 10  # the new metric, in summary.json and metrics.jsonl
     assert any("off_axis" in r for r in rows)
+
+
+def test_a_regulariser_with_state_trains_beside_a_built_in_one(tmp_path):
+    cfg = compose([*NEW_PARTS, *TINY, "train.d_steps=2", "penalty=[drift,r1]", "penalty.drift.weight=0.01"])
+    assert loop.run(cfg, tmp_path)["status"] == "finished"
+    rows = [r for r in metrics_rows(tmp_path) if "d_loss" in r]
+    # Two D updates an iteration; the counter is state, carried from step to step.
+    assert [r["drift_updates"] for r in rows] == [2 * r["step"] for r in rows]
+    assert all(r["d_drift"] > 0 and r["d_r1"] > 0 for r in rows)
 
 
 @pytest.mark.slow
