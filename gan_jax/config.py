@@ -22,7 +22,17 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from gan_jax import augment, data, losses, models, optim, parallel_modes, penalties, precision
+from gan_jax import (
+    augment,
+    data,
+    losses,
+    models,
+    optim,
+    parallel_modes,
+    penalties,
+    precision,
+    regularisers,  # noqa: F401  (registers LeCam, CR, top-k, ... with penalties)
+)
 from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
 from gan_jax.registry import Registry
 from gan_jax.schema import at_least, one_of, rule
@@ -337,8 +347,8 @@ def _regulariser_rules(cfg: DictConfig) -> list[str]:
                 f"penalty.{name}.interval={node.interval}: {name} reads the main update's outputs, "
                 "so it runs in every update; valid values are 1"
             )
-    lazy = {}
-    for name, part, node in _regularisers(cfg):
+    lazy: dict[int, list[str]] = {}
+    for name, _, node in _regularisers(cfg):
         if node.interval > 1:
             lazy.setdefault(node.interval, []).append(name)
     if len(lazy) > 1:
@@ -473,7 +483,9 @@ def _penalty_errors(penalty: Any) -> list[str]:
 # The single-penalty layout before several could be chosen: penalty.name, penalty.weight.
 RENAMED_PENALTY_KEYS = {
     "name": "penalty.name: regularisers are chosen as penalty=<name> or 'penalty=[r1,lecam]' now",
-    "weight": "penalty.weight: each regulariser has its own now; spell it penalty.<name>.weight (e.g. penalty.r1.weight=10)",
+    "weight": (
+        "penalty.weight: each regulariser has its own now; spell it penalty.<name>.weight (e.g. penalty.r1.weight=10)"
+    ),
 }
 
 

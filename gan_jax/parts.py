@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from gan_jax import augment, data, ema, losses, models, optim, penalties, precision, step, terms
+from gan_jax import (
+    augment,
+    data,
+    ema,
+    losses,
+    models,
+    optim,
+    penalties,
+    precision,
+    regularisers,  # noqa: F401  (registers LeCam, CR, top-k, ... with penalties)
+    step,
+    terms,
+)
 from gan_jax.errors import ConfigError
 
 

@@ -7,8 +7,8 @@ update; N > 1 makes it lazy (Karras et al. 2020, Appendix B): its own phase on
 iterations 0, N, 2N, ..., its value multiplied by N, with the player's Adam rescaled by
 N / (N + 1) (gan_jax/optim.py). A regulariser is a `PenaltyPart` whose `build` returns
 its terms (gan_jax/terms.py); the gradient penalties below, LeCam, consistency
-regularisation, top-k and the orthogonal penalty (gan_jax/regularisers/) are the
-built-in ones.
+regularisation, top-k and the orthogonal penalty (gan_jax/regularisers/, registered
+when gan_jax.config or gan_jax.parts is imported) are the built-in ones.
 
 The gradient penalties are functions `penalty(d_fn, real, fake, keys)`, d_fn mapping
 [n, ...] inputs to D's raw outputs [n, 1], `keys` one PRNG key per example (so the draws
@@ -204,6 +204,3 @@ def build_terms(penalty_cfg: Any, context: dict[str, Any]) -> tuple[Term, ...]:
     for name in chosen(penalty_cfg):
         terms += PENALTIES.get(name).build(penalty_cfg[name], BuildContext(name=name, **context))
     return terms
-
-
-from gan_jax import regularisers as _built_in  # noqa: E402, F401  (registers LeCam and the others)

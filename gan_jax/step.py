@@ -416,6 +416,10 @@ def train_step(
         )
         return *jnp.split(out, 2), model_state
 
+    def generate_fixed(latent: jax.Array, labels: jax.Array | None) -> jax.Array:
+        """G as D's update sees it: the parameters the iteration started with."""
+        return apply_model(generator, state.generator, latent, axis_name=axis_name, labels=labels)[0]
+
     def finish_d_update(player: PlayerState, grads: Any) -> PlayerState:
         player = _apply_gradients(parts.d_optimiser, player, grads)
         if parts.d_constraint is not None:
@@ -463,6 +467,8 @@ def train_step(
                     keys=term_keys,
                     step=state.step,
                     mean_over_devices=mean_over_devices,
+                    latent=micro["latent"],
+                    generate=generate_fixed,
                 )
                 for name, term_keys in micro["term_keys"].items()
             }
@@ -496,11 +502,14 @@ def train_step(
 
     def d_lazy_update(carry):
         player, term_states = carry
-        objective = _Objective(d_lazy, "d", scale=d_interval)
+        objective = _Objective(d_lazy, "d", scale=cast(int, d_interval))
         real_plain, real_labels = real_batch(Stream.D_REAL, parts.d_steps - 1 if real_batches is not None else 0)
         fake_labels = generated_labels(Stream.D_LAZY, 1)
         fake_plain, _ = apply_model(
-            generator, state.generator, draw(Stream.D_LAZY, 0, models.sample_latent), axis_name=axis_name,
+            generator,
+            state.generator,
+            draw(Stream.D_LAZY, 0, models.sample_latent),
+            axis_name=axis_name,
             labels=fake_labels,
         )
         real = augmented(real_plain, augment_keys(Stream.D_LAZY, 2))
@@ -525,6 +534,8 @@ def train_step(
                     keys=example_keys,
                     step=state.step,
                     mean_over_devices=mean_over_devices,
+                    latent=lazy_latent,
+                    generate=generate_fixed,
                 )
                 for name, example_keys in term_keys.items()
             }
@@ -557,7 +568,11 @@ def train_step(
         current = state.generator.replace(model_state=model_state)
 
         def apply_generator(method, *args, labels=None):
-            return apply_model(generator, current, *args, params, axis_name=axis_name, labels=labels, method=method)[0]
+            variables = {"params": params, **current.model_state}
+            conditioned = {} if labels is None else {"labels": labels}
+            return generator.apply(
+                variables, *args, update_stats=False, axis_name=axis_name, method=method, **conditioned
+            )
 
         return GView(
             fake_out=fake_out,
@@ -609,8 +624,15 @@ def train_step(
             for name, term_keys in micro["term_keys"].items()
         }
         total, new_states, parts_of = g_objective.per_term_views(views, term_states)
-        return total, ({"loss": parts_of["loss"], "penalty": parts_of["penalty"], "terms": parts_of["terms"],
-                        "states": new_states}, g_model_state)
+        return total, (
+            {
+                "loss": parts_of["loss"],
+                "penalty": parts_of["penalty"],
+                "terms": parts_of["terms"],
+                "states": new_states,
+            },
+            g_model_state,
+        )
 
     g_grads, g_aux, g_model_state = _accumulate(
         g_loss_fn, state.generator.params, state.generator.model_state, g_inputs, parts.grad_accum

@@ -59,6 +59,8 @@ class DView:
     keys: one PRNG key per example for this term; step: the iteration (int32 scalar).
     mean_over_devices: the mean of a value over the devices sharing the batch (identity on
         one), for a term whose state must not depend on how the batch is split.
+    latent: the latents of the generated batch; generate: (latent, labels) -> G's samples,
+        G fixed (zCR compares D on G's samples of perturbed latents).
     In a lazy phase D's main outputs are not computed: real_out and fake_out are None.
     """
 
@@ -77,6 +79,8 @@ class DView:
     keys: jax.Array
     step: jax.Array
     mean_over_devices: Callable[[Any], Any]
+    latent: Any = None
+    generate: Callable[[jax.Array, jax.Array | None], jax.Array] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 from conftest import TINY, metrics_rows
 
-from gan_jax import data, evaluators, loop, losses, models, penalties
+from gan_jax import data, evaluators, loop, losses, models, penalties, terms
 from gan_jax.config import ConfigError, compose, validate
-from gan_jax import terms
 from gan_jax.schema import MISSING, at_least, one_of, positive
 
 SEARCH_PATH = f"hydra.searchpath=[file://{Path(__file__).resolve().parent / 'extending_conf'}]"

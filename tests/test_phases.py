@@ -49,9 +49,7 @@ def test_lazy_r1_runs_on_iterations_0_16_32_scaled_by_16():
     # The lazy player's optimiser is rescaled for every update, the main ones too.
     main_only = main_only.__class__(**{**main_only.__dict__, "d_optimiser": optax.sgd(lr * 16 / 17)})
     d_main = step.train_step(main_only, batch, None, at)[0].discriminator
-    real = step.sample_batch(
-        parts.data.sample_one, step.stream_key(at.rng, at.step, Stream.D_REAL, 0), 0, batch
-    )
+    real = step.sample_batch(parts.data.sample_one, step.stream_key(at.rng, at.step, Stream.D_REAL, 0), 0, batch)
     d = parts.models.discriminator
     r1 = penalties.build("r1", 1.0, parts.data.scale)
     grad = jax.grad(lambda p: r1(lambda x: d.apply({"params": p}, x), real, real, None))(d_main.params)
@@ -92,7 +90,8 @@ def test_gradient_accumulation_lowers_the_compiled_steps_peak_memory():
     activations dominate): its temporaries shrink with the micro-batch."""
     temp = {}
     for accum in (1, 4):
-        cfg = compose_config(TOY + ["model.discriminator.width=256", "train.batch_size=4096", f"train.grad_accum={accum}"])
+        large = ["model.discriminator.width=256", "train.batch_size=4096", f"train.grad_accum={accum}"]
+        cfg = compose_config(TOY + large)
         parts = parts_lib.build(cfg)
         state = step.init_state(parts, 0)
         compiled = jax.jit(partial(step.train_step, parts, 4096, None)).lower(state).compile()

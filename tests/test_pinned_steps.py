@@ -73,9 +73,7 @@ def first_steps(overrides: list[str]) -> list[dict[str, float]]:
     return rows
 
 
-@pytest.mark.parametrize(
-    "name", [n if n in IN_MAKE_TEST else pytest.param(n, marks=pytest.mark.slow) for n in CASES]
-)
+@pytest.mark.parametrize("name", [n if n in IN_MAKE_TEST else pytest.param(n, marks=pytest.mark.slow) for n in CASES])
 def test_first_steps_are_the_pinned_ones(name):
     pinned = json.loads(FIXTURE.read_text())[name]
     rows = first_steps(CASES[name])

@@ -25,8 +25,7 @@ D_WEIGHTS = np.array([0.5, -1.0, 2.0, 0.25])  # D(x) = <x, w> on images [2, 2, 1
 REAL = np.arange(12, dtype=np.float32).reshape(3, 2, 2, 1) / 10
 FAKE = -np.arange(12, dtype=np.float32).reshape(3, 2, 2, 1) / 7
 G_MATRIX = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]])  # G(z) = z A + b, latents [2]
-# zCR's D term needs G inside D's update; without it zcr runs with its G term alone.
-ZCR = [] if consistency.d_view_offers_generator() else ["penalty.zcr.weight_dis=0"]
+ZCR: list[str] = []  # zcr's own defaults: both its D and its G term
 
 
 def linear_d(x, labels=None):
@@ -259,7 +258,10 @@ def test_orthogonal_gradient_is_twice_biggan_pytorchs():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["experiment=fashion_mnist_conditional", "penalty=cr"], "penalty=cr: it compares D on plain and augmented"),
+        (
+            ["experiment=fashion_mnist_conditional", "penalty=cr"],
+            "penalty=cr: it compares D on plain and augmented images, with the transforms of augment.policy",
+        ),
         (["experiment=fashion_mnist_conditional", "penalty=bcr"], "augment.policy, which is empty"),
         (["experiment=none", "dataset=ring_2d", "penalty=cr"], "penalty=cr: it transforms images, and dataset=ring_2d"),
         (["experiment=none", "penalty=topk", "penalty.topk.weight=2"], "penalty.topk.weight=2.0: must be 1.0"),
@@ -275,12 +277,6 @@ def test_options_that_do_not_fit_fail_at_start(overrides, message):
     with pytest.raises(ConfigError) as error:
         validate(compose_config(overrides), num_devices=1)
     assert message in str(error.value)
-
-
-@pytest.mark.skipif(consistency.d_view_offers_generator(), reason="DView offers G: zCR's D term runs")
-def test_zcr_says_its_d_term_waits_for_g_in_ds_update():
-    with pytest.raises(ConfigError, match="penalty.zcr.weight_dis=5.0: zCR's D term .* set penalty.zcr.weight_dis=0"):
-        validate(compose_config(["experiment=none", "penalty=zcr"]), num_devices=1)
 
 
 def _train(cfg, steps: int, images: bool) -> tuple[step.GANParts, list[dict[str, float]]]:
@@ -356,8 +352,7 @@ def test_image_training_logs_zcr_and_topk(image_run):
     _, rows = image_run
     assert [row["topk_k"] for row in rows] == [8, 4]
     assert all(np.isfinite(row["g_zcr"]) and row["g_zcr"] < 0 for row in rows)
-    if consistency.d_view_offers_generator():
-        assert all(np.isfinite(row["d_zcr"]) and row["d_zcr"] > 0 for row in rows)
+    assert all(np.isfinite(row["d_zcr"]) and row["d_zcr"] > 0 for row in rows)
     assert all(row["d_penalty"] > 0 and row["g_penalty"] != 0 for row in rows)
 
 

@@ -65,6 +65,8 @@ PENALTY_WEIGHT_SEARCH = "tag(log, interval(0.1, 100.0))"
 
 def penalty_search(loss: str) -> dict[str, str]:
     return {f"penalty.{PENALISED[loss]}.weight": PENALTY_WEIGHT_SEARCH} if loss in PENALISED else {}
+
+
 # Lucic et al. 2018, best FID on Fashion-MNIST (Inception features), mean +- std.
 PAPER = {
     "minimax": "29.6 +- 1.6",

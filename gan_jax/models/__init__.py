@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -82,7 +83,7 @@ def build(cfg, data) -> GANModels:
     )
 
 
-def _cross_entropy(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
+def _cross_entropy(class_logits: Any, labels: Any) -> jax.Array:
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
 
 

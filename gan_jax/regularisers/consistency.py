@@ -24,18 +24,15 @@ outputs compared per pack.
 
 zCR's G term is minus the squared difference averaged over the image's elements (as the
 public implementations' MSE does), so weight_gen does not grow with the resolution; G is
-rewarded for images that differ, so its value is <= 0. Its D term needs G inside D's update:
-the latents of D's generated batch and G as a function of them. It runs when DView offers
-them (`latent`, `generate`); until then `penalty.zcr.weight_dis` must be 0 (a rule says so),
-and zcr is its G term alone.
+rewarded for images that differ, so its value is <= 0. Its D term reads G inside D's
+update from the view (`latent`, `generate`: G with the parameters the iteration began with).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -127,32 +124,12 @@ def bcr_term(name: str, weight_real: float, weight_fake: float) -> Term:
     return Term(name, DISCRIMINATOR, fn)
 
 
-class GeneratingDView(Protocol):
-    """What zCR's D term reads: DView's fields and G inside D's update (G's parameters fixed)."""
-
-    fake_out: jax.Array
-    fake_plain: jax.Array
-    fake_labels: jax.Array | None
-    latent: jax.Array  # the latents of fake_plain
-    generate: Callable[[jax.Array, jax.Array | None], jax.Array]  # (latent, labels) -> G's samples
-    d: Callable[[jax.Array, jax.Array | None], jax.Array]
-    augment: Callable[[jax.Array, jax.Array], jax.Array] | None
-    keys: jax.Array
-
-
-GENERATOR_FIELDS = ("latent", "generate")
-
-
-def d_view_offers_generator() -> bool:
-    """Whether DView carries G inside D's update, as zCR's D term needs."""
-    return set(GENERATOR_FIELDS) <= {f.name for f in dataclasses.fields(DView)}
-
-
 def zcr_d_term(name: str, weight: float, sigma: float) -> Term:
     """weight: weight * weight_dis. With augmentation on, both of D's inputs get the same
     transform (one key per example: the same operation), so only the latent differs."""
 
-    def fn(view: GeneratingDView, state: None) -> TermResult:
+    def fn(view: DView, state: None) -> TermResult:
+        assert view.generate is not None  # D's updates always give G
         noise = latent_noise(folded_keys(view.keys, LATENT_NOISE), view.latent.shape[1:], sigma)
         perturbed = view.generate(view.latent + noise, view.fake_labels)
         if view.augment is None:
@@ -188,8 +165,6 @@ def _build_bcr(cfg: Any, context: BuildContext) -> tuple[Term, ...]:
 
 
 def _build_zcr(cfg: Any, context: BuildContext) -> tuple[Term, ...]:
-    if message := _d_term_needs_the_generator(context.name, cfg):
-        raise ConfigError(message)
     terms = []
     if cfg.weight_dis > 0:
         terms.append(zcr_d_term(context.name, cfg.weight * cfg.weight_dis, cfg.sigma_noise))
@@ -208,16 +183,6 @@ def _not_all_zero(*keys: str) -> Callable[[str, Any], str | None]:
     return check
 
 
-def _d_term_needs_the_generator(name: str, node: Any) -> str | None:
-    if node.weight_dis > 0 and not d_view_offers_generator():
-        return (
-            f"penalty.{name}.weight_dis={node.weight_dis}: zCR's D term compares D on G(z) and G(z + dz), "
-            "which needs G inside D's update, and this version's DView has no "
-            f"{' / '.join(GENERATOR_FIELDS)}; set penalty.{name}.weight_dis=0 for its G term alone"
-        )
-    return None
-
-
 register(PenaltyPart("cr", _build_cr, needs_images=True, needs_augment=True))
 register(
     PenaltyPart(
@@ -234,6 +199,6 @@ register(
         "zcr",
         _build_zcr,
         schema=LatentConsistencyConfig,
-        rules=(_not_all_zero("weight_dis", "weight_gen"), _d_term_needs_the_generator),
+        rules=(_not_all_zero("weight_dis", "weight_gen"),),
     )
 )

@@ -35,9 +35,7 @@ def lecam_term(name: str, weight: float, decay: float) -> Term:
         batch_fake = view.mean_over_devices(jnp.mean(jax.lax.stop_gradient(view.fake_out)))
         real_average = decay * state["real_average"] + (1 - decay) * batch_real
         fake_average = decay * state["fake_average"] + (1 - decay) * batch_fake
-        value = weight * (
-            jnp.mean((view.real_out - fake_average) ** 2) + jnp.mean((view.fake_out - real_average) ** 2)
-        )
+        value = weight * (jnp.mean((view.real_out - fake_average) ** 2) + jnp.mean((view.fake_out - real_average) ** 2))
         new_state = {"real_average": real_average, "fake_average": fake_average}
         return TermResult(value, new_state, {f"{name}_{k}": v for k, v in new_state.items()})
 
