@@ -53,9 +53,11 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from gan_jax.overrides import quote_slices
+
     register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        return hydra_compose("config", overrides=list(overrides))
+        return hydra_compose("config", overrides=quote_slices(overrides))
 
 
 # --- the parts' registries ----------------------------------------------------------

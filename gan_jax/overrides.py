@@ -5,6 +5,7 @@ other invalid config exits 2), the same regulariser listed twice (Hydra keeps on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,16 @@ RENAMED_KEYS = {
 }
 # groups whose options may be listed: group=[a,b]
 LIST_GROUPS = ("penalty",)
+
+
+# A value that is a name followed by a bracket, as TFDS's split slicing: train[:10%], test[50%:]
+_SLICED = re.compile(r"^(?P<key>[\w.]+)=(?P<value>\w+\[[^\]'\"]*\])$")
+
+
+def quote_slices(overrides: Sequence[str]) -> list[str]:
+    """dataset.split=train[:10%] as Hydra's grammar takes it (quoted): its unquoted brackets
+    would otherwise read as a list and fail to parse."""
+    return [f"{m['key']}='{m['value']}'" if (m := _SLICED.match(override)) else override for override in overrides]
 
 
 def _key_and_value(override: str) -> tuple[str, str] | None:

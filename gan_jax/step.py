@@ -505,13 +505,8 @@ def train_step(
         objective = _Objective(d_lazy, "d", scale=cast(int, d_interval))
         real_plain, real_labels = real_batch(Stream.D_REAL, parts.d_steps - 1 if real_batches is not None else 0)
         fake_labels = generated_labels(Stream.D_LAZY, 1)
-        fake_plain, _ = apply_model(
-            generator,
-            state.generator,
-            draw(Stream.D_LAZY, 0, models.sample_latent),
-            axis_name=axis_name,
-            labels=fake_labels,
-        )
+        lazy_latent = draw(Stream.D_LAZY, 0, models.sample_latent)
+        fake_plain = generate_fixed(lazy_latent, fake_labels)
         real = augmented(real_plain, augment_keys(Stream.D_LAZY, 2))
         fake = augmented(fake_plain, augment_keys(Stream.D_LAZY, 3))
         term_keys = _term_keys(keys(Stream.D_LAZY, 4), d_lazy)

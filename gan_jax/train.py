@@ -79,6 +79,7 @@ def _record_failure(error: Exception, run_dir: Path, sweep_dir: Path, number: in
 
 def main() -> None:
     """gan-train: the overrides Hydra would reject unhelpfully fail first (exit 2), then Hydra runs."""
+    sys.argv[1:] = overrides.quote_slices(sys.argv[1:])
     if messages := overrides.errors(sys.argv[1:], CONFIG_DIR):
         logging.basicConfig(format="[%(levelname)s] %(message)s")
         log.error("Invalid config:\n  %s", "\n  ".join(messages))

@@ -44,6 +44,12 @@ def test_idx_files_prepare_into_exactly_their_images_and_labels(fashion_mnist_di
     assert (fashion_mnist_dir / "fashion_mnist" / "3.0.1" / "dataset_info.json").is_file()
 
 
+def test_tfds_split_slicing_works_unquoted(fashion_mnist_dir):
+    """dataset.split=train[:10%] as typed on the command line (the override is quoted for Hydra)."""
+    assert _dataset(fashion_mnist_dir, "dataset.split=train[:10%]").num_examples == 51
+    assert _dataset(fashion_mnist_dir, "dataset.split=train[:100]").num_examples == 100
+
+
 def test_idx_files_with_wrong_counts_are_refused(tmp_path):
     from idx_files import write_fashion_mnist_like
 

@@ -119,3 +119,17 @@ def test_stylegan_ema_trains_and_is_refused_beside_a_decay():
     jax.tree.map(np.testing.assert_array_equal, states[1].generator_ema, states[1].generator.params)  # beta 0 at 0
     with pytest.raises(ConfigError, match="train.ema_kimg=0.5 with train.ema_decay=0.9"):
         validate(compose_config(TOY + ["train.ema_kimg=0.5", "train.ema_decay=0.9"]), 1)
+
+
+def test_bad_intervals_and_micro_batches_fail_at_start_naming_the_key():
+    from gan_jax.config import ConfigError, validate
+
+    cases = {
+        "penalty.r1.interval=0: must be an integer >= 1": ["penalty=r1", "penalty.r1.interval=0"],
+        "train.grad_accum=5: each device's batch (32 = train.batch_size 32 / 1 devices) must split into 5": [
+            "train.grad_accum=5"
+        ],
+    }
+    for message, overrides in cases.items():
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            validate(compose_config(TOY + overrides), 1)

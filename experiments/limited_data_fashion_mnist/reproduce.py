@@ -143,6 +143,10 @@ def collect(runs: Path, seconds: dict[str, float], args: argparse.Namespace) -> 
                     **{metric: evaluation.get(metric) for metric in METRICS},
                     "kid_std": evaluation.get("kid_std"),
                     "class_accuracy_min": evaluation.get("class_accuracy_min"),
+                    # mean sigmoid(D) on real and generated batches over the last tenth of the
+                    # steps: near 1 and 0 when D has overfitted (the paper's failure mode)
+                    "d_real_last_tenth": summary.get("d_real_last_tenth"),
+                    "d_fake_last_tenth": summary.get("d_fake_last_tenth"),
                     "train_seconds": summary.get("train_seconds"),
                     "wall_seconds": seconds.get(run_dir.name),
                 }
@@ -158,23 +162,27 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
     lines = [
         f"Conditional ResNet (width {args.width}), {args.steps} steps of batch {args.batch_size}, seed {args.seed}; "
         f"EMA generator, {args.num_samples:,} samples against the 10,000 test images on the shipped "
-        "classifier's features. FID, KID (x 1000) and intra-FID: lower is better; class accuracy: higher.",
+        "classifier's features. FID, KID (the raw MMD^2 on these features, not x 1000) and intra-FID: lower is "
+        "better; class accuracy (chance: 10%): higher. One seed each. D(x) / D(G(z)): mean sigmoid of D's "
+        "output on real and generated batches over the last tenth of the steps (near 1 / 0: D overfits).",
         "",
-        "| data | setting | epochs | FID | KID | intra-FID | class accuracy | FID vs none |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| data | setting | epochs | FID | KID | intra-FID | class accuracy | FID vs none | D(x) / D(G(z)) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_key = {(r["size_percent"], r["setting"]): r for r in records}
     for r in records:
         base = by_key.get((r["size_percent"], "none"), {}).get("fid")
         delta = "-" if base is None or r["fid"] is None or r["setting"] == "none" else f"{r['fid'] - base:+.1f}"
         if r["status"] != "finished":
-            row = f"| {r['size_percent']}% ({r['train_images']:,}) | {LABELS[r['setting']]} | - | {r['status']} | - | - | - | - |"
+            data = f"{r['size_percent']}% ({r['train_images']:,})"
+            row = f"| {data} | {LABELS[r['setting']]} | - | {r['status']} | - | - | - | - | - |"
         else:
             accuracy = None if r["class_accuracy"] is None else 100 * r["class_accuracy"]
             row = (
                 f"| {r['size_percent']}% ({r['train_images']:,}) | {LABELS[r['setting']]} | {r['epochs']:.1f} "
                 f"| {_fmt(r['fid'], '.1f')} | {_fmt(r['kid'], '.1f')} | {_fmt(r['intra_fid'], '.1f')} "
-                f"| {_fmt(accuracy, '.1f')}% | {delta} |"
+                f"| {_fmt(accuracy, '.1f')}% | {delta} "
+                f"| {_fmt(r['d_real_last_tenth'], '.2f')} / {_fmt(r['d_fake_last_tenth'], '.2f')} |"
             )
         lines.append(row)
     gains = []
@@ -209,10 +217,12 @@ def figure(records: list[dict], out: Path) -> None:
             ax.bar(x, heights, width, label=LABELS[setting])
         ax.set_xticks(range(len(sizes)), [f"{p}% ({TRAIN_SIZE * p // 100:,} images)" for p in sizes])
         ax.set_ylabel(label)
+    axes[1].axhline(0.1, color="grey", linestyle="--", linewidth=1, label="chance (10%)")
     axes[0].set_title("FID per setting, per training-set size")
     axes[1].set_title("Class accuracy per setting")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out / "fid_per_setting.png", dpi=120)
     plt.close(fig)
 

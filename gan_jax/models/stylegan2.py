@@ -1,0 +1,565 @@
+"""StyleGAN2 (Karras et al. 2020b) as in NVIDIA's stylegan2-ada-pytorch: a 'skip' generator
+and a 'resnet' discriminator, unconditional or class-conditional (NVIDIA's --cond).
+
+G = synthesis(mapping(z, c)):
+  mapping    z / rms(z) (and, conditional, embed(c) / rms), `mapping.layers` fully connected
+             layers with leaky ReLU and lr multiplier 0.01 -> w, broadcast to num_ws layers;
+             the moving average of w (decay 0.995) lives in the 'w_average' collection and
+             moves only when update_stats; truncation: w_avg + psi (w - w_avg) on the first
+             `cutoff` layers (all when None).
+  synthesis  a learned 4x4 constant, then per resolution: a 2x up-sampling modulated conv,
+             a modulated conv (each with noise and leaky ReLU) and a toRGB whose output is
+             added to the 2x up-sampled image so far. Noise: 'const' uses the stored
+             buffers (the 'noise_const' collection), 'random' draws per example from
+             make_rng('noise'), 'none' adds none.
+D: per resolution from the image's down to 8 a residual block (fromRGB at the first; two
+3x3 convs, the second down-sampling; shortcut: a down-sampling 1x1 conv; both branches
+times sqrt(1/2)), then at 4x4 minibatch standard deviation, a 3x3 conv, a dense layer,
+and the output layer: one logit, or (conditional) the projection of cmap_dim features
+onto the mapped label, divided by sqrt(cmap_dim).
+Channels at resolution r: min(channel_base // r, channel_max). Images are NHWC in [-1, 1].
+
+`load_nvidia(path, kind, **arch)` reads a `torch.save(G.state_dict())` (or D's) of
+NVIDIA's training/networks.py without executing pickled code, for the architecture
+arguments named as NVIDIA's constructors name them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.traverse_util import flatten_dict, unflatten_dict
+
+from gan_jax.data import DataFacts
+from gan_jax.metrics.torch_format import load_state_dict
+from gan_jax.models.parts import ModelPart, latent_distributions, register
+from gan_jax.models.stylegan2_layers import (
+    Conv,
+    FullyConnected,
+    SynthesisLayer,
+    ToRGB,
+    fir_filter,
+    fir_taps,
+    minibatch_std,
+    normalise_2nd_moment,
+    upsample2d,
+)
+from gan_jax.schema import MISSING, at_least, one_of, optional_positive, positive, rule
+
+MIN_RESOLUTION = 16  # the smallest image size this family builds
+CONDITIONINGS = ("none", "projection")  # projection: NVIDIA's --cond (label embedding in G, projection D)
+NOISE_MODES = ("const", "none")  # G's noise in training; 'random' needs a 'noise' key the step does not pass yet
+W_AVERAGE = "w_average"  # the collection of the mapping network's moving average of w
+NOISE_CONST = "noise_const"  # the collection of the synthesis layers' stored noise
+
+
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    return min(channel_base // resolution, channel_max)
+
+
+def block_resolutions(img_resolution: int) -> list[int]:
+    """4, 8, ..., img_resolution."""
+    return [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
+
+
+def num_ws(img_resolution: int) -> int:
+    """The w's the synthesis network takes: one per conv (1 at 4x4, 2 above) and the last toRGB's."""
+    return 2 * len(block_resolutions(img_resolution))
+
+
+def label_vectors(labels: jax.Array | None, c_dim: int) -> jax.Array | None:
+    """Classes [B] (integers) as one-hot [B, c_dim]; vectors [B, c_dim] as they are."""
+    if c_dim == 0:
+        return None
+    if labels is None:
+        raise ValueError(f"a conditional StyleGAN2 (c_dim={c_dim}) needs labels")
+    if labels.ndim == 1:
+        return jax.nn.one_hot(labels, c_dim)
+    return labels.astype(jnp.float32)
+
+
+class MappingNetwork(nn.Module):
+    z_dim: int  # 0: no latent (D's label mapping)
+    c_dim: int  # 0: unconditional
+    w_dim: int  # of the output
+    num_layers: int  # fully connected layers
+    num_ws: int | None = None  # broadcast w to this many layers (None: [B, w_dim])
+    lr_multiplier: float = 0.01  # of every layer but the label embedding
+    w_avg_decay: float | None = 0.995  # of the moving average of w (None: not tracked)
+
+    @nn.compact
+    def __call__(
+        self,
+        z: jax.Array | None,
+        c: jax.Array | None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        update_stats: bool = False,
+        axis_name: str | None = None,
+    ) -> jax.Array:
+        parts = []
+        if self.z_dim:
+            assert z is not None
+            parts.append(normalise_2nd_moment(z.astype(jnp.float32)))
+        if self.c_dim:
+            assert c is not None
+            parts.append(normalise_2nd_moment(FullyConnected(self.w_dim, name="embed")(c)))
+        x = jnp.concatenate(parts, axis=1)
+        for index in range(self.num_layers):
+            x = FullyConnected(self.w_dim, lrelu=True, lr_multiplier=self.lr_multiplier, name=f"fc{index}")(x)
+        if self.num_ws is None or self.w_avg_decay is None:
+            return x
+        w_avg = self.variable(W_AVERAGE, "w_avg", jnp.zeros, (self.w_dim,))
+        if update_stats and self.is_mutable_collection(W_AVERAGE):
+            batch_mean = jnp.mean(jax.lax.stop_gradient(x), axis=0)
+            if axis_name is not None:
+                batch_mean = jax.lax.pmean(batch_mean, axis_name)
+            w_avg.value = batch_mean + self.w_avg_decay * (w_avg.value - batch_mean)
+        ws = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, self.w_dim))
+        if truncation_psi == 1:
+            return ws
+        truncated = w_avg.value + truncation_psi * (ws - w_avg.value)
+        if truncation_cutoff is None:
+            return truncated
+        return jnp.concatenate([truncated[:, :truncation_cutoff], ws[:, truncation_cutoff:]], axis=1)
+
+
+class SynthesisBlock(nn.Module):
+    out_channels: int
+    resolution: int
+    img_channels: int
+    first: bool  # the 4x4 block: a learned constant instead of an input
+    conv_clamp: float | None = None  # clip conv outputs to +-this
+
+    @nn.compact
+    def __call__(self, x, img, ws: jax.Array, noise_mode: str) -> tuple[jax.Array, jax.Array]:
+        res, clamp = self.resolution, self.conv_clamp
+        if self.first:
+            shape = (self.resolution, self.resolution, self.out_channels)
+            const = self.param("const", nn.initializers.normal(1.0), shape)
+            x = jnp.broadcast_to(const, (ws.shape[0], *const.shape))
+            x = SynthesisLayer(self.out_channels, res, conv_clamp=clamp, name="conv1")(x, ws[:, 0], noise_mode)
+        else:
+            x = SynthesisLayer(self.out_channels, res, up=True, conv_clamp=clamp, name="conv0")(x, ws[:, 0], noise_mode)
+            x = SynthesisLayer(self.out_channels, res, conv_clamp=clamp, name="conv1")(x, ws[:, 1], noise_mode)
+        y = ToRGB(self.img_channels, self.conv_clamp, name="torgb")(x, ws[:, -1])
+        img = y if img is None else upsample2d(img, fir_taps()) + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    img_resolution: int
+    img_channels: int
+    channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512  # the most channels of any layer
+    conv_clamp: float | None = None  # clip conv outputs to +-this
+
+    @nn.compact
+    def __call__(self, ws: jax.Array, noise_mode: str = "const") -> jax.Array:
+        x = img = None
+        w_index = 0
+        for res in block_resolutions(self.img_resolution):
+            convs = 1 if res == 4 else 2
+            block = SynthesisBlock(
+                channels_at(res, self.channel_base, self.channel_max),
+                res,
+                self.img_channels,
+                first=res == 4,
+                conv_clamp=self.conv_clamp,
+                name=f"b{res}",
+            )
+            x, img = block(x, img, ws[:, w_index : w_index + convs + 1], noise_mode)
+            w_index += convs
+        assert img is not None
+        return img
+
+
+class Generator(nn.Module):
+    """G(z [B, z_dim], labels=None) -> images [B, R, R, img_channels] (NVIDIA's scale: [-1, 1]
+    for trained models; no tanh)."""
+
+    z_dim: int
+    c_dim: int  # 0: unconditional
+    w_dim: int
+    img_resolution: int
+    img_channels: int
+    mapping_layers: int = 8  # fully connected layers of the mapping network
+    mapping_lr_multiplier: float = 0.01  # the mapping layers' learning-rate multiplier
+    w_avg_decay: float = 0.995  # of the moving average of w
+    channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512  # the most channels of any layer
+    conv_clamp: float | None = None  # clip conv outputs to +-this (None: no clipping)
+    noise_mode: str = "const"  # 'const' (stored noise), 'random' (make_rng('noise')) or 'none'
+
+    def setup(self) -> None:
+        self.num_ws = num_ws(self.img_resolution)
+        self.mapping = MappingNetwork(
+            self.z_dim,
+            self.c_dim,
+            self.w_dim,
+            self.mapping_layers,
+            self.num_ws,
+            self.mapping_lr_multiplier,
+            self.w_avg_decay,
+        )
+        self.synthesis = SynthesisNetwork(
+            self.img_resolution, self.img_channels, self.channel_base, self.channel_max, self.conv_clamp
+        )
+
+    def map_latents(
+        self,
+        z: jax.Array,
+        labels: jax.Array | None = None,
+        update_stats: bool = False,
+        axis_name: str | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+    ) -> jax.Array:
+        """z [B, z_dim] (and labels) -> w per layer [B, num_ws, w_dim]."""
+        c = label_vectors(labels, self.c_dim)
+        return self.mapping(z, c, truncation_psi, truncation_cutoff, update_stats, axis_name)
+
+    def synthesise(
+        self,
+        ws: jax.Array,
+        update_stats: bool = False,
+        axis_name: str | None = None,
+        labels: jax.Array | None = None,
+        noise_mode: str | None = None,
+    ) -> jax.Array:
+        """w per layer [B, num_ws, w_dim] -> images; labels are unused (they act through w)."""
+        return self.synthesis(ws, self.noise_mode if noise_mode is None else noise_mode)
+
+    def __call__(
+        self,
+        z: jax.Array,
+        update_stats: bool = False,
+        axis_name: str | None = None,
+        labels: jax.Array | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str | None = None,
+    ) -> jax.Array:
+        ws = self.map_latents(z, labels, update_stats, axis_name, truncation_psi, truncation_cutoff)
+        return self.synthesise(ws, noise_mode=noise_mode)
+
+
+class DiscriminatorBlock(nn.Module):
+    tmp_channels: int
+    out_channels: int
+    first: bool  # sees the image: a fromRGB layer
+    conv_clamp: float | None = None  # clip conv outputs to +-this
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        clamp = self.conv_clamp
+        if self.first:
+            x = Conv(self.tmp_channels, 1, conv_clamp=clamp, name="fromrgb")(x)
+        half = math.sqrt(0.5)
+        shortcut = Conv(self.out_channels, 1, lrelu=False, down=True, use_bias=False, name="skip")(x, gain=half)
+        x = Conv(self.tmp_channels, 3, conv_clamp=clamp, name="conv0")(x)
+        x = Conv(self.out_channels, 3, down=True, conv_clamp=clamp, name="conv1")(x, gain=half)
+        return shortcut + x
+
+
+class DiscriminatorEpilogue(nn.Module):
+    channels: int
+    cmap_dim: int  # 0: unconditional
+    mbstd_group_size: int | None = 4  # examples per minibatch-std group (None: the whole batch)
+    mbstd_num_channels: int = 1  # features it appends (0: no minibatch std)
+    conv_clamp: float | None = None  # clip conv outputs to +-this
+
+    @nn.compact
+    def __call__(self, x: jax.Array, cmap: jax.Array | None) -> jax.Array:
+        if self.mbstd_num_channels:
+            x = minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
+        x = Conv(self.channels, 3, conv_clamp=self.conv_clamp, name="conv")(x)
+        x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # NVIDIA's (C, H, W) order
+        x = FullyConnected(self.channels, lrelu=True, name="fc")(x)
+        x = FullyConnected(self.cmap_dim or 1, name="out")(x)
+        if not self.cmap_dim:
+            return x
+        assert cmap is not None
+        return jnp.sum(x * cmap, axis=1, keepdims=True) / math.sqrt(self.cmap_dim)
+
+
+class Discriminator(nn.Module):
+    """D(images [B, R, R, C], labels=None) -> logits [B, 1]."""
+
+    c_dim: int  # 0: unconditional
+    img_resolution: int
+    img_channels: int
+    channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512  # the most channels of any layer
+    conv_clamp: float | None = None  # clip conv outputs to +-this (None: no clipping)
+    mbstd_group_size: int | None = 4  # examples per minibatch-std group (None: the whole batch)
+    mbstd_num_channels: int = 1  # features minibatch std appends (0: none)
+    mapping_layers: int = 8  # layers of the label mapping (conditional)
+    cmap_dim: int | None = None  # mapped label's size (None: the channels at 4x4)
+
+    @nn.compact
+    def __call__(
+        self, x: jax.Array, update_stats: bool = False, axis_name: str | None = None, labels: jax.Array | None = None
+    ) -> jax.Array:
+        def channels(res: int) -> int:
+            return channels_at(res, self.channel_base, self.channel_max)
+
+        x = x.astype(jnp.float32)
+        for res in reversed(block_resolutions(self.img_resolution)[1:]):
+            first = res == self.img_resolution
+            x = DiscriminatorBlock(channels(res), channels(res // 2), first, self.conv_clamp, name=f"b{res}")(x)
+        cmap_dim = 0 if not self.c_dim else (self.cmap_dim or channels(4))
+        cmap = None
+        if self.c_dim:
+            mapping = MappingNetwork(
+                0, self.c_dim, cmap_dim, self.mapping_layers, None, w_avg_decay=None, name="mapping"
+            )
+            cmap = mapping(None, label_vectors(labels, self.c_dim))
+        epilogue = DiscriminatorEpilogue(
+            channels(4), cmap_dim, self.mbstd_group_size, self.mbstd_num_channels, self.conv_clamp, name="b4"
+        )
+        return epilogue(x, cmap)
+
+
+# ---------------------------------------------------------------------------------------
+# NVIDIA's weights
+
+
+class StateDictMismatch(ValueError):
+    """A state dict that does not fit the architecture; the message names the first bad key."""
+
+
+# NVIDIA's constructor arguments and their defaults (training/networks.py, train.py).
+NVIDIA_DEFAULTS: dict[str, Any] = dict(
+    z_dim=512,  # latent size
+    c_dim=0,  # label size (0: unconditional)
+    w_dim=512,  # intermediate latent size
+    img_resolution=1024,  # image size
+    img_channels=3,  # image channels
+    channel_base=32768,  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max=512,  # the most channels of any layer
+    mapping_layers=8,  # mapping_kwargs.num_layers (G's, and D's label mapping)
+    mbstd_group_size=4,  # epilogue_kwargs.mbstd_group_size
+    mbstd_num_channels=1,  # epilogue_kwargs.mbstd_num_channels
+    conv_clamp=None,  # clip conv outputs to +-this (NVIDIA's training uses 256)
+)
+_COMMON_ARGS = ("c_dim", "img_resolution", "img_channels", "channel_base", "channel_max", "conv_clamp")
+_G_ARGS = ("z_dim", "w_dim", *_COMMON_ARGS)
+_D_ARGS = (*_COMMON_ARGS, "mbstd_group_size", "mbstd_num_channels", "mapping_layers")
+
+
+def nvidia_module(kind: str, **arch: Any) -> nn.Module:
+    """NVIDIA's Generator ('G') or Discriminator ('D') for the given constructor arguments."""
+    unknown = sorted(set(arch) - set(NVIDIA_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown architecture arguments {unknown}; known: {sorted(NVIDIA_DEFAULTS)}")
+    args = {**NVIDIA_DEFAULTS, **arch}
+    if kind == "G":
+        return Generator(**{k: args[k] for k in _G_ARGS}, mapping_layers=args["mapping_layers"])
+    if kind == "D":
+        return Discriminator(**{k: args[k] for k in _D_ARGS})
+    raise ValueError(f"kind={kind!r}: use 'G' or 'D'")
+
+
+def _ours_from_nvidia(key: str, shape: tuple[int, ...]) -> tuple[str, tuple[str, ...], tuple[int, ...] | None]:
+    """(collection, path, axis permutation from NVIDIA's layout to ours) of a state-dict key."""
+    path = tuple(key.split("."))
+    if path[-1] == "w_avg":
+        return W_AVERAGE, path, None
+    if path[-1] == "noise_const":
+        return NOISE_CONST, path, None
+    if path[-1] == "const":
+        return "params", path, (1, 2, 0)  # [C, H, W] -> [H, W, C]
+    if path[-1] == "weight" and len(shape) == 4:
+        return "params", path, (2, 3, 1, 0)  # OIHW -> HWIO
+    if path[-1] == "weight" and len(shape) == 2:
+        return "params", path, (1, 0)  # [out, in] -> [in, out]
+    return "params", path, None
+
+
+def _nvidia_shape(ours: tuple[int, ...], permutation: tuple[int, ...] | None) -> tuple[int, ...]:
+    if permutation is None:
+        return ours
+    inverse = np.argsort(permutation)
+    return tuple(ours[i] for i in inverse)
+
+
+def _example_inputs(module: nn.Module) -> tuple[jax.Array, dict[str, Any]]:
+    """Inputs to initialise `module` with: a batch of one minibatch-std group (D), or of 2 (G)."""
+    batch = 2 if isinstance(module, Generator) else (module.mbstd_group_size or 2)
+    labels = {} if not module.c_dim else {"labels": jnp.zeros((batch,), jnp.int32)}
+    if isinstance(module, Generator):
+        return jnp.zeros((batch, module.z_dim)), labels
+    size = module.img_resolution
+    return jnp.zeros((batch, size, size, module.img_channels)), labels
+
+
+def variables_from_state_dict(module: nn.Module, state_dict: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """gan_jax's variables ({'params', 'w_average', 'noise_const'}) from NVIDIA's state dict;
+    StateDictMismatch names the first key that is unknown, missing or of the wrong shape."""
+    x, labels = _example_inputs(module)
+    expected = flatten_dict(jax.eval_shape(lambda: module.init(jax.random.key(0), x, **labels)))
+    expected = {k: v.shape for k, v in expected.items()}
+    flat: dict[tuple[str, ...], jax.Array] = {}
+    reference_filter = fir_filter()
+    for key, array in state_dict.items():
+        if key.endswith("resample_filter"):
+            if np.shape(array) != reference_filter.shape or not np.allclose(array, reference_filter, atol=1e-7):
+                raise StateDictMismatch(f"{key}: shape {np.shape(array)}, not the [1,3,3,1] filter {reference_filter}")
+            continue
+        collection, path, permutation = _ours_from_nvidia(key, np.shape(array))
+        want = expected.get((collection, *path))
+        if want is None:
+            raise StateDictMismatch(f"{key}: shape {tuple(array.shape)}, not a tensor of this architecture")
+        want_nvidia = _nvidia_shape(tuple(want), permutation)
+        if tuple(array.shape) != want_nvidia:
+            raise StateDictMismatch(f"{key}: shape {tuple(array.shape)}, expected {want_nvidia}")
+        converted = array if permutation is None else np.transpose(array, permutation)
+        flat[(collection, *path)] = jnp.asarray(converted, jnp.float32)
+    missing = [k for k in expected if k not in flat]
+    if missing:
+        name, ours = ".".join(missing[0][1:]), tuple(expected[missing[0]])
+        want_nvidia = _nvidia_shape(ours, _ours_from_nvidia(name, ours)[2])
+        raise StateDictMismatch(f"{name}: missing from the state dict (expected shape {want_nvidia})")
+    return unflatten_dict(flat)
+
+
+@dataclass(frozen=True)
+class NvidiaNetwork:
+    """A network with NVIDIA's weights, called as NVIDIA's: G(z, c, truncation_psi, ...) ->
+    images NHWC; D(images NHWC, c) -> logits [N]. `variables` are gan_jax's own form."""
+
+    kind: str
+    module: nn.Module
+    variables: dict[str, Any]
+
+    def __call__(self, x: Any, c: Any = None, **kwargs: Any) -> jax.Array:
+        """G: kwargs truncation_psi, truncation_cutoff, noise_mode; c: one-hot [N, c_dim] or classes [N]."""
+        labels = None if c is None or not self.module.c_dim else jnp.asarray(c)
+        out: Any = self.module.apply(self.variables, jnp.asarray(x), labels=labels, **kwargs)
+        return out if self.kind == "G" else out[:, 0]
+
+
+def load_nvidia(path: str | Path, kind: str, **arch: Any) -> NvidiaNetwork:
+    """NVIDIA's G or D from `torch.save(net.state_dict())` at `path`, read without executing
+    pickled code, for the architecture arguments `arch` (NVIDIA_DEFAULTS names them)."""
+    module = nvidia_module(kind, **arch)
+    return NvidiaNetwork(kind, module, variables_from_state_dict(module, load_state_dict(path)))
+
+
+# ---------------------------------------------------------------------------------------
+# The model family
+
+
+def build(cfg: Any, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    size, _, channels = image_shape
+    classes = cfg.num_classes if cfg.conditioning != "none" else 0
+    g, d = cfg.generator, cfg.discriminator
+    generator = Generator(
+        z_dim=cfg.latent_dim,
+        c_dim=classes,
+        w_dim=cfg.w_dim,
+        img_resolution=size,
+        img_channels=channels,
+        mapping_layers=cfg.mapping.layers,
+        mapping_lr_multiplier=cfg.mapping.lr_multiplier,
+        w_avg_decay=cfg.mapping.w_avg_decay,
+        channel_base=g.channel_base,
+        channel_max=g.channel_max,
+        conv_clamp=g.conv_clamp,
+        noise_mode=g.noise_mode,
+    )
+    discriminator = Discriminator(
+        c_dim=classes,
+        img_resolution=size,
+        img_channels=channels,
+        channel_base=d.channel_base,
+        channel_max=d.channel_max,
+        conv_clamp=d.conv_clamp,
+        mbstd_group_size=d.mbstd_group_size,
+        mbstd_num_channels=d.mbstd_num_channels,
+        mapping_layers=d.mapping_layers,
+    )
+    return generator, discriminator
+
+
+def needs_power_of_two_images(cfg: Any, data: DataFacts) -> str | None:
+    size = data.image_size
+    if size is None:
+        return f"model=stylegan2: needs an image dataset; dataset={data.name} is not one"
+    if size < MIN_RESOLUTION or size & (size - 1):
+        fit = max(MIN_RESOLUTION, 1 << (size - 1).bit_length())
+        return (
+            f"dataset.image_size={size}: model=stylegan2 needs a power of two >= {MIN_RESOLUTION}; "
+            f"set dataset.image_size={fit} (the images are resized)"
+        )
+    return None
+
+
+def _mbstd_features_divide_channels(cfg: Any) -> str | None:
+    d = cfg.discriminator
+    channels = channels_at(4, d.channel_base, d.channel_max)
+    if d.mbstd_num_channels and channels % d.mbstd_num_channels:
+        return (
+            f"model.discriminator.mbstd_num_channels={d.mbstd_num_channels} must divide D's channels at 4x4 "
+            f"({channels} = min(channel_base // 4, channel_max))"
+        )
+    return None
+
+
+@dataclass
+class StyleGAN2MappingConfig:
+    layers: int = at_least(1)  # fully connected layers (8; 2 for CIFAR)
+    lr_multiplier: float = positive()  # learning-rate multiplier of its layers (0.01)
+    # Decay of the moving average of w (0.995).
+    w_avg_decay: float = rule(MISSING, "a number in (0, 1)", lambda v: 0 < v < 1)
+
+
+@dataclass
+class StyleGAN2GeneratorConfig:
+    channel_base: int = at_least(1)  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = at_least(1)  # the most channels of any layer
+    conv_clamp: float | None = optional_positive(MISSING)  # clip conv outputs to +-this (null: no clipping)
+    noise_mode: str = one_of(lambda: NOISE_MODES)  # per-layer noise: const (stored buffers) or none
+
+
+@dataclass
+class StyleGAN2DiscriminatorConfig:
+    channel_base: int = at_least(1)  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = at_least(1)  # the most channels of any layer
+    conv_clamp: float | None = optional_positive(MISSING)  # clip conv outputs to +-this (null: no clipping)
+    mbstd_group_size: int = at_least(1)  # examples per minibatch-std group (must divide D's batch)
+    mbstd_num_channels: int = at_least(0)  # features minibatch std appends (0: none)
+    mapping_layers: int = at_least(1)  # layers of the label mapping (conditional)
+
+
+@dataclass
+class StyleGAN2Config:
+    name: str = "stylegan2"
+    latent_dim: int = at_least(1)  # z's size (NVIDIA's z_dim)
+    latent_dist: str = one_of(latent_distributions)
+    w_dim: int = at_least(1)  # the intermediate latent's size
+    conditioning: str = one_of(lambda: CONDITIONINGS)
+    num_classes: int = at_least(2)  # the dataset's, when conditioning (checked against it)
+    mapping: StyleGAN2MappingConfig = field(default_factory=StyleGAN2MappingConfig)
+    generator: StyleGAN2GeneratorConfig = field(default_factory=StyleGAN2GeneratorConfig)
+    discriminator: StyleGAN2DiscriminatorConfig = field(default_factory=StyleGAN2DiscriminatorConfig)
+
+
+register(
+    ModelPart(
+        "stylegan2",
+        StyleGAN2Config,
+        lambda cfg, data: build(cfg, data.shape),
+        data_rule=needs_power_of_two_images,
+        rules=(_mbstd_features_divide_channels,),
+    )
+)
