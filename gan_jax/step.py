@@ -39,6 +39,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import flax
@@ -332,60 +333,74 @@ def _lazy_metrics(prefix: str, lazy_terms: tuple[Term, ...], states: dict[str, A
     return metrics
 
 
-def train_step(
-    parts: GANParts,
-    batch_size: int,
-    axis_name: str | None,
-    state: GANState,
-    real_batches: dict[str, jax.Array] | None = None,
-) -> tuple[GANState, dict[str, jax.Array]]:
-    """One iteration of Algorithm 1 on this device's `batch_size` examples, as its phases.
+@dataclass(frozen=True)
+class _Iteration:
+    """What every phase of one iteration reads: the parts, this device's share of the batch,
+    the state the iteration started from, and the draws keyed by (seed, step, stream)."""
 
-    `real_batches`: this device's image batches, one per D step (the G step, which reads real
-    data only for relativistic losses, and the lazy phases reuse the last),
-    {"images": ..., "labels": ...}; None for toy data.
-    """
-    models = parts.models
-    generator, discriminator = models.generator, models.discriminator
-    first_index = lax.axis_index(axis_name) * batch_size if axis_name else 0
-    d_main = terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=False)
-    g_main = terms_lib.of_player(parts.terms, GENERATOR, lazy=False)
-    d_lazy = terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=True)
-    g_lazy = terms_lib.of_player(parts.terms, GENERATOR, lazy=True)
-    mean_over_devices = lambda x: _mean_over_devices(x, axis_name)  # noqa: E731
+    parts: GANParts
+    batch_size: int
+    axis_name: str | None
+    state: GANState
+    real_batches: dict[str, jax.Array] | None
 
-    def draw(stream: Stream, substep: Any, sample_one: Callable) -> jax.Array:
-        return sample_batch(sample_one, stream_key(state.rng, state.step, stream, substep), first_index, batch_size)
+    @property
+    def models(self) -> GANModels:
+        return self.parts.models
 
-    def keys(stream: Stream, substep: Any) -> jax.Array:
-        return draw(stream, substep, lambda key: key)
+    def mean_over_devices(self, tree: Any) -> Any:
+        return _mean_over_devices(tree, self.axis_name)
 
-    def real_batch(stream: Stream, substep: Any) -> tuple[jax.Array, jax.Array | None]:
+    def draw(self, stream: Stream, substep: Any, sample_one: Callable) -> jax.Array:
+        first_index = lax.axis_index(self.axis_name) * self.batch_size if self.axis_name else 0
+        key = stream_key(self.state.rng, self.state.step, stream, substep)
+        return sample_batch(sample_one, key, first_index, self.batch_size)
+
+    def keys(self, stream: Stream, substep: Any) -> jax.Array:
+        return self.draw(stream, substep, lambda key: key)
+
+    def real_batch(self, stream: Stream, substep: Any) -> tuple[jax.Array, jax.Array | None]:
         """(images, labels or None) of D step `substep`'s real batch."""
-        if real_batches is None:
+        if self.real_batches is None:
             # No batches given: the data is sampled here (host_batches is False).
-            return draw(stream, substep, cast(SampledDataset, parts.data).sample_one), None
-        return real_batches["images"][substep], real_batches["labels"][substep] if models.conditional else None
+            return self.draw(stream, substep, cast(SampledDataset, self.parts.data).sample_one), None
+        labels = self.real_batches["labels"][substep] if self.models.conditional else None
+        return self.real_batches["images"][substep], labels
 
-    def generated_labels(stream: Stream, substep: Any) -> jax.Array | None:
-        return draw(stream, substep, models.sample_label) if models.conditional else None
+    def last_real_batch(self, stream: Stream) -> tuple[jax.Array, jax.Array | None]:
+        """The real batch of the iteration's last D step (G's and the lazy phases')."""
+        return self.real_batch(stream, 0 if self.real_batches is None else self.parts.d_steps - 1)
 
-    def augmented(images: jax.Array, example_keys: jax.Array | None) -> jax.Array:
-        return images if parts.augment is None or example_keys is None else parts.augment(images, example_keys)
+    def generated_labels(self, stream: Stream, substep: Any) -> jax.Array | None:
+        return self.draw(stream, substep, self.models.sample_label) if self.models.conditional else None
 
-    def augment_keys(stream: Stream, substep: Any) -> jax.Array | None:
-        return keys(stream, substep) if parts.augment is not None else None
+    def augment_keys(self, stream: Stream, substep: Any) -> jax.Array | None:
+        return self.keys(stream, substep) if self.parts.augment is not None else None
 
-    def d_of(player: PlayerState, params: Any) -> Callable:
+    def augmented(self, images: jax.Array, example_keys: jax.Array | None) -> jax.Array:
+        if self.parts.augment is None or example_keys is None:
+            return images
+        return self.parts.augment(images, example_keys)
+
+    def generate_fixed(self, latent: jax.Array, labels: jax.Array | None) -> jax.Array:
+        """G as D's updates see it: the parameters the iteration started with."""
+        return apply_model(
+            self.models.generator, self.state.generator, latent, axis_name=self.axis_name, labels=labels
+        )[0]
+
+    def d_of(self, player: PlayerState, params: Any) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
+        """D's raw adversarial outputs as a function of its input, with `params`."""
+
         def d(x, labels):
-            out = apply_model(discriminator, player, x, params, axis_name=axis_name, labels=labels)[0]
-            return models.split_d_output(out)[0]
+            out = apply_model(self.models.discriminator, player, x, params, axis_name=self.axis_name, labels=labels)[0]
+            return self.models.split_d_output(out)[0]
 
         return d
 
-    def discriminate(player: PlayerState, params: Any, real, fake, real_labels, fake_labels):
+    def discriminate(self, player: PlayerState, params: Any, real, fake, real_labels, fake_labels):
         """D's outputs on the real and the generated batch, and its new model state."""
-        if models.d_batch_norm:
+        discriminator, axis_name = self.models.discriminator, self.axis_name
+        if self.models.d_batch_norm:
             # Separate passes, as the DCGAN reference does: D's batch statistics then
             # match the all-generated batch it judges in G's step.
             real_out, model_state = apply_model(
@@ -416,151 +431,30 @@ def train_step(
         )
         return *jnp.split(out, 2), model_state
 
-    def generate_fixed(latent: jax.Array, labels: jax.Array | None) -> jax.Array:
-        """G as D's update sees it: the parameters the iteration started with."""
-        return apply_model(generator, state.generator, latent, axis_name=axis_name, labels=labels)[0]
+    def d_view(self, player: PlayerState, params: Any, **fields: Any) -> DView:
+        return DView(
+            d=self.d_of(player, params),
+            augment=self.parts.augment,
+            step=self.state.step,
+            mean_over_devices=self.mean_over_devices,
+            generate=self.generate_fixed,
+            **fields,
+        )
 
-    def finish_d_update(player: PlayerState, grads: Any) -> PlayerState:
-        player = _apply_gradients(parts.d_optimiser, player, grads)
-        if parts.d_constraint is not None:
-            player = player.replace(params=parts.d_constraint(player.params))
+    def finish_d_update(self, player: PlayerState, grads: Any) -> PlayerState:
+        player = _apply_gradients(self.parts.d_optimiser, player, grads)
+        if self.parts.d_constraint is not None:
+            player = player.replace(params=self.parts.d_constraint(player.params))
         return player
 
-    def d_main_update(player: PlayerState, term_states: dict, substep: int):
-        objective = _Objective(d_main, "d")
-        real_plain, real_labels = real_batch(Stream.D_REAL, substep)
-        inputs = {
-            "real": real_plain,
-            "real_labels": real_labels,
-            "latent": draw(Stream.D_LATENT, substep, models.sample_latent),
-            "fake_labels": generated_labels(Stream.D_LABEL, substep),
-            "augment_real": augment_keys(Stream.D_AUGMENT_REAL, substep),
-            "augment_fake": augment_keys(Stream.D_AUGMENT_FAKE, substep),
-            "term_keys": _term_keys(keys(Stream.D_PENALTY, substep), d_main),
-        }
+    def discriminate_fixed(self, opponent: PlayerState, x: jax.Array, labels: jax.Array | None):
+        """(adversarial logits, class logits) of the fixed `opponent` D, as G's updates see it."""
+        out = apply_model(self.models.discriminator, opponent, x, axis_name=self.axis_name, labels=labels)[0]
+        return self.models.split_d_output(out)
 
-        def loss_fn(params, micro, model_state):
-            current = player.replace(model_state=model_state)
-            fake_plain, _ = apply_model(
-                generator, state.generator, micro["latent"], axis_name=axis_name, labels=micro["fake_labels"]
-            )
-            real = augmented(micro["real"], micro["augment_real"])
-            fake = augmented(fake_plain, micro["augment_fake"])
-            real_out, fake_out, new_model_state = discriminate(
-                current, params, real, fake, micro["real_labels"], micro["fake_labels"]
-            )
-            (real_out, real_classes), (fake_out, fake_classes) = map(models.split_d_output, (real_out, fake_out))
-            views = {
-                name: DView(
-                    real_out=real_out,
-                    fake_out=fake_out,
-                    real_classes=real_classes,
-                    fake_classes=fake_classes,
-                    real=real,
-                    fake=fake,
-                    real_plain=micro["real"],
-                    fake_plain=fake_plain,
-                    real_labels=micro["real_labels"],
-                    fake_labels=micro["fake_labels"],
-                    d=d_of(current, params),
-                    augment=parts.augment,
-                    keys=term_keys,
-                    step=state.step,
-                    mean_over_devices=mean_over_devices,
-                    latent=micro["latent"],
-                    generate=generate_fixed,
-                )
-                for name, term_keys in micro["term_keys"].items()
-            }
-            total, new_states, parts_of = objective.per_term_views(views, term_states)
-            aux = {
-                "loss": parts_of["loss"],
-                "penalty": parts_of["penalty"],
-                "terms": parts_of["terms"],
-                "states": new_states,
-                "d_real": jnp.mean(jax.nn.sigmoid(real_out)),
-                "d_fake": jnp.mean(jax.nn.sigmoid(fake_out)),
-                "d_real_raw": jnp.mean(real_out),
-                "d_fake_raw": jnp.mean(fake_out),
-            }
-            return total, (aux, new_model_state)
-
-        grads, aux, model_state = _accumulate(loss_fn, player.params, player.model_state, inputs, parts.grad_accum)
-        grads = _mean_over_devices(grads, axis_name)
-        player = finish_d_update(player.replace(model_state=model_state), grads)
-        metrics = {
-            "d_loss": aux["loss"],
-            "d_penalty": jnp.asarray(aux["penalty"], jnp.float32),
-            "d_real": aux["d_real"],
-            "d_fake": aux["d_fake"],
-            "d_real_raw": aux["d_real_raw"],
-            "d_fake_raw": aux["d_fake_raw"],
-            "d_grad_norm": optax.tree.norm(grads),
-            **aux["terms"],
-        }
-        return player, _merge_states(term_states, aux["states"], d_main, axis_name), metrics
-
-    def d_lazy_update(carry):
-        player, term_states = carry
-        objective = _Objective(d_lazy, "d", scale=cast(int, d_interval))
-        real_plain, real_labels = real_batch(Stream.D_REAL, parts.d_steps - 1 if real_batches is not None else 0)
-        fake_labels = generated_labels(Stream.D_LAZY, 1)
-        lazy_latent = draw(Stream.D_LAZY, 0, models.sample_latent)
-        fake_plain = generate_fixed(lazy_latent, fake_labels)
-        real = augmented(real_plain, augment_keys(Stream.D_LAZY, 2))
-        fake = augmented(fake_plain, augment_keys(Stream.D_LAZY, 3))
-        term_keys = _term_keys(keys(Stream.D_LAZY, 4), d_lazy)
-
-        def loss_fn(params):
-            views = {
-                name: DView(
-                    real_out=None,
-                    fake_out=None,
-                    real_classes=None,
-                    fake_classes=None,
-                    real=real,
-                    fake=fake,
-                    real_plain=real_plain,
-                    fake_plain=fake_plain,
-                    real_labels=real_labels,
-                    fake_labels=fake_labels,
-                    d=d_of(player, params),
-                    augment=parts.augment,
-                    keys=example_keys,
-                    step=state.step,
-                    mean_over_devices=mean_over_devices,
-                    latent=lazy_latent,
-                    generate=generate_fixed,
-                )
-                for name, example_keys in term_keys.items()
-            }
-            total, new_states, _ = objective.per_term_views(views, term_states)
-            return total, new_states
-
-        (_, new_states), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
-        grads = _mean_over_devices(grads, axis_name)
-        return finish_d_update(player, grads), _merge_states(term_states, new_states, d_lazy, axis_name)
-
-    # A Python loop, not lax.scan: XLA's CPU backend ran DCGAN's D step 8x slower inside
-    # a loop body (experiments/throughput/README.md). d_steps is small.
-    d_player, term_states = state.discriminator, state.terms
-    for substep in range(parts.d_steps):
-        d_player, term_states, d_metrics = d_main_update(d_player, term_states, substep)
-    d_interval = terms_lib.lazy_interval(parts.terms, DISCRIMINATOR)
-    if d_interval is not None:
-        d_player, term_states = lax.cond(
-            state.step % d_interval == 0, d_lazy_update, lambda carry: carry, (d_player, term_states)
-        )
-        d_metrics = {**d_metrics, **_lazy_metrics("d", d_lazy, term_states)}
-
-    # Alternating: G plays against the D just updated; simultaneous: against the old one.
-    opponent = state.discriminator if parts.simultaneous else d_player
-
-    def discriminate_fixed(x, labels):
-        return models.split_d_output(apply_model(discriminator, opponent, x, axis_name=axis_name, labels=labels)[0])
-
-    def g_view(params, model_state, latent, labels, fake, fake_out, fake_classes, real_out, term_keys):
-        current = state.generator.replace(model_state=model_state)
+    def g_view(self, opponent: PlayerState, params: Any, model_state: Any, **fields: Any) -> GView:
+        generator, axis_name = self.models.generator, self.axis_name
+        current = self.state.generator.replace(model_state=model_state)
 
         def apply_generator(method, *args, labels=None):
             variables = {"params": params, **current.model_state}
@@ -570,105 +464,262 @@ def train_step(
             )
 
         return GView(
-            fake_out=fake_out,
-            real_out=real_out,
-            fake_classes=fake_classes,
-            fake=fake,
-            latent=latent,
-            labels=labels,
             params=params,
             generate=lambda z, y: apply_model(generator, current, z, params, axis_name=axis_name, labels=y)[0],
             apply_generator=apply_generator,
-            discriminate=lambda x, y: discriminate_fixed(x, y)[0],
-            keys=term_keys,
-            step=state.step,
-            mean_over_devices=mean_over_devices,
+            discriminate=lambda x, y: self.discriminate_fixed(opponent, x, y)[0],
+            step=self.state.step,
+            mean_over_devices=self.mean_over_devices,
+            **fields,
         )
 
-    g_real_plain, g_real_labels = real_batch(Stream.G_REAL, 0 if real_batches is None else parts.d_steps - 1)
-    g_inputs = {
-        "real": g_real_plain,
-        "real_labels": g_real_labels,
-        "latent": draw(Stream.G_LATENT, 0, models.sample_latent),
-        "labels": generated_labels(Stream.G_LABEL, 0),
-        "augment_real": augment_keys(Stream.G_AUGMENT_REAL, 0),
-        "augment_fake": augment_keys(Stream.G_AUGMENT_FAKE, 0),
-        "term_keys": _term_keys(keys(Stream.G_TERM, 0), g_main),
+
+def _d_main_update(it: _Iteration, player: PlayerState, term_states: dict, substep: int):
+    """One of D's `d_steps` main updates: the sum of its main terms on a fresh batch."""
+    d_main = terms_lib.of_player(it.parts.terms, DISCRIMINATOR, lazy=False)
+    objective = _Objective(d_main, "d")
+    real_plain, real_labels = it.real_batch(Stream.D_REAL, substep)
+    inputs = {
+        "real": real_plain,
+        "real_labels": real_labels,
+        "latent": it.draw(Stream.D_LATENT, substep, it.models.sample_latent),
+        "fake_labels": it.generated_labels(Stream.D_LABEL, substep),
+        "augment_real": it.augment_keys(Stream.D_AUGMENT_REAL, substep),
+        "augment_fake": it.augment_keys(Stream.D_AUGMENT_FAKE, substep),
+        "term_keys": _term_keys(it.keys(Stream.D_PENALTY, substep), d_main),
     }
-    g_objective = _Objective(g_main, "g")
 
-    def g_loss_fn(params, micro, model_state):
-        fake, g_model_state = apply_model(
-            generator,
-            state.generator.replace(model_state=model_state),
-            micro["latent"],
-            params,
-            update_stats=True,
-            axis_name=axis_name,
-            labels=micro["labels"],
+    def loss_fn(params, micro, model_state):
+        current = player.replace(model_state=model_state)
+        fake_plain = it.generate_fixed(micro["latent"], micro["fake_labels"])
+        real = it.augmented(micro["real"], micro["augment_real"])
+        fake = it.augmented(fake_plain, micro["augment_fake"])
+        real_out, fake_out, new_model_state = it.discriminate(
+            current, params, real, fake, micro["real_labels"], micro["fake_labels"]
         )
-        fake = augmented(fake, micro["augment_fake"])
-        fake_out, fake_classes = discriminate_fixed(fake, micro["labels"])
-        # Only relativistic losses read real_out; XLA drops this pass for the others.
-        g_real = augmented(micro["real"], micro["augment_real"])
-        real_out, _ = discriminate_fixed(g_real, micro["real_labels"])
+        (real_out, real_classes), (fake_out, fake_classes) = map(it.models.split_d_output, (real_out, fake_out))
         views = {
-            name: g_view(
-                params, model_state, micro["latent"], micro["labels"], fake, fake_out, fake_classes, real_out, term_keys
+            name: it.d_view(
+                current,
+                params,
+                real_out=real_out,
+                fake_out=fake_out,
+                real_classes=real_classes,
+                fake_classes=fake_classes,
+                real=real,
+                fake=fake,
+                real_plain=micro["real"],
+                fake_plain=fake_plain,
+                real_labels=micro["real_labels"],
+                fake_labels=micro["fake_labels"],
+                keys=term_keys,
+                latent=micro["latent"],
             )
             for name, term_keys in micro["term_keys"].items()
         }
-        total, new_states, parts_of = g_objective.per_term_views(views, term_states)
-        return total, (
-            {
-                "loss": parts_of["loss"],
-                "penalty": parts_of["penalty"],
-                "terms": parts_of["terms"],
-                "states": new_states,
-            },
-            g_model_state,
+        total, new_states, parts_of = objective.per_term_views(views, term_states)
+        outputs = {
+            "d_real": jnp.mean(jax.nn.sigmoid(real_out)),
+            "d_fake": jnp.mean(jax.nn.sigmoid(fake_out)),
+            "d_real_raw": jnp.mean(real_out),
+            "d_fake_raw": jnp.mean(fake_out),
+        }
+        return total, ({**parts_of, "states": new_states, "outputs": outputs}, new_model_state)
+
+    grads, aux, model_state = _accumulate(loss_fn, player.params, player.model_state, inputs, it.parts.grad_accum)
+    grads = it.mean_over_devices(grads)
+    player = it.finish_d_update(player.replace(model_state=model_state), grads)
+    metrics = {
+        "d_loss": aux["loss"],
+        "d_penalty": jnp.asarray(aux["penalty"], jnp.float32),
+        **aux["outputs"],
+        "d_grad_norm": optax.tree.norm(grads),
+        **aux["terms"],
+    }
+    return player, _merge_states(term_states, aux["states"], d_main, it.axis_name), metrics
+
+
+def _d_lazy_update(it: _Iteration, interval: int, carry: tuple[PlayerState, dict]) -> tuple[PlayerState, dict]:
+    """D's lazy phase: its lazy terms x `interval`, on the last D step's real batch and a
+    generated batch of its own, without D's main outputs."""
+    player, term_states = carry
+    d_lazy = terms_lib.of_player(it.parts.terms, DISCRIMINATOR, lazy=True)
+    objective = _Objective(d_lazy, "d", scale=interval)
+    real_plain, real_labels = it.last_real_batch(Stream.D_REAL)
+    fake_labels = it.generated_labels(Stream.D_LAZY, 1)
+    latent = it.draw(Stream.D_LAZY, 0, it.models.sample_latent)
+    fake_plain = it.generate_fixed(latent, fake_labels)
+    real = it.augmented(real_plain, it.augment_keys(Stream.D_LAZY, 2))
+    fake = it.augmented(fake_plain, it.augment_keys(Stream.D_LAZY, 3))
+    term_keys = _term_keys(it.keys(Stream.D_LAZY, 4), d_lazy)
+
+    def loss_fn(params):
+        views = {
+            name: it.d_view(
+                player,
+                params,
+                real_out=None,
+                fake_out=None,
+                real_classes=None,
+                fake_classes=None,
+                real=real,
+                fake=fake,
+                real_plain=real_plain,
+                fake_plain=fake_plain,
+                real_labels=real_labels,
+                fake_labels=fake_labels,
+                keys=example_keys,
+                latent=latent,
+            )
+            for name, example_keys in term_keys.items()
+        }
+        total, new_states, _ = objective.per_term_views(views, term_states)
+        return total, new_states
+
+    (_, new_states), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
+    player = it.finish_d_update(player, it.mean_over_devices(grads))
+    return player, _merge_states(term_states, new_states, d_lazy, it.axis_name)
+
+
+def _g_main_update(it: _Iteration, opponent: PlayerState, term_states: dict):
+    """G's main update: the sum of its main terms against the fixed `opponent`."""
+    g_main = terms_lib.of_player(it.parts.terms, GENERATOR, lazy=False)
+    objective = _Objective(g_main, "g")
+    real_plain, real_labels = it.last_real_batch(Stream.G_REAL)
+    inputs = {
+        "real": real_plain,
+        "real_labels": real_labels,
+        "latent": it.draw(Stream.G_LATENT, 0, it.models.sample_latent),
+        "labels": it.generated_labels(Stream.G_LABEL, 0),
+        "augment_real": it.augment_keys(Stream.G_AUGMENT_REAL, 0),
+        "augment_fake": it.augment_keys(Stream.G_AUGMENT_FAKE, 0),
+        "term_keys": _term_keys(it.keys(Stream.G_TERM, 0), g_main),
+    }
+
+    def loss_fn(params, micro, model_state):
+        fake, new_model_state = apply_model(
+            it.models.generator,
+            it.state.generator.replace(model_state=model_state),
+            micro["latent"],
+            params,
+            update_stats=True,
+            axis_name=it.axis_name,
+            labels=micro["labels"],
         )
+        fake = it.augmented(fake, micro["augment_fake"])
+        fake_out, fake_classes = it.discriminate_fixed(opponent, fake, micro["labels"])
+        # Only relativistic losses read real_out; XLA drops this pass for the others.
+        real = it.augmented(micro["real"], micro["augment_real"])
+        real_out, _ = it.discriminate_fixed(opponent, real, micro["real_labels"])
+        views = {
+            name: it.g_view(
+                opponent,
+                params,
+                model_state,
+                fake_out=fake_out,
+                real_out=real_out,
+                fake_classes=fake_classes,
+                fake=fake,
+                latent=micro["latent"],
+                labels=micro["labels"],
+                keys=term_keys,
+            )
+            for name, term_keys in micro["term_keys"].items()
+        }
+        total, new_states, parts_of = objective.per_term_views(views, term_states)
+        return total, ({**parts_of, "states": new_states}, new_model_state)
 
-    g_grads, g_aux, g_model_state = _accumulate(
-        g_loss_fn, state.generator.params, state.generator.model_state, g_inputs, parts.grad_accum
-    )
-    g_grads = _mean_over_devices(g_grads, axis_name)
-    g_player = _apply_gradients(parts.g_optimiser, state.generator.replace(model_state=g_model_state), g_grads)
-    term_states = _merge_states(term_states, g_aux["states"], g_main, axis_name)
-    g_metrics = {"g_loss": g_aux["loss"], "g_grad_norm": optax.tree.norm(g_grads)}
-    if any(t.kind == "regulariser" for t in g_main + g_lazy):
-        g_metrics["g_penalty"] = jnp.asarray(g_aux["penalty"], jnp.float32)
-    g_metrics.update(g_aux["terms"])
+    generator = it.state.generator
+    grads, aux, model_state = _accumulate(loss_fn, generator.params, generator.model_state, inputs, it.parts.grad_accum)
+    grads = it.mean_over_devices(grads)
+    player = _apply_gradients(it.parts.g_optimiser, generator.replace(model_state=model_state), grads)
+    metrics = {"g_loss": aux["loss"], "g_grad_norm": optax.tree.norm(grads)}
+    if any(t.kind == "regulariser" and t.player == GENERATOR for t in it.parts.terms):
+        metrics["g_penalty"] = jnp.asarray(aux["penalty"], jnp.float32)
+    metrics.update(aux["terms"])
+    return player, _merge_states(term_states, aux["states"], g_main, it.axis_name), metrics
 
+
+def _g_lazy_update(
+    it: _Iteration, opponent: PlayerState, interval: int, carry: tuple[PlayerState, dict]
+) -> tuple[PlayerState, dict]:
+    """G's lazy phase: its lazy terms x `interval`, on a latent batch of its own."""
+    player, term_states = carry
+    g_lazy = terms_lib.of_player(it.parts.terms, GENERATOR, lazy=True)
+    objective = _Objective(g_lazy, "g", scale=interval)
+    latent = it.draw(Stream.G_LAZY, 0, it.models.sample_latent)
+    labels = it.generated_labels(Stream.G_LAZY, 1)
+    term_keys = _term_keys(it.keys(Stream.G_LAZY, 4), g_lazy)
+
+    def loss_fn(params):
+        fake = apply_model(it.models.generator, player, latent, params, axis_name=it.axis_name, labels=labels)[0]
+        views = {
+            name: it.g_view(
+                opponent,
+                params,
+                player.model_state,
+                fake_out=None,
+                real_out=None,
+                fake_classes=None,
+                fake=fake,
+                latent=latent,
+                labels=labels,
+                keys=example_keys,
+            )
+            for name, example_keys in term_keys.items()
+        }
+        total, new_states, _ = objective.per_term_views(views, term_states)
+        return total, new_states
+
+    (_, new_states), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
+    player = _apply_gradients(it.parts.g_optimiser, player, it.mean_over_devices(grads))
+    return player, _merge_states(term_states, new_states, g_lazy, it.axis_name)
+
+
+def _lazy_phase(update: Callable, interval: int | None, step: jax.Array, carry: tuple) -> tuple:
+    """`update(interval, carry)` on iterations 0, interval, 2 interval, ...; `carry` unchanged between."""
+    if interval is None:
+        return carry
+    return lax.cond(step % interval == 0, partial(update, interval), lambda unchanged: unchanged, carry)
+
+
+def train_step(
+    parts: GANParts,
+    batch_size: int,
+    axis_name: str | None,
+    state: GANState,
+    real_batches: dict[str, jax.Array] | None = None,
+) -> tuple[GANState, dict[str, jax.Array]]:
+    """One iteration of Algorithm 1 on this device's `batch_size` examples, as its phases.
+
+    `real_batches`: this device's image batches, one per D step (the G step, which reads real
+    data only for relativistic losses, and the lazy phases reuse the last),
+    {"images": ..., "labels": ...}; None for toy data.
+    """
+    it = _Iteration(parts, batch_size, axis_name, state, real_batches)
+    d_interval = terms_lib.lazy_interval(parts.terms, DISCRIMINATOR)
     g_interval = terms_lib.lazy_interval(parts.terms, GENERATOR)
-    if g_interval is not None:
-        g_lazy_objective = _Objective(g_lazy, "g", scale=g_interval)
-        lazy_latent = draw(Stream.G_LAZY, 0, models.sample_latent)
-        lazy_labels = generated_labels(Stream.G_LAZY, 1)
-        lazy_keys = _term_keys(keys(Stream.G_LAZY, 4), g_lazy)
 
-        def g_lazy_update(carry):
-            player, term_states = carry
+    # A Python loop, not lax.scan: XLA's CPU backend ran DCGAN's D step 8x slower inside
+    # a loop body (experiments/throughput/README.md). d_steps is small.
+    d_player, term_states = state.discriminator, state.terms
+    for substep in range(parts.d_steps):
+        d_player, term_states, d_metrics = _d_main_update(it, d_player, term_states, substep)
+    d_player, term_states = _lazy_phase(partial(_d_lazy_update, it), d_interval, state.step, (d_player, term_states))
 
-            def loss_fn(params):
-                fake = apply_model(generator, player, lazy_latent, params, axis_name=axis_name, labels=lazy_labels)[0]
-                views = {
-                    name: g_view(params, player.model_state, lazy_latent, lazy_labels, fake, None, None, None, k)
-                    for name, k in lazy_keys.items()
-                }
-                total, new_states, _ = g_lazy_objective.per_term_views(views, term_states)
-                return total, new_states
+    # Alternating: G plays against the D just updated; simultaneous: against the old one.
+    opponent = state.discriminator if parts.simultaneous else d_player
+    g_player, term_states, g_metrics = _g_main_update(it, opponent, term_states)
+    g_player, term_states = _lazy_phase(
+        partial(_g_lazy_update, it, opponent), g_interval, state.step, (g_player, term_states)
+    )
 
-            (_, new_states), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
-            player = _apply_gradients(parts.g_optimiser, player, _mean_over_devices(grads, axis_name))
-            return player, _merge_states(term_states, new_states, g_lazy, axis_name)
-
-        g_player, term_states = lax.cond(
-            state.step % g_interval == 0, g_lazy_update, lambda carry: carry, (g_player, term_states)
-        )
-        g_metrics.update(_lazy_metrics("g", g_lazy, term_states))
-
-    metrics = {**d_metrics, **g_metrics}
+    metrics = {
+        **d_metrics,
+        **_lazy_metrics("d", terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=True), term_states),
+        **g_metrics,
+        **_lazy_metrics("g", terms_lib.of_player(parts.terms, GENERATOR, lazy=True), term_states),
+    }
     ema = None if parts.ema is None else parts.ema.update(state.generator_ema, g_player.params, state.step)
     new_state = state.replace(
         step=state.step + 1, generator=g_player, discriminator=d_player, generator_ema=ema, terms=term_states
