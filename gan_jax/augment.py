@@ -13,18 +13,26 @@ how the batch is split over devices. Images are [B, H, W, C] in [-1, 1].
 
 Every transform is affine in the image for a given key: the same key applies the same
 operation to a real and a generated image.
+
+`augment=` chooses the pipeline (a config group, `AUGMENTATIONS`): `diffaugment` (the
+default; its `augment.policy=[]` is off), `none`, and pipelines registered elsewhere
+(ADA). A pipeline is an `Augmentation`: `apply(images, keys, states)`, where `states` are
+the terms' states of the iteration (a pipeline with state, ADA's p, keeps it in a term it
+contributes, e.g. a monitor term that adapts p from D's outputs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from gan_jax.registry import Registry
-from gan_jax.schema import MISSING, rule
+from gan_jax.schema import MISSING, one_of, rule
+from gan_jax.terms import Term
 
 Transform = Callable[[jax.Array, jax.Array], jax.Array]  # (one image [H, W, C], key) -> image
 
@@ -88,9 +96,66 @@ def _names() -> tuple[str, ...]:
 
 @dataclass
 class AugmentConfig:
-    # [] = off; any of color, translation, cutout, applied in the order listed.
+    """augment=diffaugment: DiffAugment's transforms, in the order listed ([] = off)."""
+
+    name: str = one_of(lambda: ("diffaugment",))
     policy: list[str] = rule(
         MISSING,
         f"a list of augmentation names ({', '.join(_names())}), each at most once",
         lambda v: all(name in _names() for name in v) and len(set(v)) == len(v),
     )
+
+
+@dataclass
+class NoAugmentConfig:
+    name: str = one_of(lambda: ("none",))
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What every image D sees goes through: apply(images [B, H, W, C], one key per example,
+    the terms' states) -> images; `terms`: what the pipeline adds to the objectives (its
+    state, e.g. ADA's p and the controller that adapts it)."""
+
+    apply: Callable[[jax.Array, jax.Array, dict[str, Any]], jax.Array]
+    terms: tuple[Term, ...] = ()
+
+
+@dataclass(frozen=True)
+class AugmentPart:
+    """A pipeline as gan-train chooses it: `augment=<name>` composes conf/augment/<name>.yaml
+    over `schema`; `build(cfg.augment, context) -> Augmentation | None` (None: off, as
+    DiffAugment with an empty policy); `is_on(cfg.augment)`: it transforms images (the rules
+    refuse it on data that are not images, and a consistency regulariser needs it)."""
+
+    name: str
+    schema: type
+    build: Callable[[Any, dict[str, Any]], Augmentation | None]
+    is_on: Callable[[Any], bool]
+    rules: tuple[Callable[[Any], str | None], ...] = ()
+
+
+AUGMENTATIONS: Registry[AugmentPart] = Registry("augmentation pipeline")
+
+
+def register(part: AugmentPart, *, replace: bool = False) -> AugmentPart:
+    return AUGMENTATIONS.register(part.name, part, replace=replace)
+
+
+def _diffaugment(cfg: Any, context: dict[str, Any]) -> Augmentation | None:
+    transform = build(cfg.policy)
+    return None if transform is None else Augmentation(lambda images, keys, states: transform(images, keys))
+
+
+register(AugmentPart("diffaugment", AugmentConfig, _diffaugment, is_on=lambda cfg: bool(cfg.policy)))
+register(AugmentPart("none", NoAugmentConfig, lambda cfg, context: None, is_on=lambda cfg: False))
+
+
+def from_config(cfg: Any, context: dict[str, Any]) -> Augmentation | None:
+    """cfg.augment -> its pipeline (None: off). `context`: what a pipeline may need of the run
+    (the global batch size, ...)."""
+    return AUGMENTATIONS.get(cfg.name).build(cfg, context)
+
+
+def is_on(cfg: Any) -> bool:
+    return AUGMENTATIONS.get(cfg.name).is_on(cfg)

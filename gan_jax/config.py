@@ -71,6 +71,7 @@ FAMILIES: dict[str, Registry] = {
     "loss": losses.LOSSES,
     "penalty": penalties.PENALTIES,
     "optim": optim.OPTIMISERS,
+    "augment": augment.AUGMENTATIONS,
 }
 
 
@@ -188,7 +189,7 @@ class Config:
     objective: str | None = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
+    augment: Any = MISSING
     dist: DistConfig = field(default_factory=DistConfig)
     optim: Any = MISSING
     dataset: Any = MISSING
@@ -323,7 +324,8 @@ def _regulariser_rules(cfg: DictConfig) -> list[str]:
     """The rules between each chosen regulariser and the other families."""
     messages = []
     loss = losses.LOSSES.get(cfg.loss.name)
-    d_batch_norm = models.MODELS.get(cfg.model.name).d_batch_norm(cfg.model)
+    model = models.MODELS.get(cfg.model.name)
+    d_batch_norm = model.d_batch_norm(cfg.model)
     facts = data.facts(cfg.dataset)
     for name, part, node in _regularisers(cfg):
         if part.replaces_clipping and loss.clips(cfg.loss):
@@ -339,24 +341,28 @@ def _regulariser_rules(cfg: DictConfig) -> list[str]:
             )
         if (part.needs_images or part.needs_augment) and facts.image_size is None:
             messages.append(f"penalty={name}: it transforms images, and dataset={facts.name} is not one")
-        elif part.needs_augment and not cfg.augment.policy:
+        elif part.needs_augment and not augment.is_on(cfg.augment):
             messages.append(
                 f"penalty={name}: it compares D on plain and augmented images, with the transforms of "
-                "augment.policy, which is empty; set e.g. 'augment.policy=[translation]'"
+                f"augment={cfg.augment.name}, which is off; set e.g. 'augment.policy=[translation]'"
             )
         if node.interval > 1 and not part.may_be_lazy:
             messages.append(
                 f"penalty.{name}.interval={node.interval}: {name} reads the main update's outputs, "
                 "so it runs in every update; valid values are 1"
             )
-    lazy: dict[int, list[str]] = {}
-    for name, _, node in _regularisers(cfg):
-        if node.interval > 1:
-            lazy.setdefault(node.interval, []).append(name)
-    if len(lazy) > 1:
-        spelled = "; ".join(f"penalty.{n}.interval={i}" for i, names in lazy.items() for n in names)
-        messages.append(f"{spelled}: the lazy regularisers share one phase, so one interval; give them the same")
+        missing = [m for m in part.needs_generator_methods if m not in model.generator_methods]
+        if missing:
+            having = ", ".join(n for n in models.MODELS.names() if _has_methods(n, part.needs_generator_methods))
+            messages.append(
+                f"penalty={name}: it calls the generator's {', '.join(missing)}, which model={cfg.model.name} "
+                f"has not; choose a model that has (model={having or 'none registered'}) or drop {name}"
+            )
     return messages
+
+
+def _has_methods(model_name: str, methods: tuple[str, ...]) -> bool:
+    return set(methods) <= set(models.MODELS.get(model_name).generator_methods)
 
 
 def _own_rules(cfg: DictConfig) -> list[str]:
@@ -409,10 +415,13 @@ def _conditioning_needs_the_data_labels(cfg: DictConfig) -> str | None:
 
 def _augmentation_needs_images(cfg: DictConfig) -> str | None:
     facts = data.facts(cfg.dataset)
-    if cfg.augment.policy and facts.image_size is None:
+    if augment.is_on(cfg.augment) and facts.image_size is None:
+        setting = (
+            f"augment.policy={list(cfg.augment.policy)}" if "policy" in cfg.augment else f"augment={cfg.augment.name}"
+        )
         return (
-            f"augment.policy={list(cfg.augment.policy)}: DiffAugment transforms images, and "
-            f"dataset={facts.name} is not one; set augment.policy=[]"
+            f"{setting}: the augmentation transforms images, and dataset={facts.name} is not one; "
+            "set augment=none (or augment.policy=[])"
         )
     return None
 
@@ -508,7 +517,12 @@ def _micro_batches_fit_each_device(cfg: DictConfig, num_devices: int) -> str | N
 
 # Keys added to the config since checkpoints were first saved, with the value that
 # behaves as before they existed (a saved run lacking one resumes with it).
-ADDED_KEY_DEFAULTS = {"train.grad_accum": 1, "train.ema_kimg": None, "train.ema_rampup": None}
+ADDED_KEY_DEFAULTS = {
+    "train.grad_accum": 1,
+    "train.ema_kimg": None,
+    "train.ema_rampup": None,
+    "augment.name": "diffaugment",
+}
 
 
 def upgrade_saved(saved: dict) -> dict:
@@ -522,8 +536,9 @@ def upgrade_saved(saved: dict) -> dict:
         upgraded["penalty"] = {} if name == "none" else {name: {"weight": penalty.get("weight"), "interval": 1}}
     for dotted, value in ADDED_KEY_DEFAULTS.items():
         section, key = dotted.split(".")
-        if isinstance(upgraded.get(section), dict) and key not in upgraded[section]:
-            upgraded[section] = {**upgraded[section], key: value}
+        node = upgraded.get(section) or {}
+        if isinstance(node, dict) and key not in node:
+            upgraded[section] = {**node, key: value}
     return upgraded
 
 

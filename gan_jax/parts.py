@@ -27,13 +27,15 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     dataset = dataset or data.build(cfg.dataset)
     _check_classes(cfg, dataset)
     gan_models = precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision)
-    objective_terms = build_terms(cfg, gan_models, dataset)
+    augmentation = augment.from_config(cfg.augment, {"batch_size": cfg.train.batch_size})
+    objective_terms = build_terms(cfg, gan_models, dataset) + (augmentation.terms if augmentation else ())
+    try:
+        g_interval = terms.lazy_interval(objective_terms, terms.GENERATOR)
+        d_interval = terms.lazy_interval(objective_terms, terms.DISCRIMINATOR)
+    except ValueError as error:  # each player has one lazy phase
+        raise ConfigError(f"{error}: give its lazy regularisers (penalty.<name>.interval) one interval") from None
     g_optimiser, d_optimiser = optim.build(
-        cfg.optim,
-        cfg.train.steps,
-        cfg.train.d_steps,
-        g_interval=terms.lazy_interval(objective_terms, terms.GENERATOR),
-        d_interval=terms.lazy_interval(objective_terms, terms.DISCRIMINATOR),
+        cfg.optim, cfg.train.steps, cfg.train.d_steps, g_interval=g_interval, d_interval=d_interval
     )
     return step.GANParts(
         data=dataset,
@@ -42,7 +44,7 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
         d_optimiser=d_optimiser,
         d_steps=cfg.train.d_steps,
         terms=objective_terms,
-        augment=augment.build(cfg.augment.policy),
+        augment=None if augmentation is None else augmentation.apply,
         d_constraint=losses.LOSSES.get(cfg.loss.name).d_constraint(cfg.loss),
         simultaneous=cfg.train.schedule == "simultaneous",
         ema=ema.from_config(cfg.train),

@@ -7,7 +7,7 @@ update; N > 1 makes it lazy (Karras et al. 2020, Appendix B): its own phase on
 iterations 0, N, 2N, ..., its value multiplied by N, with the player's Adam rescaled by
 N / (N + 1) (gan_jax/optim.py). A regulariser is a `PenaltyPart` whose `build` returns
 its terms (gan_jax/terms.py); the gradient penalties below, LeCam, consistency
-regularisation, top-k and the orthogonal penalty (gan_jax/regularisers/, registered
+regularisation, top-k, the orthogonal penalty and StyleGAN2's path length (gan_jax/regularisers/, registered
 when gan_jax.config or gan_jax.parts is imported) are the built-in ones.
 
 The gradient penalties are functions `penalty(d_fn, real, fake, keys)`, d_fn mapping
@@ -139,8 +139,9 @@ class PenaltyPart:
     bounds D instead of weight clipping (Gulrajani et al. 2017); `needs_images`: it
     transforms images; `needs_augment`: it compares D on augmented and plain images (it
     takes its transforms from `augment.policy`); `may_be_lazy`: it needs nothing of the
-    main update, so `interval` > 1 is allowed. `rules`: its own, on its config node
-    (called as rule(name, node))."""
+    main update, so `interval` > 1 is allowed; `needs_generator_methods`: the generator
+    methods its terms call (a model lists those it has). `rules`: its own, on its config
+    node (called as rule(name, node))."""
 
     name: str
     build: Callable[[Any, BuildContext], tuple[Term, ...]]
@@ -152,6 +153,7 @@ class PenaltyPart:
     needs_augment: bool = False
     may_be_lazy: bool = False
     rules: tuple[Callable[[str, Any], str | None], ...] = ()
+    needs_generator_methods: tuple[str, ...] = ()  # e.g. path length: G's map_latents and synthesise
 
 
 PENALTIES: Registry[PenaltyPart] = Registry("regulariser")

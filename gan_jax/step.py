@@ -150,8 +150,8 @@ class GANParts:
     d_optimiser: optax.GradientTransformation
     d_steps: int
     terms: tuple[Term, ...]  # both players' objectives, in the order they are summed
-    # (images, per-example keys) -> augmented images; None: off.
-    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+    # (images, per-example keys, the terms' states) -> augmented images; None: off.
+    augment: Callable[[jax.Array, jax.Array, dict[str, Any]], jax.Array] | None = None
     # Projects D's parameters after each update (WGAN's weight clipping).
     d_constraint: Callable[[Any], Any] | None = None
     simultaneous: bool = False
@@ -253,7 +253,7 @@ class _Objective:
             value = result.value
             if term.kind == "loss":
                 losses.append(value)
-            else:
+            elif term.kind == "regulariser":
                 regularisers.append(value)
                 metrics[f"{self.prefix}_{term.name}"] = jnp.asarray(value, jnp.float32)
             metrics.update(result.metrics)
@@ -377,10 +377,16 @@ class _Iteration:
     def augment_keys(self, stream: Stream, substep: Any) -> jax.Array | None:
         return self.keys(stream, substep) if self.parts.augment is not None else None
 
+    @property
+    def augment(self) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
+        """The augmentation as this iteration applies it: with the states it started with (ADA's p)."""
+        pipeline = self.parts.augment
+        return None if pipeline is None else lambda images, keys: pipeline(images, keys, self.state.terms)
+
     def augmented(self, images: jax.Array, example_keys: jax.Array | None) -> jax.Array:
-        if self.parts.augment is None or example_keys is None:
+        if self.augment is None or example_keys is None:
             return images
-        return self.parts.augment(images, example_keys)
+        return self.augment(images, example_keys)
 
     def generate_fixed(self, latent: jax.Array, labels: jax.Array | None) -> jax.Array:
         """G as D's updates see it: the parameters the iteration started with."""
@@ -434,7 +440,7 @@ class _Iteration:
     def d_view(self, player: PlayerState, params: Any, **fields: Any) -> DView:
         return DView(
             d=self.d_of(player, params),
-            augment=self.parts.augment,
+            augment=self.augment,
             step=self.state.step,
             mean_over_devices=self.mean_over_devices,
             generate=self.generate_fixed,

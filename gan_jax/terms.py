@@ -12,7 +12,9 @@ for a term without any). The step (gan_jax/step.py) sums the values in order and
 no term: what a run optimises is the list of terms its parts contribute.
 
 A term's `kind` says where its value is logged: "loss" terms add up to `d_loss` / `g_loss`,
-"regulariser" terms to `d_penalty` / `g_penalty` and each to `<player>_<name>`. Its
+"regulariser" terms to `d_penalty` / `g_penalty` and each to `<player>_<name>`; a
+"monitor" term adds nothing to the objective: it keeps state from what the player sees
+(ADA's controller, which adapts its p from D's outputs on real data). Its
 `metrics` are logged as `<name>_<key>`. With `interval` N > 1 it is lazy (Karras et al.
 2020, Appendix B): it runs in a phase of its own on iterations 0, N, 2N, ..., its value
 multiplied by N, with its own optimiser step (the player's Adam rescaled, gan_jax/optim.py).
@@ -34,7 +36,7 @@ import jax
 DISCRIMINATOR = "discriminator"
 GENERATOR = "generator"
 PLAYERS = (DISCRIMINATOR, GENERATOR)
-KINDS = ("loss", "regulariser")
+KINDS = ("loss", "regulariser", "monitor")
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class Term:
     name: str  # unique in a run; its state is GANState.terms[name]
     player: str  # DISCRIMINATOR or GENERATOR
     fn: Callable[[Any, Any], TermResult]
-    kind: str = "regulariser"  # or "loss": counted in d_loss / g_loss
+    kind: str = "regulariser"  # or "loss": counted in d_loss / g_loss; "monitor": state and metrics only
     interval: int = 1  # > 1: lazy, a phase of its own every `interval` iterations, scaled by it
     init: Callable[[], Any] | None = None  # the state's initial value; None: no state
     mean_state: bool = True  # average the new state over the devices

@@ -133,3 +133,11 @@ def test_bad_intervals_and_micro_batches_fail_at_start_naming_the_key():
     for message, overrides in cases.items():
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             validate(compose_config(TOY + overrides), 1)
+
+
+def test_a_players_lazy_regularisers_share_one_interval():
+    from gan_jax.config import ConfigError
+
+    cfg = compose_config(TOY + ["penalty=[r1,r2]", "penalty.r1.interval=4", "penalty.r2.interval=8"])
+    with pytest.raises(ConfigError, match="the discriminator's lazy regularisers must share one interval"):
+        parts_lib.build(cfg)

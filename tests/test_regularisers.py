@@ -260,9 +260,9 @@ def test_orthogonal_gradient_is_twice_biggan_pytorchs():
     [
         (
             ["experiment=fashion_mnist_conditional", "penalty=cr"],
-            "penalty=cr: it compares D on plain and augmented images, with the transforms of augment.policy",
+            "penalty=cr: it compares D on plain and augmented images, with the transforms of augment=diffaugment",
         ),
-        (["experiment=fashion_mnist_conditional", "penalty=bcr"], "augment.policy, which is empty"),
+        (["experiment=fashion_mnist_conditional", "penalty=bcr"], "augment=diffaugment, which is off"),
         (["experiment=none", "dataset=ring_2d", "penalty=cr"], "penalty=cr: it transforms images, and dataset=ring_2d"),
         (["experiment=none", "penalty=topk", "penalty.topk.weight=2"], "penalty.topk.weight=2.0: must be 1.0"),
         (["experiment=none", "penalty=topk", "penalty.topk.interval=4"], "topk reads the main update's outputs"),

@@ -211,7 +211,7 @@ def test_conditional_augmented_run_is_the_same_on_one_and_two_devices(fashion_mn
         ),
         (
             ["experiment=none", "dataset=ring_2d", "augment.policy=[cutout]"],
-            "augment.policy=['cutout']: DiffAugment transforms images, and dataset=ring_2d is not one",
+            "augment.policy=['cutout']: the augmentation transforms images, and dataset=ring_2d is not one",
         ),
         (
             ["experiment=fashion_mnist_conditional", "model.conditioning=acgan"],

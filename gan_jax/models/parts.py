@@ -59,6 +59,8 @@ class ModelPart:
     d_batch_norm: Callable[[Any], bool] = lambda cfg: False
     d_pack: Callable[[Any], int] = lambda cfg: 1
     rules: tuple[Rule, ...] = ()
+    # Methods of its generator beyond __call__ that terms may call (StyleGAN2's map_latents, synthesise).
+    generator_methods: tuple[str, ...] = ()
 
 
 MODELS: Registry[ModelPart] = Registry("model")

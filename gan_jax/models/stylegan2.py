@@ -561,5 +561,6 @@ register(
         lambda cfg, data: build(cfg, data.shape),
         data_rule=needs_power_of_two_images,
         rules=(_mbstd_features_divide_channels,),
+        generator_methods=("map_latents", "synthesise"),
     )
 )
