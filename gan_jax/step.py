@@ -76,6 +76,7 @@ class Stream(enum.IntEnum):
     D_LAZY = 15  # D's lazy phase: its latents, classes, augmentations and terms' keys
     G_LAZY = 16
     G_TERM = 17  # G's terms' keys
+    G_OWN = 18  # G's own draws in training (noise, style mixing): D's sub-steps, then G's main and lazy
 
 
 @flax.struct.dataclass
@@ -98,9 +99,12 @@ def apply_model(
     axis_name: str | None = None,
     labels: jax.Array | None = None,
     method: str | None = None,
+    example_keys: jax.Array | None = None,
 ) -> tuple[jax.Array, Any]:
     """Runs `module` (or its `method`) with the player's variables (`params` overrides, for
     gradients), and the examples' classes when given (a class-conditional model).
+
+    `example_keys`: one PRNG key per example, for a model that draws randomness of its own.
 
     Returns (output, model_state); the state is updated only when `update_stats`.
     BatchNorm averages its statistics over `axis_name`'s devices.
@@ -109,6 +113,8 @@ def apply_model(
     extra: dict[str, Any] = {} if labels is None else {"labels": labels}
     if method is not None:
         extra["method"] = method
+    if example_keys is not None:
+        extra["example_keys"] = example_keys
     if update_stats and player.model_state:
         out, new_state = module.apply(
             variables, x, update_stats=True, axis_name=axis_name, mutable=list(player.model_state), **extra
@@ -388,10 +394,21 @@ class _Iteration:
             return images
         return self.augment(images, example_keys)
 
-    def generate_fixed(self, latent: jax.Array, labels: jax.Array | None) -> jax.Array:
+    def generator_keys(self, substep: Any) -> jax.Array | None:
+        """Per-example keys for G's own draws (None for a G without any)."""
+        return self.keys(Stream.G_OWN, substep) if self.models.generator_keys else None
+
+    def generate_fixed(
+        self, latent: jax.Array, labels: jax.Array | None, example_keys: jax.Array | None = None
+    ) -> jax.Array:
         """G as D's updates see it: the parameters the iteration started with."""
         return apply_model(
-            self.models.generator, self.state.generator, latent, axis_name=self.axis_name, labels=labels
+            self.models.generator,
+            self.state.generator,
+            latent,
+            axis_name=self.axis_name,
+            labels=labels,
+            example_keys=example_keys,
         )[0]
 
     def d_of(self, player: PlayerState, params: Any) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
@@ -490,6 +507,7 @@ def _d_main_update(it: _Iteration, player: PlayerState, term_states: dict, subst
         "real_labels": real_labels,
         "latent": it.draw(Stream.D_LATENT, substep, it.models.sample_latent),
         "fake_labels": it.generated_labels(Stream.D_LABEL, substep),
+        "generator_keys": it.generator_keys(substep),
         "augment_real": it.augment_keys(Stream.D_AUGMENT_REAL, substep),
         "augment_fake": it.augment_keys(Stream.D_AUGMENT_FAKE, substep),
         "term_keys": _term_keys(it.keys(Stream.D_PENALTY, substep), d_main),
@@ -497,7 +515,7 @@ def _d_main_update(it: _Iteration, player: PlayerState, term_states: dict, subst
 
     def loss_fn(params, micro, model_state):
         current = player.replace(model_state=model_state)
-        fake_plain = it.generate_fixed(micro["latent"], micro["fake_labels"])
+        fake_plain = it.generate_fixed(micro["latent"], micro["fake_labels"], micro["generator_keys"])
         real = it.augmented(micro["real"], micro["augment_real"])
         fake = it.augmented(fake_plain, micro["augment_fake"])
         real_out, fake_out, new_model_state = it.discriminate(
@@ -554,7 +572,7 @@ def _d_lazy_update(it: _Iteration, interval: int, carry: tuple[PlayerState, dict
     real_plain, real_labels = it.last_real_batch(Stream.D_REAL)
     fake_labels = it.generated_labels(Stream.D_LAZY, 1)
     latent = it.draw(Stream.D_LAZY, 0, it.models.sample_latent)
-    fake_plain = it.generate_fixed(latent, fake_labels)
+    fake_plain = it.generate_fixed(latent, fake_labels, it.generator_keys(2000))
     real = it.augmented(real_plain, it.augment_keys(Stream.D_LAZY, 2))
     fake = it.augmented(fake_plain, it.augment_keys(Stream.D_LAZY, 3))
     term_keys = _term_keys(it.keys(Stream.D_LAZY, 4), d_lazy)
@@ -597,6 +615,7 @@ def _g_main_update(it: _Iteration, opponent: PlayerState, term_states: dict):
         "real_labels": real_labels,
         "latent": it.draw(Stream.G_LATENT, 0, it.models.sample_latent),
         "labels": it.generated_labels(Stream.G_LABEL, 0),
+        "generator_keys": it.generator_keys(1000),
         "augment_real": it.augment_keys(Stream.G_AUGMENT_REAL, 0),
         "augment_fake": it.augment_keys(Stream.G_AUGMENT_FAKE, 0),
         "term_keys": _term_keys(it.keys(Stream.G_TERM, 0), g_main),
@@ -611,6 +630,7 @@ def _g_main_update(it: _Iteration, opponent: PlayerState, term_states: dict):
             update_stats=True,
             axis_name=it.axis_name,
             labels=micro["labels"],
+            example_keys=micro["generator_keys"],
         )
         fake = it.augmented(fake, micro["augment_fake"])
         fake_out, fake_classes = it.discriminate_fixed(opponent, fake, micro["labels"])
@@ -658,7 +678,15 @@ def _g_lazy_update(
     term_keys = _term_keys(it.keys(Stream.G_LAZY, 4), g_lazy)
 
     def loss_fn(params):
-        fake = apply_model(it.models.generator, player, latent, params, axis_name=it.axis_name, labels=labels)[0]
+        fake = apply_model(
+            it.models.generator,
+            player,
+            latent,
+            params,
+            axis_name=it.axis_name,
+            labels=labels,
+            example_keys=it.generator_keys(3000),
+        )[0]
         views = {
             name: it.g_view(
                 opponent,

@@ -46,6 +46,8 @@ class GANModels:
     conditioning: str = "none"
     num_classes: int = 0
     class_loss_weight: float = 0.0
+    # G takes one PRNG key per example in training (draws of its own: noise, style mixing).
+    generator_keys: bool = False
 
     @property
     def conditional(self) -> bool:
@@ -78,6 +80,7 @@ def build(cfg, data) -> GANModels:
         cfg.get("latent_dist", "normal"),
         d_batch_norm=part.d_batch_norm(cfg),
         d_pack=part.d_pack(cfg),
+        generator_keys=part.generator_takes_keys(cfg),
         conditioning=conditioning,
         num_classes=cfg.num_classes if conditioning != "none" else 0,
         class_loss_weight=cfg.get("class_loss_weight") or 0.0,

@@ -61,6 +61,9 @@ class ModelPart:
     rules: tuple[Rule, ...] = ()
     # Methods of its generator beyond __call__ that terms may call (StyleGAN2's map_latents, synthesise).
     generator_methods: tuple[str, ...] = ()
+    # Its generator takes `example_keys` (one PRNG key per example) in training, for draws of
+    # its own (StyleGAN2's per-layer noise, style mixing); evaluation calls it without.
+    generator_takes_keys: Callable[[Any], bool] = lambda cfg: False
 
 
 MODELS: Registry[ModelPart] = Registry("model")
