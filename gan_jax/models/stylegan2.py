@@ -9,12 +9,23 @@ G = synthesis(mapping(z, c)):
              `cutoff` layers (all when None).
   synthesis  a learned 4x4 constant, then per resolution: a 2x up-sampling modulated conv,
              a modulated conv (each with noise and leaky ReLU) and a toRGB whose output is
-             added to the 2x up-sampled image so far. Noise: 'const' uses the stored
-             buffers (the 'noise_const' collection), 'random' draws per example from
-             make_rng('noise'), 'none' adds none.
-D: per resolution from the image's down to 8 a residual block (fromRGB at the first; two
-3x3 convs, the second down-sampling; shortcut: a down-sampling 1x1 conv; both branches
-times sqrt(1/2)), then at 4x4 minibatch standard deviation, a 3x3 conv, a dense layer,
+             added to the 2x up-sampled image so far. Noise (stylegan2_layers): 'const' the
+             stored buffers (the 'noise_const' collection), 'random' per example from the
+             example's key (fold_in(key, NOISE_PURPOSE), then the layer's index), 'none' none.
+Training randomness of G's own (the step's `example_keys`, one key per example, given only
+in training: ModelPart.generator_takes_keys): noise_mode 'random' draws the noise from them,
+and style mixing (`style_mixing` = NVIDIA's style_mixing_prob) replaces, with that
+probability, w from a cutoff layer in [1, num_ws) on by the w of a second latent (same
+label) drawn from the key. NVIDIA's loss.py draws ONE decision and ONE cutoff per batch;
+here each example draws its own from its key, so an example's output depends on its key
+alone, not on the batch or how it is split over devices (same expectation per example).
+The second latent's mapping leaves the moving average of w alone (NVIDIA's
+skip_w_avg_update=True): it moves with the first latents' w only. Without keys (evaluation,
+sampling) 'random' noise uses the stored buffers, as 'const', and nothing is mixed.
+D: per resolution from the image's down to 8 a block (fromRGB at the first; two 3x3 convs,
+the second down-sampling; 'resnet': plus a shortcut, a down-sampling 1x1 conv, both branches
+times sqrt(1/2); 'orig': no shortcut, NVIDIA's cifar config), then at 4x4 minibatch standard
+deviation, a 3x3 conv, a dense layer,
 and the output layer: one logit, or (conditional) the projection of cmap_dim features
 onto the mapped label, divided by sqrt(cmap_dim).
 Channels at resolution r: min(channel_base // r, channel_max). Images are NHWC in [-1, 1].
@@ -40,7 +51,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from gan_jax.data import DataFacts
 from gan_jax.metrics.torch_format import load_state_dict
-from gan_jax.models.parts import ModelPart, latent_distributions, register
+from gan_jax.models.parts import LATENT_DISTRIBUTIONS, ModelPart, latent_distributions, register
 from gan_jax.models.stylegan2_layers import (
     Conv,
     FullyConnected,
@@ -56,7 +67,10 @@ from gan_jax.schema import MISSING, at_least, one_of, optional_positive, positiv
 
 MIN_RESOLUTION = 16  # the smallest image size this family builds
 CONDITIONINGS = ("none", "projection")  # projection: NVIDIA's --cond (label embedding in G, projection D)
-NOISE_MODES = ("const", "none")  # G's noise in training; 'random' needs a 'noise' key the step does not pass yet
+NOISE_MODES = ("const", "random", "none")  # G's per-layer noise (random: from the example keys in training)
+D_ARCHITECTURES = ("resnet", "orig")  # D's blocks: with the residual shortcut, or without (NVIDIA's cifar)
+NOISE_PURPOSE = 0  # folded into an example's key for its per-layer noise
+MIXING_PURPOSE = 1  # folded into an example's key for style mixing (then 0: decision, 1: cutoff, 2: latent)
 W_AVERAGE = "w_average"  # the collection of the mapping network's moving average of w
 NOISE_CONST = "noise_const"  # the collection of the synthesis layers' stored noise
 
@@ -73,6 +87,33 @@ def block_resolutions(img_resolution: int) -> list[int]:
 def num_ws(img_resolution: int) -> int:
     """The w's the synthesis network takes: one per conv (1 at 4x4, 2 above) and the last toRGB's."""
     return 2 * len(block_resolutions(img_resolution))
+
+
+def mixing_cutoffs(example_keys: jax.Array, probability: float, layers: int) -> jax.Array:
+    """Per example [B]: with `probability` a cutoff uniform in [1, layers), else `layers` (no
+    mixing); each example's from its own key (NVIDIA draws one per batch)."""
+
+    def one(key: jax.Array) -> jax.Array:
+        key = jax.random.fold_in(key, MIXING_PURPOSE)
+        cutoff = jax.random.randint(jax.random.fold_in(key, 1), (), 1, layers)
+        mixed = jax.random.uniform(jax.random.fold_in(key, 0)) < probability
+        return jnp.where(mixed, cutoff, layers)
+
+    return jax.vmap(one)(example_keys)
+
+
+def mixing_latents(example_keys: jax.Array, latent_dist: str, z_dim: int) -> jax.Array:
+    """The second latents [B, z_dim] of style mixing, one from each example's key."""
+    draw = LATENT_DISTRIBUTIONS[latent_dist]
+    return jax.vmap(lambda key: draw(jax.random.fold_in(jax.random.fold_in(key, MIXING_PURPOSE), 2), (z_dim,)))(
+        example_keys
+    )
+
+
+def mix_styles(ws: jax.Array, other: jax.Array, cutoffs: jax.Array) -> jax.Array:
+    """ws [B, L, D] with layers >= cutoffs[b] taken from `other` (example b's)."""
+    later = jnp.arange(ws.shape[1])[None, :, None] >= cutoffs[:, None, None]
+    return jnp.where(later, other, ws)
 
 
 def label_vectors(labels: jax.Array | None, c_dim: int) -> jax.Array | None:
@@ -138,18 +179,24 @@ class SynthesisBlock(nn.Module):
     img_channels: int
     first: bool  # the 4x4 block: a learned constant instead of an input
     conv_clamp: float | None = None  # clip conv outputs to +-this
+    first_layer: int = 0  # the index of its first conv among the synthesis convs (its noise's fold-in)
 
     @nn.compact
-    def __call__(self, x, img, ws: jax.Array, noise_mode: str) -> tuple[jax.Array, jax.Array]:
-        res, clamp = self.resolution, self.conv_clamp
+    def __call__(
+        self, x, img, ws: jax.Array, noise_mode: str, noise_keys: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        res, clamp, index = self.resolution, self.conv_clamp, self.first_layer
         if self.first:
             shape = (self.resolution, self.resolution, self.out_channels)
             const = self.param("const", nn.initializers.normal(1.0), shape)
             x = jnp.broadcast_to(const, (ws.shape[0], *const.shape))
-            x = SynthesisLayer(self.out_channels, res, conv_clamp=clamp, name="conv1")(x, ws[:, 0], noise_mode)
+            conv1 = SynthesisLayer(self.out_channels, res, conv_clamp=clamp, layer_index=index, name="conv1")
+            x = conv1(x, ws[:, 0], noise_mode, noise_keys=noise_keys)
         else:
-            x = SynthesisLayer(self.out_channels, res, up=True, conv_clamp=clamp, name="conv0")(x, ws[:, 0], noise_mode)
-            x = SynthesisLayer(self.out_channels, res, conv_clamp=clamp, name="conv1")(x, ws[:, 1], noise_mode)
+            conv0 = SynthesisLayer(self.out_channels, res, up=True, conv_clamp=clamp, layer_index=index, name="conv0")
+            conv1 = SynthesisLayer(self.out_channels, res, conv_clamp=clamp, layer_index=index + 1, name="conv1")
+            x = conv0(x, ws[:, 0], noise_mode, noise_keys=noise_keys)
+            x = conv1(x, ws[:, 1], noise_mode, noise_keys=noise_keys)
         y = ToRGB(self.img_channels, self.conv_clamp, name="torgb")(x, ws[:, -1])
         img = y if img is None else upsample2d(img, fir_taps()) + y
         return x, img
@@ -163,7 +210,11 @@ class SynthesisNetwork(nn.Module):
     conv_clamp: float | None = None  # clip conv outputs to +-this
 
     @nn.compact
-    def __call__(self, ws: jax.Array, noise_mode: str = "const") -> jax.Array:
+    def __call__(self, ws: jax.Array, noise_mode: str = "const", example_keys: jax.Array | None = None) -> jax.Array:
+        """ws [B, num_ws, w_dim] -> images; `example_keys` [B]: 'random' noise's (training)."""
+        noise_keys = None
+        if example_keys is not None:
+            noise_keys = jax.vmap(lambda key: jax.random.fold_in(key, NOISE_PURPOSE))(example_keys)
         x = img = None
         w_index = 0
         for res in block_resolutions(self.img_resolution):
@@ -174,17 +225,19 @@ class SynthesisNetwork(nn.Module):
                 self.img_channels,
                 first=res == 4,
                 conv_clamp=self.conv_clamp,
+                first_layer=w_index,
                 name=f"b{res}",
             )
-            x, img = block(x, img, ws[:, w_index : w_index + convs + 1], noise_mode)
+            x, img = block(x, img, ws[:, w_index : w_index + convs + 1], noise_mode, noise_keys)
             w_index += convs
         assert img is not None
         return img
 
 
 class Generator(nn.Module):
-    """G(z [B, z_dim], labels=None) -> images [B, R, R, img_channels] (NVIDIA's scale: [-1, 1]
-    for trained models; no tanh)."""
+    """G(z [B, z_dim], labels=None, example_keys=None) -> images [B, R, R, img_channels]
+    (NVIDIA's scale: [-1, 1] for trained models; no tanh). `example_keys` [B] (training):
+    'random' noise and style mixing draw from them (the module docstring)."""
 
     z_dim: int
     c_dim: int  # 0: unconditional
@@ -197,7 +250,9 @@ class Generator(nn.Module):
     channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: int = 512  # the most channels of any layer
     conv_clamp: float | None = None  # clip conv outputs to +-this (None: no clipping)
-    noise_mode: str = "const"  # 'const' (stored noise), 'random' (make_rng('noise')) or 'none'
+    noise_mode: str = "const"  # 'const' (stored noise), 'random' (example keys, else as const) or 'none'
+    style_mixing: float = 0.0  # probability of mixing a second latent's w in, with example keys (training)
+    latent_dist: str = "normal"  # the second latent's distribution (parts.LATENT_DISTRIBUTIONS)
 
     def setup(self) -> None:
         self.num_ws = num_ws(self.img_resolution)
@@ -222,10 +277,18 @@ class Generator(nn.Module):
         axis_name: str | None = None,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
+        example_keys: jax.Array | None = None,
     ) -> jax.Array:
-        """z [B, z_dim] (and labels) -> w per layer [B, num_ws, w_dim]."""
+        """z [B, z_dim] (and labels) -> w per layer [B, num_ws, w_dim]; with `example_keys` and
+        style_mixing > 0, the layers from each example's cutoff on are its second latent's."""
         c = label_vectors(labels, self.c_dim)
-        return self.mapping(z, c, truncation_psi, truncation_cutoff, update_stats, axis_name)
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_stats, axis_name)
+        if example_keys is None or self.style_mixing == 0:
+            return ws
+        other = self.mapping(
+            mixing_latents(example_keys, self.latent_dist, self.z_dim), c, truncation_psi, truncation_cutoff
+        )
+        return mix_styles(ws, other, mixing_cutoffs(example_keys, self.style_mixing, self.num_ws))
 
     def synthesise(
         self,
@@ -234,9 +297,10 @@ class Generator(nn.Module):
         axis_name: str | None = None,
         labels: jax.Array | None = None,
         noise_mode: str | None = None,
+        example_keys: jax.Array | None = None,
     ) -> jax.Array:
         """w per layer [B, num_ws, w_dim] -> images; labels are unused (they act through w)."""
-        return self.synthesis(ws, self.noise_mode if noise_mode is None else noise_mode)
+        return self.synthesis(ws, self.noise_mode if noise_mode is None else noise_mode, example_keys)
 
     def __call__(
         self,
@@ -247,9 +311,10 @@ class Generator(nn.Module):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str | None = None,
+        example_keys: jax.Array | None = None,
     ) -> jax.Array:
-        ws = self.map_latents(z, labels, update_stats, axis_name, truncation_psi, truncation_cutoff)
-        return self.synthesise(ws, noise_mode=noise_mode)
+        ws = self.map_latents(z, labels, update_stats, axis_name, truncation_psi, truncation_cutoff, example_keys)
+        return self.synthesise(ws, noise_mode=noise_mode, example_keys=example_keys)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -257,12 +322,16 @@ class DiscriminatorBlock(nn.Module):
     out_channels: int
     first: bool  # sees the image: a fromRGB layer
     conv_clamp: float | None = None  # clip conv outputs to +-this
+    architecture: str = "resnet"  # 'resnet' (a shortcut, both branches x sqrt(1/2)) or 'orig' (none)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         clamp = self.conv_clamp
         if self.first:
             x = Conv(self.tmp_channels, 1, conv_clamp=clamp, name="fromrgb")(x)
+        if self.architecture == "orig":
+            x = Conv(self.tmp_channels, 3, conv_clamp=clamp, name="conv0")(x)
+            return Conv(self.out_channels, 3, down=True, conv_clamp=clamp, name="conv1")(x)
         half = math.sqrt(0.5)
         shortcut = Conv(self.out_channels, 1, lrelu=False, down=True, use_bias=False, name="skip")(x, gain=half)
         x = Conv(self.tmp_channels, 3, conv_clamp=clamp, name="conv0")(x)
@@ -304,6 +373,7 @@ class Discriminator(nn.Module):
     mbstd_num_channels: int = 1  # features minibatch std appends (0: none)
     mapping_layers: int = 8  # layers of the label mapping (conditional)
     cmap_dim: int | None = None  # mapped label's size (None: the channels at 4x4)
+    architecture: str = "resnet"  # blocks with the residual shortcut, or 'orig' without (NVIDIA's cifar)
 
     @nn.compact
     def __call__(
@@ -315,7 +385,10 @@ class Discriminator(nn.Module):
         x = x.astype(jnp.float32)
         for res in reversed(block_resolutions(self.img_resolution)[1:]):
             first = res == self.img_resolution
-            x = DiscriminatorBlock(channels(res), channels(res // 2), first, self.conv_clamp, name=f"b{res}")(x)
+            block = DiscriminatorBlock(
+                channels(res), channels(res // 2), first, self.conv_clamp, self.architecture, name=f"b{res}"
+            )
+            x = block(x)
         cmap_dim = 0 if not self.c_dim else (self.cmap_dim or channels(4))
         cmap = None
         if self.c_dim:
@@ -476,6 +549,8 @@ def build(cfg: Any, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Mo
         channel_max=g.channel_max,
         conv_clamp=g.conv_clamp,
         noise_mode=g.noise_mode,
+        style_mixing=cfg.mapping.style_mixing,
+        latent_dist=cfg.latent_dist,
     )
     discriminator = Discriminator(
         c_dim=classes,
@@ -487,8 +562,14 @@ def build(cfg: Any, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Mo
         mbstd_group_size=d.mbstd_group_size,
         mbstd_num_channels=d.mbstd_num_channels,
         mapping_layers=d.mapping_layers,
+        architecture=d.architecture,
     )
     return generator, discriminator
+
+
+def takes_example_keys(cfg: Any) -> bool:
+    """G draws from per-example keys in training: random noise or style mixing."""
+    return cfg.generator.noise_mode == "random" or cfg.mapping.style_mixing > 0
 
 
 def needs_power_of_two_images(cfg: Any, data: DataFacts) -> str | None:
@@ -521,6 +602,8 @@ class StyleGAN2MappingConfig:
     lr_multiplier: float = positive()  # learning-rate multiplier of its layers (0.01)
     # Decay of the moving average of w (0.995).
     w_avg_decay: float = rule(MISSING, "a number in (0, 1)", lambda v: 0 < v < 1)
+    # Probability of style mixing regularisation in training (NVIDIA's style_mixing_prob: 0.9; cifar 0).
+    style_mixing: float = rule(MISSING, "a number in [0, 1]", lambda v: 0 <= v <= 1)
 
 
 @dataclass
@@ -528,7 +611,7 @@ class StyleGAN2GeneratorConfig:
     channel_base: int = at_least(1)  # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: int = at_least(1)  # the most channels of any layer
     conv_clamp: float | None = optional_positive(MISSING)  # clip conv outputs to +-this (null: no clipping)
-    noise_mode: str = one_of(lambda: NOISE_MODES)  # per-layer noise: const (stored buffers) or none
+    noise_mode: str = one_of(lambda: NOISE_MODES)  # per-layer noise: const, random (training; else const) or none
 
 
 @dataclass
@@ -539,6 +622,7 @@ class StyleGAN2DiscriminatorConfig:
     mbstd_group_size: int = at_least(1)  # examples per minibatch-std group (must divide D's batch)
     mbstd_num_channels: int = at_least(0)  # features minibatch std appends (0: none)
     mapping_layers: int = at_least(1)  # layers of the label mapping (conditional)
+    architecture: str = one_of(lambda: D_ARCHITECTURES)  # resnet | orig (no shortcut: NVIDIA's cifar)
 
 
 @dataclass
@@ -562,5 +646,6 @@ register(
         data_rule=needs_power_of_two_images,
         rules=(_mbstd_features_divide_channels,),
         generator_methods=("map_latents", "synthesise"),
+        generator_takes_keys=takes_example_keys,
     )
 )

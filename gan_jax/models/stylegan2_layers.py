@@ -15,6 +15,15 @@ Paddings follow the paper's implementation, so a layer's output covers the same 
 Modulated convolution, non-fused (DESIGN.md's advice for XLA): scale the input channels
 by the styles s, an ordinary convolution, then multiply each output channel by the
 demodulation coefficient 1 / sqrt(sum_{i,k} (w[k, i, o] s[i])^2 + 1e-8).
+
+Per-layer noise, `noise_mode`:
+  const   the layer's stored buffer [H, W] (the 'noise_const' collection), the same for every example
+  random  with per-example keys (training): N(0, 1) [H, W, 1] per example from
+          fold_in(key, layer index), so an example's noise depends only on its key (not on
+          how the batch is split over devices); without keys, from make_rng('noise') when
+          the call has that rng (NVIDIA-style sampling), else the stored buffer (as const)
+  none    no noise
+each times the layer's learned strength.
 """
 
 from __future__ import annotations
@@ -183,6 +192,12 @@ def modulated_conv2d(
     return x * lax.rsqrt(jnp.square(styles) @ squared_norms + EPS)[:, None, None, :]
 
 
+def layer_noise(example_keys: jax.Array, layer_index: int, height: int, width: int) -> jax.Array:
+    """N(0, 1) noise [B, H, W, 1], example b's drawn from fold_in(example_keys[b], layer_index)."""
+    draw = lambda key: jax.random.normal(jax.random.fold_in(key, layer_index), (height, width, 1))  # noqa: E731
+    return jax.vmap(draw)(example_keys)
+
+
 def unit_normal(scale: float = 1.0):
     return lambda key, shape: jax.random.normal(key, shape) * scale
 
@@ -229,16 +244,20 @@ class Conv(nn.Module):
 
 class SynthesisLayer(nn.Module):
     """Modulated, demodulated 3x3 convolution (2x up-sampling with `up`), per-pixel noise
-    with a learned strength, bias, leaky ReLU (gain sqrt 2), optional clamping."""
+    with a learned strength (the module docstring's noise modes; `noise_keys`: one key per
+    example for 'random'), bias, leaky ReLU (gain sqrt 2), optional clamping."""
 
     features: int
     resolution: int  # of the output
     up: bool = False  # 2x up-sampling before the convolution
     conv_clamp: float | None = None  # clip the output to +-this (None: no clipping)
     kernel_size: int = 3  # of the convolution
+    layer_index: int = 0  # folded into the example keys for this layer's random noise
 
     @nn.compact
-    def __call__(self, x: jax.Array, w: jax.Array, noise_mode: str, gain: float = 1.0) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, w: jax.Array, noise_mode: str, gain: float = 1.0, noise_keys: jax.Array | None = None
+    ) -> jax.Array:
         k = self.kernel_size
         styles = FullyConnected(x.shape[-1], bias_init=1.0, name="affine")(w)
         weight = self.param("weight", unit_normal(), (k, k, x.shape[-1], self.features))
@@ -248,10 +267,12 @@ class SynthesisLayer(nn.Module):
         noise_strength = self.param("noise_strength", nn.initializers.zeros, ())
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x = modulated_conv2d(x, weight, styles, demodulate=True, up=self.up, f=fir_taps())
-        if noise_mode == "const":
-            x = x + (noise_const.value * noise_strength)[None, :, :, None]
-        elif noise_mode == "random":
+        if noise_mode == "random" and noise_keys is not None:
+            x = x + layer_noise(noise_keys, self.layer_index, x.shape[1], x.shape[2]) * noise_strength
+        elif noise_mode == "random" and self.has_rng("noise"):
             x = x + jax.random.normal(self.make_rng("noise"), (*x.shape[:3], 1)) * noise_strength
+        elif noise_mode in ("const", "random"):
+            x = x + (noise_const.value * noise_strength)[None, :, :, None]
         elif noise_mode != "none":
             raise ValueError(f"noise_mode={noise_mode!r}: use 'const', 'random' or 'none'")
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
