@@ -31,7 +31,7 @@ import orbax.checkpoint as ocp
 import tensorstore as ts
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax.config import flatten, upgrade_saved
+from gan_jax.config import ADDED_KEY_DEFAULTS, flatten, upgrade_saved
 from gan_jax.errors import GanJaxError
 
 log = logging.getLogger(__name__)
@@ -393,13 +393,14 @@ def differences(saved: dict, cfg: DictConfig) -> list[str]:
     """'key: saved -> now' for every config value that differs, bar RESUMABLE_CHANGES and
     keys added to gan_jax since the checkpoint was saved, now at their off value (null, [],
     false: a run saved before `augment.policy` existed resumes with no augmentation)."""
+    saved = upgrade_saved(saved)  # an older gan_jax's layout, in today's
     now = flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     before = flatten(saved)
     keys = sorted(set(now) | set(before))
     changed = [
         f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
         for k in keys
-        if before.get(k) != now.get(k) and not _resumable(k) and not (k not in before and _is_off(now[k]))
+        if before.get(k) != now.get(k) and not _resumable(k) and not (k not in before and _as_before(k, now[k]))
     ]
     if now.get("optim.lr_decay") is not None and before.get("train.steps") != now.get("train.steps"):
         # The decay ends at train.steps: a longer run would jump back to a higher lr.
@@ -408,6 +409,11 @@ def differences(saved: dict, cfg: DictConfig) -> list[str]:
             f"(optim.lr_decay={now['optim.lr_decay']} ends at train.steps)"
         )
     return changed
+
+
+def _as_before(key: str, value: Any) -> bool:
+    """A key the saved run lacks, at a value that behaves as before it existed."""
+    return _is_off(value) or (key in ADDED_KEY_DEFAULTS and ADDED_KEY_DEFAULTS[key] == value)
 
 
 def _is_off(value: Any) -> bool:

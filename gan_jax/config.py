@@ -23,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from gan_jax import (
+    ada,  # noqa: F401  (registers augment=ada)
     augment,
     data,
     losses,
@@ -419,9 +420,10 @@ def _augmentation_needs_images(cfg: DictConfig) -> str | None:
         setting = (
             f"augment.policy={list(cfg.augment.policy)}" if "policy" in cfg.augment else f"augment={cfg.augment.name}"
         )
+        alternative = " (or augment.policy=[])" if "policy" in cfg.augment else ""
         return (
             f"{setting}: the augmentation transforms images, and dataset={facts.name} is not one; "
-            "set augment=none (or augment.policy=[])"
+            f"set augment=none{alternative}"
         )
     return None
 
@@ -536,7 +538,7 @@ def upgrade_saved(saved: dict) -> dict:
         upgraded["penalty"] = {} if name == "none" else {name: {"weight": penalty.get("weight"), "interval": 1}}
     for dotted, value in ADDED_KEY_DEFAULTS.items():
         section, key = dotted.split(".")
-        node = upgraded.get(section) or {}
+        node = upgraded.get(section)
         if isinstance(node, dict) and key not in node:
             upgraded[section] = {**node, key: value}
     return upgraded

@@ -7,6 +7,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from gan_jax import (
+    ada,  # noqa: F401  (registers augment=ada)
     augment,
     data,
     ema,
