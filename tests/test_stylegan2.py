@@ -1,7 +1,9 @@
 """StyleGAN2 (gan_jax.models.stylegan2) against NVIDIA's own networks: the fixtures in
 tests/data/stylegan2 are NVIDIA's training/networks.py run on perturbed random weights
 (make_fixtures.py, commit in its README); gan_jax loads the same state dicts with
-load_nvidia and must give the same images and logits to 1e-4 relative."""
+load_nvidia and must give the same images and logits to 1e-4 relative. Then its training
+randomness (per-example noise and style mixing from the step's example keys) and the
+presets that train it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import compose_config
@@ -24,8 +27,7 @@ from gan_jax.models import stylegan2
 FIXTURES = Path(__file__).parent / "data" / "stylegan2"
 TOLERANCE = 1e-4  # max |ours - NVIDIA's| / max |NVIDIA's|
 TINY_STYLEGAN2 = [
-    "experiment=fashion_mnist_dcgan",
-    "model=stylegan2",
+    "experiment=fashion_mnist_stylegan2",
     "dataset.image_size=16",
     "model.latent_dim=16",
     "model.w_dim=16",
@@ -35,8 +37,8 @@ TINY_STYLEGAN2 = [
     "model.discriminator.channel_base=64",
     "model.discriminator.channel_max=8",
     "train.batch_size=8",
-    "train.ema_start=1",
 ]
+PRESETS = ["fashion_mnist_stylegan2", "karras2020_stylegan2_ada_cifar10"]
 
 
 def relative_error(ours, theirs: np.ndarray) -> float:
@@ -119,22 +121,139 @@ def test_28_pixel_images_are_refused_with_the_size_to_use():
         validate(compose_config(["experiment=fashion_mnist_dcgan", "model=stylegan2"]), 1)
 
 
-@pytest.mark.parametrize("conditioning", ["none", pytest.param("projection", marks=pytest.mark.slow)])
-def test_a_training_step_moves_the_average_of_w(conditioning):
-    overrides = [f"model.conditioning={conditioning}", "model.discriminator.mapping_layers=2"]
+def train_one_iteration(overrides: list[str]) -> tuple[dict, step.GANState, step.GANState]:
+    """One compiled iteration of the tiny preset on a fixed random batch: (metrics, before, after)."""
     cfg = compose_config(TINY_STYLEGAN2 + overrides)
     validate(cfg, 1)
     parts = parts_lib.build(cfg, ImageDataset("fashion_mnist", (16, 16, 1), num_classes=10))
+    assert parts.models.generator_keys  # random noise and style mixing 0.9
     state = step.init_state(parts, 0)
     batch = cfg.train.batch_size
-    train_step = jax.jit(partial(step.train_step, parts, batch, None))
     rng = np.random.default_rng(0)
     real = {
         "images": rng.uniform(-1, 1, (parts.d_steps, batch, 16, 16, 1)).astype(np.float32),
         "labels": rng.integers(0, 10, (parts.d_steps, batch)).astype(np.int32),
     }
-    new_state, metrics = train_step(state, real)
+    new_state, metrics = jax.jit(partial(step.train_step, parts, batch, None))(state, real)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     w_avg = lambda s: np.asarray(s.generator.model_state["w_average"]["mapping"]["w_avg"])  # noqa: E731
     assert not np.allclose(w_avg(new_state), w_avg(state))
-    assert new_state.generator.model_state["noise_const"] is not None
+    return metrics, state, new_state
+
+
+def test_the_fashion_mnist_preset_trains_with_random_noise_style_mixing_and_lazy_r1():
+    metrics, _, _ = train_one_iteration(["penalty=[r1]"])  # R1 runs at step 0 (lazy: 0, 16, ...)
+    assert float(metrics["d_r1"]) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("conditioning", ["none", "projection"])
+def test_the_fashion_mnist_preset_trains_with_path_length(conditioning):
+    """Every phase of the preset (D, lazy R1, G, lazy path length) runs at step 0."""
+    metrics, _, _ = train_one_iteration([f"model.conditioning={conditioning}", "model.discriminator.mapping_layers=2"])
+    assert float(metrics["path_length_pl_mean"]) > 0
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_presets_compose_and_validate(preset):
+    cfg = compose_config([f"experiment={preset}"])
+    validate(cfg, 1)
+    assert cfg.model.name == "stylegan2" and stylegan2.takes_example_keys(cfg.model)
+
+
+def test_the_cifar10_preset_is_nvidias_cifar_config():
+    """train.py cfg_specs['cifar'] (stylegan2-ada-pytorch d72cc7d) and its cifar-only changes."""
+    cfg = compose_config(["experiment=karras2020_stylegan2_ada_cifar10"])
+    m = cfg.model
+    assert (m.latent_dim, m.w_dim, m.mapping.layers, m.mapping.style_mixing) == (512, 512, 2, 0.0)
+    assert (m.generator.channel_base, m.generator.channel_max, m.discriminator.architecture) == (32768, 512, "orig")
+    assert m.discriminator.mbstd_group_size == 32 and "path_length" not in cfg.penalty
+    assert (cfg.penalty.r1.weight, cfg.penalty.r1.interval) == (0.01, 16)
+    assert (cfg.optim.lr, cfg.optim.b1, cfg.optim.b2, cfg.train.batch_size) == (0.0025, 0.0, 0.99, 64)
+    assert (cfg.train.ema_kimg, cfg.train.ema_rampup, cfg.augment.name) == (500, 0.05, "ada")
+
+
+def test_keys_are_taken_only_for_random_noise_or_mixing():
+    cfg = compose_config(TINY_STYLEGAN2 + ["model.generator.noise_mode=const", "model.mapping.style_mixing=0"])
+    assert not stylegan2.takes_example_keys(cfg.model)
+    cfg = compose_config(TINY_STYLEGAN2 + ["model.generator.noise_mode=const"])
+    assert stylegan2.takes_example_keys(cfg.model)
+
+
+def nvidia_generator(**changes) -> tuple[stylegan2.NvidiaNetwork, np.ndarray]:
+    """The fixture's G (perturbed noise strengths, so the noise shows), with `changes` to its module."""
+    arrays, arch = fixture("g_uncond")
+    g = stylegan2.load_nvidia(FIXTURES / "g_uncond.pt", "G", **arch)
+    return stylegan2.NvidiaNetwork("G", g.module.clone(**changes), g.variables), arrays["z"]
+
+
+def test_random_noise_follows_each_examples_key_whatever_the_batch_split():
+    g, z = nvidia_generator(noise_mode="random")
+    arrays, _ = fixture("g_uncond")
+    keys = jax.random.split(jax.random.key(0), 4)
+    run = jax.jit(lambda z, keys: g.module.apply(g.variables, z, example_keys=keys))
+    whole = np.asarray(run(z, keys))
+    # Examples 0 and 1 in another batch (as on another device): the same images.
+    other_half = jax.random.split(jax.random.key(5), 2)
+    moved = np.asarray(run(np.concatenate([z[:2], z[:2] + 1]), jnp.concatenate([keys[:2], other_half])))
+    np.testing.assert_allclose(moved[:2], whole[:2], atol=1e-5)
+    assert relative_error(run(z, jax.random.split(jax.random.key(1), 4)), whole) > 1e-3
+    # One latent for every example: the images differ by their keys' noise alone.
+    images = np.asarray(run(np.repeat(z[:1], 4, axis=0), keys))
+    np.testing.assert_allclose(images[0], whole[0], atol=1e-5)
+    assert relative_error(images[1], images[0]) > 1e-3
+    # Without keys (evaluation) 'random' is the stored noise, as 'const': NVIDIA's const images.
+    assert relative_error(jax.jit(g.module.apply)(g.variables, z), arrays["images_psi1"]) < TOLERANCE
+
+
+def test_no_mixing_leaves_w_as_it_is():
+    g, z = nvidia_generator(style_mixing=0.0)
+    keys = jax.random.split(jax.random.key(0), 4)
+    plain = g.module.apply(g.variables, z, method="map_latents")
+    np.testing.assert_array_equal(g.module.apply(g.variables, z, example_keys=keys, method="map_latents"), plain)
+
+
+def test_mixing_takes_the_second_latents_w_from_each_examples_cutoff_on():
+    g, z = nvidia_generator(style_mixing=1.0)
+    keys = jax.random.split(jax.random.key(3), 4)
+    mixed = np.asarray(g.module.apply(g.variables, z, example_keys=keys, method="map_latents"))
+    first = np.asarray(g.module.apply(g.variables, z, method="map_latents"))
+    other = stylegan2.mixing_latents(keys, "normal", z.shape[1])
+    second = np.asarray(g.module.apply(g.variables, other, method="map_latents"))
+    cutoffs = np.asarray(stylegan2.mixing_cutoffs(keys, 1.0, mixed.shape[1]))
+    assert np.all((cutoffs >= 1) & (cutoffs < mixed.shape[1]))
+    for b, cut in enumerate(cutoffs):
+        np.testing.assert_array_equal(mixed[b, :cut], first[b, :cut])
+        np.testing.assert_array_equal(mixed[b, cut:], second[b, cut:])
+
+    # The moving average of w moves with the first latents' w only (NVIDIA's skip_w_avg_update).
+    def w_avg(example_keys):
+        _, state = g.module.apply(
+            g.variables, z, update_stats=True, example_keys=example_keys, method="map_latents", mutable=["w_average"]
+        )
+        return np.asarray(state["w_average"]["mapping"]["w_avg"])
+
+    np.testing.assert_array_equal(w_avg(keys), w_avg(None))
+    assert not np.allclose(w_avg(keys), g.variables["w_average"]["mapping"]["w_avg"])
+
+
+def test_mixing_cutoffs_mix_with_the_probability_and_cover_every_layer():
+    cutoffs = np.asarray(stylegan2.mixing_cutoffs(jax.random.split(jax.random.key(0), 4000), 0.9, 6))
+    assert abs(np.mean(cutoffs < 6) - 0.9) < 0.02
+    assert set(cutoffs[cutoffs < 6]) == {1, 2, 3, 4, 5}
+    assert np.all(stylegan2.mixing_cutoffs(jax.random.split(jax.random.key(0), 8), 0.0, 6) == 6)
+    ws, other = jnp.zeros((2, 6, 3)), jnp.ones((2, 6, 3))
+    mixed = np.asarray(stylegan2.mix_styles(ws, other, jnp.array([2, 6])))
+    assert mixed[0, :2].sum() == 0 and mixed[0, 2:].min() == 1 and mixed[1].sum() == 0
+
+
+def test_the_orig_discriminator_has_no_shortcut():
+    images = jnp.ones((4, 16, 16, 1))
+
+    def block_params(architecture):
+        d = stylegan2.Discriminator(0, 16, 1, channel_base=64, channel_max=8, architecture=architecture)
+        variables = d.init(jax.random.key(0), images)
+        assert np.all(np.isfinite(d.apply(variables, images)))
+        return set(variables["params"]["b16"])
+
+    assert block_params("resnet") - block_params("orig") == {"skip"}
