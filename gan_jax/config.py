@@ -450,7 +450,14 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         node = OmegaConf.to_object(value) if isinstance(value, DictConfig) else value
         if not dataclasses.is_dataclass(node):
             group = section.split(".")[0]
-            errors.append(f"{section}: has no schema; choose a config from conf/{group}/")
+            if group == "penalty":
+                name = section.split(".")[1]
+                errors.append(
+                    f"{section}: set (by the experiment, say) but penalty={name} is not chosen; choose it "
+                    f"(e.g. 'penalty=[{name}]') or drop its settings"
+                )
+            else:
+                errors.append(f"{section}: has no schema; choose a config from conf/{group}/")
             continue
         errors += _unknown_keys(value, node, section + ".")
         errors += _field_errors(node, section + ".")

@@ -166,3 +166,10 @@ def test_objective_value_reads_summaries_and_population_means():
     assert objective_value({"eval": {"jsd": 0.25}}, "eval.jsd") == 0.25
     population = {"replicas": [{"eval": {"modes_captured": 7}}, {"eval": {"modes_captured": 8}}]}
     assert objective_value(population, "eval.modes_captured") == 7.5
+
+
+def test_a_regulariser_set_by_the_experiment_but_not_chosen_says_so():
+    with pytest.raises(
+        ConfigError, match=r"penalty.wgan_gp: set \(by the experiment, say\) but penalty=wgan_gp is not"
+    ):
+        validate(compose_config(["experiment=gulrajani2017_wgan_gp", "penalty=none"]), num_devices=1)
