@@ -61,6 +61,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_jax.augment import Augmentation, AugmentPart, register
 from gan_jax.schema import MISSING, at_least, one_of, positive, rule
@@ -254,7 +255,7 @@ def resample(image: jax.Array, matrix: jax.Array) -> jax.Array:
 
 # ----------------------------------------------------------------------------- colour
 
-LUMA = jnp.array([1.0, 1.0, 1.0, 0.0]) / math.sqrt(3)
+LUMA = np.array([1.0, 1.0, 1.0, 0.0], np.float32) / math.sqrt(3)  # numpy: no JAX call at import
 
 
 def _translate3(b: jax.Array) -> jax.Array:

@@ -79,3 +79,16 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
     graph = import_graph(package)
     assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.c"}, "pkg.c": {"pkg.a"}}
     assert find_circle(graph) == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]
+
+
+def test_importing_gan_jax_starts_no_jax_backend():
+    """A run over several processes calls jax.distributed.initialize first, which must come
+    before any backend starts: no module may compute with JAX when it is imported."""
+    import subprocess
+    import sys
+
+    modules = "gan_jax.train, gan_jax.score, gan_jax.compare, gan_jax.launch, gan_jax.ada, gan_jax.models.stylegan2"
+    code = f"import {modules}; from jax._src import xla_bridge; print(xla_bridge.backends_are_initialized())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -38,6 +38,8 @@ echo "== DCGAN step" >&2
 echo "== population" >&2
 "$python" "$here/population.py" --seeds "$seeds" --steps "$population_steps" --sequential 2 \
     --json "$work/population.json"
+echo "== phases: lazy R1, gradient accumulation's memory" >&2
+"$python" "$here/phases.py" --steps "${PHASE_STEPS:-16}" --json "$work/phases.json"
 echo "== feature extraction" >&2
 "$python" "$here/features.py" --rounds "$rounds" --classifier-images "$classifier_images" \
     --inception-images "$inception_images" --json "$work/features.json"
@@ -72,7 +74,7 @@ merged = {
     },
     **{
         name: json.loads((work / f"{name}.json").read_text())
-        for name in ("mlp_gan", "dcgan", "population", "features", "eval_cost")
+        for name in ("mlp_gan", "dcgan", "population", "phases", "features", "eval_cost")
         if (work / f"{name}.json").exists()
     },
 }
