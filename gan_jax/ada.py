@@ -255,7 +255,7 @@ def resample(image: jax.Array, matrix: jax.Array) -> jax.Array:
 
 # ----------------------------------------------------------------------------- colour
 
-LUMA = np.array([1.0, 1.0, 1.0, 0.0], np.float32) / math.sqrt(3)  # numpy: no JAX call at import
+LUMA: Any = np.array([1.0, 1.0, 1.0, 0.0], np.float32) / math.sqrt(3)  # numpy: no JAX call at import
 
 
 def _translate3(b: jax.Array) -> jax.Array:
