@@ -143,11 +143,6 @@ class Term:
         return self.interval > 1
 
 
-def initial_states(terms: tuple[Term, ...]) -> dict[str, Any]:
-    """GANState.terms of a fresh run: each stateful term's initial value, by name."""
-    return {term.name: term.init() for term in terms if term.init is not None}
-
-
 def of_player(terms: tuple[Term, ...], player: str, lazy: bool) -> tuple[Term, ...]:
     return tuple(t for t in terms if t.player == player and t.lazy == lazy)
 
