@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -51,8 +52,15 @@ def test_features_and_logits_offline(extract):
     assert features.shape == (7, classifier.FEATURE_DIM) and logits.shape == (7, 10)
     assert extract.provenance["weights_sha256"] == hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
     assert extract.provenance["test_accuracy"] >= 0.90
-    with pytest.raises(ValueError, match=r"\[N, 28, 28, 1\]"):
-        extract(np.zeros((2, 32, 32, 1), np.float32))
+    with pytest.raises(ValueError, match=r"square grey images \[N, S, S, 1\]"):
+        extract(np.zeros((2, 32, 28, 1), np.float32))
+
+
+def test_other_sizes_are_resized_to_28_with_antialiasing(extract):
+    images = np.random.default_rng(1).uniform(-1, 1, (5, 32, 32, 1)).astype(np.float32)
+    resized = np.asarray(jax.image.resize(images, (5, 28, 28, 1), "linear", antialias=True))
+    np.testing.assert_allclose(extract(images)[0], extract(resized)[0], rtol=1e-5, atol=1e-6)
+    assert "antialiased" in extract.provenance["resizer"]
 
 
 def test_wrong_weights_are_named(tmp_path):

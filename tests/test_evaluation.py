@@ -118,7 +118,8 @@ def test_keep_best_needs_a_ranked_evaluation_key(tmp_path):
 
 def test_a_feature_network_that_does_not_take_the_images_is_refused():
     cfg = compose_config(["eval.features=fashion_mnist_classifier"])
-    with pytest.raises(ConfigError, match=r"takes 28x28x1 images, and cifar10 gives 32x32x3; valid values.*inception"):
+    message = r"takes square grey images \(resized to 28x28\), and cifar10 gives 32x32x3; valid values.*inception"
+    with pytest.raises(ConfigError, match=message):
         feature_space.choose_network("fashion_mnist_classifier", "cifar10", (32, 32, 3), cfg.eval)
     assert feature_space.choose_network("auto", "cifar10", (32, 32, 3), cfg.eval) is None  # no weights given
 

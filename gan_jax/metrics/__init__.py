@@ -36,8 +36,9 @@ def inception_v3(weights_path=None, batch_size: int = 50, progress: bool = True)
 
 
 def fashion_mnist_classifier(weights=None, batch_size: int = 500, progress: bool = True):
-    """The shipped Fashion-MNIST classifier: images [N, 28, 28, 1] in [-1, 1] -> (features [N, 128],
-    logits [N, 10]). See gan_jax.metrics.classifier (imported on first use: it needs JAX)."""
+    """The shipped Fashion-MNIST classifier: images [N, 28, 28, 1] in [-1, 1] (other square grey sizes
+    are resized to 28x28) -> (features [N, 128], logits [N, 10]). See gan_jax.metrics.classifier
+    (imported on first use: it needs JAX)."""
     from gan_jax.metrics.classifier import fashion_mnist_classifier as build
 
     return build(weights, batch_size=batch_size, progress=progress)

@@ -5,6 +5,7 @@ classifier score work offline.
 
     extract = fashion_mnist_classifier()
     features, logits = extract(images)  # [N, 28, 28, 1] in [-1, 1] -> [N, 128], [N, 10]
+    extract(images_32)                   # other square grey sizes: resized to 28x28 first
     extract.provenance                   # network, weights sha256, test accuracy, training command
 
 Network: conv3x3(32) -> maxpool2 -> conv3x3(64) -> maxpool2 -> flatten (7x7x64) ->
@@ -141,9 +142,26 @@ def load_weights(weights: Path | str | None = None) -> tuple[dict, dict]:
     return {"params": _unflatten(flat)}, {**metadata, "weights_sha256": _sha256(path), "weights": path.name}
 
 
+RESIZER = "none at 28x28; other sizes: bilinear, antialiased (jax.image.resize) to 28x28"
+
+
+def takes(shape: tuple[int, ...]) -> bool:
+    """Whether the classifier takes images of this (H, W, C): square grey ones."""
+    return len(shape) == 3 and shape[0] == shape[1] and shape[2] == 1
+
+
+def to_input_size(images: jax.Array) -> jax.Array:
+    """[N, S, S, 1] -> [N, 28, 28, 1]. 32x32 Fashion-MNIST (StyleGAN2 needs a power of two) is measured
+    on the classifier trained at 28x28; real and generated images take the same resize."""
+    if images.shape[1:3] == (28, 28):
+        return images
+    return jax.image.resize(images, (images.shape[0], 28, 28, images.shape[3]), "linear", antialias=True)
+
+
 @dataclass
 class ClassifierFeatures:
-    """images [N, 28, 28, 1] in [-1, 1] -> (features [N, 128], logits [N, 10]) as float32 NumPy."""
+    """images [N, 28, 28, 1] (or another square grey size) in [-1, 1] -> (features [N, 128], logits [N, 10])
+    as float32 NumPy."""
 
     variables: dict
     metadata: dict
@@ -158,17 +176,18 @@ class ClassifierFeatures:
             "weights": self.metadata.get("weights"),
             "weights_sha256": self.metadata.get("weights_sha256"),
             "test_accuracy": self.metadata.get("test_accuracy"),
-            "resizer": "none (28x28x1 input)",
+            "resizer": RESIZER,
         }
-        self._apply = jax.jit(Classifier().apply)
+        self._apply = jax.jit(lambda variables, images: Classifier().apply(variables, to_input_size(images)))
 
     def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
         from gan_jax.metrics.inception import extract_in_batches
 
         images = np.asarray(images)
-        if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
+        if not takes(images.shape[1:]):
             raise ValueError(
-                f"images: the Fashion-MNIST classifier takes [N, 28, 28, 1] in [-1, 1], got shape {images.shape}"
+                "images: the Fashion-MNIST classifier takes square grey images [N, S, S, 1] in [-1, 1] "
+                f"(28x28, or resized to it), got shape {images.shape}"
             )
         return extract_in_batches(
             lambda batch: self._apply(self.variables, batch),

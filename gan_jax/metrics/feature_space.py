@@ -7,7 +7,8 @@ reference is computed once per (images, network weights) and cached on disk unde
 weights, so it can never be stale; a file lock makes the jobs of a sweep compute it once.
 
 Feature networks are chosen by name (`eval.features`):
-  fashion_mnist_classifier  the CNN shipped in gan_jax/metrics/weights (28x28 grey images)
+  fashion_mnist_classifier  the CNN shipped in gan_jax/metrics/weights (square grey images, resized
+                            to the 28x28 it was trained at)
   inception_v3              pytorch-fid's FID Inception (any size, 1 or 3 channels; needs
                             its weights file: eval.inception_weights or $GAN_JAX_INCEPTION_WEIGHTS)
   auto                      the dataset's own classifier when it has one, else inception_v3
@@ -62,6 +63,12 @@ def _classifier(eval_cfg: Any, progress: bool) -> Any:
     return fashion_mnist_classifier(batch_size=eval_cfg.batch_size, progress=progress)
 
 
+def _classifier_takes(shape: tuple[int, ...]) -> bool:
+    from gan_jax.metrics.classifier import takes
+
+    return takes(tuple(shape))
+
+
 def _inception(eval_cfg: Any, progress: bool) -> Any:
     from gan_jax.metrics.inception import inception_v3
 
@@ -72,9 +79,9 @@ FEATURE_NETWORKS.register(
     "fashion_mnist_classifier",
     FeatureNetwork(
         "fashion_mnist_classifier",
-        accepts=lambda shape: tuple(shape) == (28, 28, 1),
+        accepts=_classifier_takes,
         build=_classifier,
-        takes="28x28x1 images",
+        takes="square grey images (resized to 28x28)",
         domain="fashion_mnist",
     ),
 )
