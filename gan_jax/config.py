@@ -481,6 +481,8 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         errors.append(message)
     if not errors and (message := _micro_batches_fit_each_device(cfg, num_devices)):
         errors.append(message)
+    if not errors and (message := _model_takes_each_devices_batch(cfg, num_devices)):
+        errors.append(message)
     if errors:
         raise ConfigError("Invalid config:\n  " + "\n  ".join(errors))
 
@@ -522,6 +524,13 @@ def _micro_batches_fit_each_device(cfg: DictConfig, num_devices: int) -> str | N
             + ", ".join(str(m) for m in range(1, per_device + 1) if per_device % (m * pack) == 0)
         )
     return None
+
+
+def _model_takes_each_devices_batch(cfg: DictConfig, num_devices: int) -> str | None:
+    """The model family's own rule on the examples D takes per call and device (StyleGAN2's
+    minibatch-std groups must tile them)."""
+    per_call = cfg.train.batch_size // num_devices // cfg.train.grad_accum
+    return models.MODELS.get(cfg.model.name).d_batch_rule(cfg.model, per_call)
 
 
 # Keys added to the config since checkpoints were first saved, with the value that

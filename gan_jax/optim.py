@@ -1,4 +1,5 @@
-"""Optimisers for the two players: `optim.lr` for both, `optim.g_lr` / `optim.d_lr` override.
+"""Optimisers for the two players: `optim.lr` for both, `optim.g_lr` / `optim.d_lr` override
+(Adam's betas likewise: `optim.b1`, `optim.b2`, overridden by `optim.g_b2`, `optim.d_b1`, ...).
 
 Each optimiser is registered (`OPTIMISERS`) with its config schema and its builder
 `build(lr, cfg.optim) -> optax.GradientTransformation`; `lr` is a number or an optax
@@ -43,6 +44,11 @@ class AdamConfig(OptimConfig):
 
     b1: float = in_range(0.0, 1.0)
     b2: float = in_range(0.0, 1.0)
+    # One player's own (null: b1, b2).
+    g_b1: float | None = rule(None, "null or a number in [0, 1]", lambda v: v is None or 0 <= v <= 1)
+    g_b2: float | None = rule(None, "null or a number in [0, 1]", lambda v: v is None or 0 <= v <= 1)
+    d_b1: float | None = rule(None, "null or a number in [0, 1]", lambda v: v is None or 0 <= v <= 1)
+    d_b2: float | None = rule(None, "null or a number in [0, 1]", lambda v: v is None or 0 <= v <= 1)
 
 
 @dataclass(frozen=True)
@@ -74,12 +80,21 @@ def build(
     make = OPTIMISERS.get(cfg.name).build
     g_lr = cfg.lr if cfg.g_lr is None else cfg.g_lr
     d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
-    g_cfg, g_scale = lazy_rescaled(cfg, g_interval)
-    d_cfg, d_scale = lazy_rescaled(cfg, d_interval)
+    g_cfg, g_scale = lazy_rescaled(players_own(cfg, "g"), g_interval)
+    d_cfg, d_scale = lazy_rescaled(players_own(cfg, "d"), d_interval)
     return (
         make(schedule(g_lr * g_scale, cfg, steps, 1), g_cfg),
         make(schedule(d_lr * d_scale, cfg, steps, d_steps), d_cfg),
     )
+
+
+def players_own(cfg, player: str):
+    """cfg with b1, b2 replaced by the player's g_b1, g_b2 (or d_...) where those are set."""
+    own = cfg.copy()
+    for beta in ("b1", "b2"):
+        if own.get(f"{player}_{beta}") is not None:
+            own[beta] = own[f"{player}_{beta}"]
+    return own
 
 
 def lazy_rescaled(cfg, interval: int | None):

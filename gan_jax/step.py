@@ -124,9 +124,19 @@ def apply_model(
 
 
 def _init_player(
-    module, key: jax.Array, example: jax.Array, optimiser: optax.GradientTransformation, labels: jax.Array | None
+    module,
+    key: jax.Array,
+    example: jax.Array,
+    optimiser: optax.GradientTransformation,
+    labels: jax.Array | None,
+    weights: Any = None,
 ) -> PlayerState:
-    variables = dict(module.init(key, example, **({} if labels is None else {"labels": labels})))
+    """A player's parameters, model state and optimiser state: `weights` (variables loaded from a
+    file) when given, else the module's initialisation from `key`."""
+    if weights is not None:
+        variables = dict(jax.tree.map(jnp.asarray, weights))
+    else:
+        variables = dict(module.init(key, example, **({} if labels is None else {"labels": labels})))
     params = variables.pop("params")
     return PlayerState(params, variables, optimiser.init(params))
 
@@ -200,6 +210,7 @@ def init_state(parts: GANParts, seed: int) -> GANState:
         jnp.zeros((2, models.latent_dim)),
         parts.g_optimiser,
         None if labels is None else labels[:2],
+        models.generator_weights,
     )
     return GANState(
         step=jnp.zeros((), jnp.int32),
@@ -211,6 +222,7 @@ def init_state(parts: GANParts, seed: int) -> GANState:
             jnp.zeros((2 * models.d_pack, *parts.data.shape)),  # two of D's packs
             parts.d_optimiser,
             labels,
+            models.discriminator_weights,
         ),
         generator_ema=generator.params if parts.ema is not None else None,
         terms=initial_term_states(parts),
@@ -484,11 +496,11 @@ class _Iteration:
         generator, axis_name = self.models.generator, self.axis_name
         current = self.state.generator.replace(model_state=model_state)
 
-        def apply_generator(method, *args, labels=None):
+        def apply_generator(method, *args, labels=None, **kwargs):
             variables = {"params": params, **current.model_state}
             conditioned = {} if labels is None else {"labels": labels}
             return generator.apply(
-                variables, *args, update_stats=False, axis_name=axis_name, method=method, **conditioned
+                variables, *args, update_stats=False, axis_name=axis_name, method=method, **conditioned, **kwargs
             )
 
         return GView(

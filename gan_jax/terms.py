@@ -94,7 +94,7 @@ class GView:
     fake: G's samples (augmented when augmentation is on); latent, labels: what made them.
     params: G's parameters being differentiated (BigGAN's orthogonal penalty reads them).
     generate: (latent, labels) -> samples, a function of `params`.
-    apply_generator: (method name, *args, labels=...) -> output: any method the generator
+    apply_generator: (method name, *args, labels=..., **kwargs) -> output: any method the generator
         module exposes, with `params` (a model that exposes its intermediate latents, e.g.
         `map_latents` and `synthesise`, lets a term differentiate with respect to them).
     discriminate: (x, labels) -> D's raw adversarial outputs (the opponent's, fixed).

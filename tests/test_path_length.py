@@ -37,11 +37,11 @@ class LinearGenerator(nn.Module):
         self.mapping_matrix = self.param("a", lambda _: jnp.asarray(self.a))
         self.synthesis_matrix = self.param("m", lambda _: jnp.asarray(self.m))
 
-    def map_latents(self, z, labels=None, update_stats=False, axis_name=None):
+    def map_latents(self, z, labels=None, update_stats=False, axis_name=None, example_keys=None):
         w = z @ self.mapping_matrix
         return jnp.broadcast_to(w[:, None, :], (z.shape[0], NUM_WS, W_DIM))
 
-    def synthesise(self, ws, update_stats=False, axis_name=None, labels=None):
+    def synthesise(self, ws, update_stats=False, axis_name=None, labels=None, example_keys=None):
         return jnp.einsum("bkj,kjhwc->bhwc", ws, self.synthesis_matrix)
 
     def __call__(self, z, update_stats=False, axis_name=None, labels=None):
@@ -49,9 +49,12 @@ class LinearGenerator(nn.Module):
 
 
 def _g_view(module: nn.Module, params, latent, keys) -> GView:
-    def apply_generator(method, *args, labels=None):
+    def apply_generator(method, *args, labels=None, **kwargs):
         conditioned = {} if labels is None else {"labels": labels}
-        return module.apply({"params": params}, *args, update_stats=False, axis_name=None, method=method, **conditioned)
+        variables = {"params": params}
+        return module.apply(
+            variables, *args, update_stats=False, axis_name=None, method=method, **conditioned, **kwargs
+        )
 
     return GView(
         fake_out=None,
@@ -93,6 +96,37 @@ def test_path_length_against_a_linear_generator_by_hand():
     other = term.fn(_g_view(module, params, latent, keys[::-1]), {"pl_mean": jnp.float32(0.5)})
     assert float(other.value) != pytest.approx(float(result.value), rel=1e-3)
     assert float(term.init()["pl_mean"]) == 0.0
+
+
+class NoisyLinearGenerator(LinearGenerator):
+    """The linear generator with a draw of its own in training: each example's image scaled by 1 + u,
+    u ~ U(0, 1) from its example key (as StyleGAN2's per-layer noise comes from it)."""
+
+    def synthesise(self, ws, update_stats=False, axis_name=None, labels=None, example_keys=None):
+        if example_keys is None:
+            return super().synthesise(ws)
+        scale = 1 + jax.vmap(jax.random.uniform)(example_keys)
+        return super().synthesise(ws) * scale[:, None, None, None]
+
+
+def test_path_length_draws_gs_own_randomness_from_the_terms_keys():
+    """As NVIDIA's Greg phase runs G with its style mixing and random noise: the images the
+    lengths are taken on have G's draws from fold_in(key, 1) of each kept example's key."""
+    rng = np.random.default_rng(0)
+    a, m = rng.normal(size=(Z_DIM, W_DIM)), rng.normal(size=(NUM_WS, W_DIM, *IMAGE_SHAPE))
+    module = NoisyLinearGenerator(a.astype(np.float32), m.astype(np.float32))
+    latent = jnp.asarray(rng.normal(size=(4, Z_DIM)), jnp.float32)
+    params = module.init(jax.random.key(0), latent)
+    keys = jax.random.split(jax.random.key(1), 4)
+    term = path_length_term("path_length", weight=2.0, decay=0.01, batch_shrink=2, interval=4)
+    result = term.fn(_g_view(module, params["params"], latent, keys), {"pl_mean": jnp.float32(0.5)})
+
+    y = np.asarray(image_noise(keys[:2], IMAGE_SHAPE), np.float64)
+    scale = 1 + np.asarray(jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 1)))(keys[:2]), np.float64)
+    lengths = scale * np.sqrt(np.mean(np.sum(np.einsum("kjhwc,bhwc->bkj", m, y) ** 2, axis=2), axis=1))
+    pl_mean = 0.5 + 0.01 * (lengths.mean() - 0.5)
+    assert float(result.state["pl_mean"]) == pytest.approx(pl_mean, rel=1e-5)
+    assert float(result.value) == pytest.approx(2.0 * np.mean((lengths - pl_mean) ** 2), rel=1e-4)
 
 
 def test_a_stylegan2_run_regularises_g_every_4_iterations():

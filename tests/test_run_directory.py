@@ -362,6 +362,7 @@ def test_a_save_cut_short_by_a_full_disk_leaves_room_for_the_summary(tmp_path, m
     assert _summary(tmp_path)["status"] == "failed" and "No space left" in _summary(tmp_path)["error"]
 
 
+@pytest.mark.slow  # a whole gan-train process for one summary field
 def test_wandb_disabled_is_reported_as_disabled(tmp_path):
     result = gan_train(
         [*[o for o in CLI if o != "logger=none"], "logger=wandb", "train.steps=10", f"hydra.run.dir={tmp_path}"],

@@ -4,6 +4,7 @@ replica in a population, checkpointed and resumed with the rest of the state."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import compose_config, training_rows
 
 from gan_jax import loop
@@ -33,6 +34,7 @@ def _rows(run_dir, seed=0):
     return [r for r in training_rows(run_dir) if r["seed"] == seed]
 
 
+@pytest.mark.slow  # about 10 s; populations = single runs is test_population.py's in `make test`
 def test_a_population_with_lecam_equals_four_single_runs(tmp_path):
     loop.run(compose_config(BASE + ["train.num_seeds=4"]), tmp_path / "population")
     for seed in range(4):

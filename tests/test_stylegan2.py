@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 
 import jax
@@ -90,7 +91,7 @@ def test_random_noise_is_drawn_from_the_noise_key():
     assert relative_error(first, arrays["images_psi1"]) > 1e-3
 
 
-@pytest.mark.parametrize("name", ["d_uncond", "d_cond"])
+@pytest.mark.parametrize("name", ["d_uncond", "d_cond", "d_orig"])
 def test_discriminator_gives_nvidias_logits(name):
     arrays, arch = fixture(name)
     d = stylegan2.load_nvidia(FIXTURES / f"{name}.pt", "D", **arch)
@@ -119,6 +120,75 @@ def test_a_state_dict_of_another_architecture_names_the_first_bad_key(tmp_path):
 def test_28_pixel_images_are_refused_with_the_size_to_use():
     with pytest.raises(ConfigError, match=r"dataset.image_size=28: .* set dataset.image_size=32"):
         validate(compose_config(["experiment=fashion_mnist_dcgan", "model=stylegan2"]), 1)
+
+
+# The training config of the g_cond / d_cond fixtures' architecture (16x16 grey, 10 classes).
+AS_THE_COND_FIXTURES = TINY_STYLEGAN2 + [
+    "model.latent_dim=32",
+    "model.w_dim=32",
+    "model.conditioning=projection",
+    "model.generator.channel_base=256",
+    "model.generator.channel_max=32",
+    "model.generator.conv_clamp=0.5",
+    "model.discriminator.channel_base=256",
+    "model.discriminator.channel_max=32",
+    "model.discriminator.conv_clamp=0.5",
+    "model.discriminator.mbstd_num_channels=2",
+    "model.discriminator.mapping_layers=2",
+]
+
+
+def test_a_run_starts_from_nvidias_weights_when_given():
+    init = [
+        f"model.generator.init_from={FIXTURES / 'g_cond.pt'}",
+        f"model.discriminator.init_from={FIXTURES / 'd_cond.pt'}",
+    ]
+    cfg = compose_config(AS_THE_COND_FIXTURES + init + ["train.num_seeds=2"])
+    validate(cfg, 1)
+    parts = parts_lib.build(cfg, ImageDataset("fashion_mnist", (16, 16, 1), num_classes=10))
+    population = step.init_population(parts, [0, 1])
+    for kind, player in (("G", population.generator), ("D", population.discriminator)):
+        nvidia = stylegan2.load_nvidia(FIXTURES / f"{kind.lower()}_cond.pt", kind, **fixture(f"{kind.lower()}_cond")[1])
+        for replica in (0, 1):  # every replica starts from the file
+            ours = jax.tree.map(itemgetter(replica), {"params": player.params, **player.model_state})
+            same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), ours, dict(nvidia.variables))
+            assert all(jax.tree.leaves(same)), kind
+    np.testing.assert_array_equal(
+        population.generator_ema["synthesis"]["b4"]["const"][0], nvidia_const(FIXTURES / "g_cond.pt")
+    )
+
+
+def nvidia_const(path: Path) -> np.ndarray:
+    return np.transpose(read_state_dict(path)["synthesis.b4.const"], (1, 2, 0))
+
+
+def test_weights_that_do_not_fit_the_config_fail_at_start_naming_the_key(tmp_path):
+    wider = AS_THE_COND_FIXTURES + [f"model.generator.init_from={FIXTURES / 'g_cond.pt'}", "model.w_dim=16"]
+    data = ImageDataset("fashion_mnist", (16, 16, 1), num_classes=10)
+    message = r"init_from=.*g_cond.pt: does not fit the model the config gives: synthesis.b4.conv1.affine.weight: "
+    message += r"shape \(32, 32\), expected \(32, 16\)$"
+    with pytest.raises(ConfigError, match=message):
+        parts_lib.build(compose_config(wider), data)
+    colour = AS_THE_COND_FIXTURES + [f"model.generator.init_from={FIXTURES / 'g_uncond.pt'}", "model.conditioning=none"]
+    message = r"g_uncond.pt: .*: synthesis.b4.torgb.weight: shape \(3, 32, 1, 1\), expected \(1, 32, 1, 1\)$"
+    with pytest.raises(ConfigError, match=message):  # RGB weights, grey data
+        parts_lib.build(compose_config(colour), data)
+    missing = AS_THE_COND_FIXTURES + [f"model.discriminator.init_from={tmp_path / 'D.pt'}"]
+    with pytest.raises(ConfigError, match=r"model.discriminator.init_from=.*D.pt: no such file; save one with NVIDIA"):
+        parts_lib.build(compose_config(missing), data)
+    (tmp_path / "D.pt").write_bytes(b"not a state dict")
+    with pytest.raises(ConfigError, match=r"model.discriminator.init_from=.*D.pt: "):
+        parts_lib.build(compose_config(missing), data)
+
+
+def test_minibatch_std_groups_must_tile_each_devices_batch():
+    message = r"mbstd_group_size=4: D takes 6 examples .* valid values are 1, 2, 3, 6 or any above 6"
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_config(TINY_STYLEGAN2 + ["train.batch_size=12", "train.grad_accum=2"]), 1)
+    with pytest.raises(ConfigError, match=r"mbstd_group_size=4: D takes 6 examples"):
+        validate(compose_config(TINY_STYLEGAN2 + ["train.batch_size=12"]), 2)
+    validate(compose_config(TINY_STYLEGAN2 + ["train.batch_size=12"]), 1)
+    validate(compose_config(TINY_STYLEGAN2 + ["train.batch_size=3"]), 1)  # one group of all 3, as NVIDIA's
 
 
 def train_one_iteration(overrides: list[str]) -> tuple[dict, step.GANState, step.GANState]:
@@ -170,6 +240,7 @@ def test_the_cifar10_preset_is_nvidias_cifar_config():
     assert m.discriminator.mbstd_group_size == 32 and "path_length" not in cfg.penalty
     assert (cfg.penalty.r1.weight, cfg.penalty.r1.interval) == (0.01, 16)
     assert (cfg.optim.lr, cfg.optim.b1, cfg.optim.b2, cfg.train.batch_size) == (0.0025, 0.0, 0.99, 64)
+    assert (cfg.optim.g_lr, cfg.optim.g_b2) == (0.002, pytest.approx(0.99 ** (4 / 5)))  # G_reg_interval=4
     assert (cfg.train.ema_kimg, cfg.train.ema_rampup, cfg.augment.name) == (500, 0.05, "ada")
 
 
@@ -245,15 +316,3 @@ def test_mixing_cutoffs_mix_with_the_probability_and_cover_every_layer():
     ws, other = jnp.zeros((2, 6, 3)), jnp.ones((2, 6, 3))
     mixed = np.asarray(stylegan2.mix_styles(ws, other, jnp.array([2, 6])))
     assert mixed[0, :2].sum() == 0 and mixed[0, 2:].min() == 1 and mixed[1].sum() == 0
-
-
-def test_the_orig_discriminator_has_no_shortcut():
-    images = jnp.ones((4, 16, 16, 1))
-
-    def block_params(architecture):
-        d = stylegan2.Discriminator(0, 16, 1, channel_base=64, channel_max=8, architecture=architecture)
-        variables = d.init(jax.random.key(0), images)
-        assert np.all(np.isfinite(d.apply(variables, images)))
-        return set(variables["params"]["b16"])
-
-    assert block_params("resnet") - block_params("orig") == {"skip"}

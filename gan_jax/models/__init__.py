@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import flax.linen as nn
@@ -48,6 +48,10 @@ class GANModels:
     class_loss_weight: float = 0.0
     # G takes one PRNG key per example in training (draws of its own: noise, style mixing).
     generator_keys: bool = False
+    # Initial variables loaded from files the config names (StyleGAN2's init_from), else None:
+    # every replica of a population then starts from them.
+    generator_weights: Any = field(default=None, compare=False)
+    discriminator_weights: Any = field(default=None, compare=False)
 
     @property
     def conditional(self) -> bool:
@@ -71,6 +75,7 @@ class GANModels:
 def build(cfg, data) -> GANModels:
     part = MODELS.get(cfg.name)
     generator, discriminator = part.build(cfg, data)
+    generator_weights, discriminator_weights = part.initial_weights(cfg, generator, discriminator)
     # A family without a latent setting (dirac) ignores its input: one N(0, 1) number.
     conditioning = cfg.get("conditioning", "none")
     return GANModels(
@@ -84,6 +89,8 @@ def build(cfg, data) -> GANModels:
         conditioning=conditioning,
         num_classes=cfg.num_classes if conditioning != "none" else 0,
         class_loss_weight=cfg.get("class_loss_weight") or 0.0,
+        generator_weights=generator_weights,
+        discriminator_weights=discriminator_weights,
     )
 
 

@@ -50,7 +50,8 @@ class ModelPart:
     or None); `d_batch_norm(cfg.model)`: D normalises over the batch (real and generated
     examples then go through it apart, and per-example gradient penalties do not apply);
     `d_pack(cfg.model)`: the examples D judges per output (PacGAN's packing, set by the key
-    model.discriminator.pack): D maps [batch, ...] to [batch / pack, 1]."""
+    model.discriminator.pack): D maps [batch, ...] to [batch / pack, 1]; `d_batch_rule(cfg.model,
+    n)`: the family's rule on the n examples D takes in one call on one device (a message or None)."""
 
     name: str
     schema: type
@@ -58,9 +59,12 @@ class ModelPart:
     data_rule: Callable[[Any, DataFacts], str | None] = _any_data
     d_batch_norm: Callable[[Any], bool] = lambda cfg: False
     d_pack: Callable[[Any], int] = lambda cfg: 1
+    d_batch_rule: Callable[[Any, int], str | None] = lambda cfg, n: None
     rules: tuple[Rule, ...] = ()
     # Methods of its generator beyond __call__ that terms may call (StyleGAN2's map_latents, synthesise).
     generator_methods: tuple[str, ...] = ()
+    # (G's, D's) initial variables, from weights the config names (None each: initialised from the seed).
+    initial_weights: Callable[[Any, Any, Any], tuple[Any, Any]] = lambda cfg, generator, discriminator: (None, None)
     # Its generator takes `example_keys` (one PRNG key per example) in training, for draws of
     # its own (StyleGAN2's per-layer noise, style mixing); evaluation calls it without.
     generator_takes_keys: Callable[[Any], bool] = lambda cfg: False

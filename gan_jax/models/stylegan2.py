@@ -50,7 +50,8 @@ import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from gan_jax.data import DataFacts
-from gan_jax.metrics.torch_format import load_state_dict
+from gan_jax.errors import ConfigError
+from gan_jax.metrics.torch_format import StateDictError, load_state_dict
 from gan_jax.models.parts import LATENT_DISTRIBUTIONS, ModelPart, latent_distributions, register
 from gan_jax.models.stylegan2_layers import (
     Conv,
@@ -423,10 +424,11 @@ NVIDIA_DEFAULTS: dict[str, Any] = dict(
     mbstd_group_size=4,  # epilogue_kwargs.mbstd_group_size
     mbstd_num_channels=1,  # epilogue_kwargs.mbstd_num_channels
     conv_clamp=None,  # clip conv outputs to +-this (NVIDIA's training uses 256)
+    architecture="resnet",  # D's: 'resnet' or 'orig' (NVIDIA's cifar config); G is always 'skip'
 )
 _COMMON_ARGS = ("c_dim", "img_resolution", "img_channels", "channel_base", "channel_max", "conv_clamp")
 _G_ARGS = ("z_dim", "w_dim", *_COMMON_ARGS)
-_D_ARGS = (*_COMMON_ARGS, "mbstd_group_size", "mbstd_num_channels", "mapping_layers")
+_D_ARGS = (*_COMMON_ARGS, "mbstd_group_size", "mbstd_num_channels", "mapping_layers", "architecture")
 
 
 def nvidia_module(kind: str, **arch: Any) -> nn.Module:
@@ -596,6 +598,41 @@ def _mbstd_features_divide_channels(cfg: Any) -> str | None:
     return None
 
 
+def initial_weights(cfg: Any, generator: nn.Module, discriminator: nn.Module) -> tuple[Any, Any]:
+    """The variables of model.generator.init_from / model.discriminator.init_from (state dicts of
+    NVIDIA's networks) for these modules, or None each; a file that does not fit is a ConfigError."""
+    return (
+        _weights_from("model.generator.init_from", cfg.generator.init_from, generator),
+        _weights_from("model.discriminator.init_from", cfg.discriminator.init_from, discriminator),
+    )
+
+
+def _weights_from(key: str, path: str | None, module: nn.Module) -> Any:
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ConfigError(f"{key}={path}: no such file; save one with NVIDIA's code (README: StyleGAN2)")
+    try:
+        return variables_from_state_dict(module, load_state_dict(path))
+    except StateDictMismatch as error:
+        raise ConfigError(f"{key}={path}: does not fit the model the config gives: {error}") from None
+    except StateDictError as error:
+        raise ConfigError(f"{key}={path}: {error}") from None
+
+
+def mbstd_groups_fit(cfg: Any, n: int) -> str | None:
+    """Minibatch std groups min(group size, n) examples: they must tile D's batch n, as NVIDIA's."""
+    group = min(cfg.discriminator.mbstd_group_size, n)
+    if n % group:
+        fits = [g for g in range(1, n + 1) if n % g == 0]
+        return (
+            f"model.discriminator.mbstd_group_size={cfg.discriminator.mbstd_group_size}: D takes {n} examples "
+            f"at a time on each device (train.batch_size / devices / train.grad_accum), not a multiple of "
+            f"it; valid values are {', '.join(map(str, fits))} or any above {n}"
+        )
+    return None
+
+
 @dataclass
 class StyleGAN2MappingConfig:
     layers: int = at_least(1)  # fully connected layers (8; 2 for CIFAR)
@@ -612,6 +649,7 @@ class StyleGAN2GeneratorConfig:
     channel_max: int = at_least(1)  # the most channels of any layer
     conv_clamp: float | None = optional_positive(MISSING)  # clip conv outputs to +-this (null: no clipping)
     noise_mode: str = one_of(lambda: NOISE_MODES)  # per-layer noise: const, random (training; else const) or none
+    init_from: str | None = None  # a state dict of NVIDIA's G (torch.save(G.state_dict())): the run starts from it
 
 
 @dataclass
@@ -623,6 +661,7 @@ class StyleGAN2DiscriminatorConfig:
     mbstd_num_channels: int = at_least(0)  # features minibatch std appends (0: none)
     mapping_layers: int = at_least(1)  # layers of the label mapping (conditional)
     architecture: str = one_of(lambda: D_ARCHITECTURES)  # resnet | orig (no shortcut: NVIDIA's cifar)
+    init_from: str | None = None  # a state dict of NVIDIA's D: the run starts from it
 
 
 @dataclass
@@ -644,6 +683,8 @@ register(
         StyleGAN2Config,
         lambda cfg, data: build(cfg, data.shape),
         data_rule=needs_power_of_two_images,
+        d_batch_rule=mbstd_groups_fit,
+        initial_weights=initial_weights,
         rules=(_mbstd_features_divide_channels,),
         generator_methods=("map_latents", "synthesise"),
         generator_takes_keys=takes_example_keys,

@@ -14,12 +14,13 @@ iterations (training_loop.py's G_reg_interval; lazy: the value x 4, G's Adam res
 updated a enters R_pl with its gradient through mean_i l_i, as NVIDIA's (undetached) lerp
 does; mean_i l_i is averaged over the devices first, so a does not depend on how the batch
 is split (the gradient is that of this device's batch). a starts at 0 and is logged as
-`path_length_pl_mean`, R_pl as `g_path_length`. y is drawn per example from the term's keys.
-NVIDIA's run_G also mixes styles (style_mixing_prob 0.9); this term does not.
+`path_length_pl_mean`, R_pl as `g_path_length`. y is drawn per example from the term's keys,
+and so are G's own draws as in its main phase (as NVIDIA's run_G in the Greg phase): styles
+mixed in map_latents (w then holds the mixed styles) and the per-layer random noise.
 
-It needs a generator that exposes `map_latents(z, labels)` and `synthesise(ws)` (StyleGAN2,
-gan_jax/models/stylegan2.py); with any other the step's trace, before the first iteration,
-stops with a ConfigError saying so.
+It needs a generator that exposes `map_latents(z, labels, example_keys=)` and
+`synthesise(ws, example_keys=)` (StyleGAN2, gan_jax/models/stylegan2.py); with any other the
+step's trace, before the first iteration, stops with a ConfigError saying so.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gan_jax.terms import GENERATOR, GView, Term, TermResult
 
 REQUIRED_METHODS = ("map_latents", "synthesise")
 NOISE_PURPOSE = 0  # folded into the term's per-example keys for y
+GENERATOR_PURPOSE = 1  # ... and for G's own draws (style mixing, random noise)
 
 
 @dataclass
@@ -57,10 +59,10 @@ def image_noise(keys: jax.Array, image_shape: tuple[int, ...]) -> jax.Array:
     return jax.vmap(draw)(keys) / jnp.sqrt(height * width)
 
 
-def _apply(view: GView, method: str, *args: Any, labels: jax.Array | None) -> jax.Array:
+def _apply(view: GView, method: str, *args: Any, labels: jax.Array | None, example_keys: jax.Array) -> jax.Array:
     """view.apply_generator, with a generator that lacks `method` reported as a ConfigError."""
     try:
-        return view.apply_generator(method, *args, labels=labels)
+        return view.apply_generator(method, *args, labels=labels, example_keys=example_keys)
     except AttributeError as error:
         if f'"{method}"' not in str(error) and f"'{method}'" not in str(error):
             raise
@@ -74,8 +76,9 @@ def path_length_term(name: str, weight: float, decay: float, batch_shrink: int, 
     def fn(view: GView, state: dict[str, jax.Array]) -> TermResult:
         n = max(1, view.latent.shape[0] // batch_shrink)
         labels = None if view.labels is None else view.labels[:n]
-        ws = _apply(view, "map_latents", view.latent[:n], labels=labels)
-        images, pullback = jax.vjp(lambda w: _apply(view, "synthesise", w, labels=labels), ws)
+        own = jax.vmap(lambda key: jax.random.fold_in(key, GENERATOR_PURPOSE))(view.keys[:n])
+        ws = _apply(view, "map_latents", view.latent[:n], labels=labels, example_keys=own)
+        images, pullback = jax.vjp(lambda w: _apply(view, "synthesise", w, labels=labels, example_keys=own), ws)
         (jacobian_transpose_y,) = pullback(image_noise(view.keys[:n], images.shape[1:]))
         lengths = path_lengths(jacobian_transpose_y)
         local_mean = jnp.mean(lengths)

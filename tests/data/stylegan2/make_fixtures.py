@@ -31,6 +31,9 @@ D_CASES = {
     "d_cond": dict(
         c_dim=10, img_channels=1, mbstd_group_size=4, mbstd_num_channels=2, conv_clamp=0.5, mapping_layers=2
     ),
+    "d_orig": dict(
+        c_dim=0, img_channels=3, mbstd_group_size=2, mbstd_num_channels=1, conv_clamp=None, architecture="orig"
+    ),
 }
 
 
@@ -92,6 +95,7 @@ def make_discriminator_case(networks, name: str, arch: dict, out: Path, seed: in
         c_dim=arch["c_dim"],
         img_resolution=SMALL["img_resolution"],
         img_channels=arch["img_channels"],
+        architecture=arch.get("architecture", "resnet"),
         channel_base=SMALL["channel_base"],
         channel_max=SMALL["channel_max"],
         conv_clamp=arch["conv_clamp"],
@@ -118,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nvidia", required=True, help="a checkout of NVlabs/stylegan2-ada-pytorch")
     parser.add_argument("--out", required=True, help="where the fixtures go")
+    parser.add_argument("--only", nargs="*", help="make only these cases (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, args.nvidia)
     torch.backends.cudnn.allow_tf32 = False
@@ -125,10 +130,13 @@ def main() -> None:
     from training import networks  # noqa: PLC0415 - NVIDIA's code, importable only with --nvidia
 
     out = Path(args.out)
+    wanted = set(args.only or [*G_CASES, *D_CASES])
     for seed, (name, arch) in enumerate(G_CASES.items()):
-        make_generator_case(networks, name, arch, out, seed)
+        if name in wanted:
+            make_generator_case(networks, name, arch, out, seed)
     for seed, (name, arch) in enumerate(D_CASES.items(), start=10):
-        make_discriminator_case(networks, name, arch, out, seed)
+        if name in wanted:
+            make_discriminator_case(networks, name, arch, out, seed)
 
 
 if __name__ == "__main__":
