@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +34,7 @@ from gan_jax import (
     feed,
     parallel,
     plots,
+    preemption,
     run_logger,
     rundir,
     step,
@@ -207,6 +208,9 @@ def _train_and_summarise(run: RunContext, state: step.GANState) -> dict[str, Any
     except TrainingDiverged as diverged:
         run.status, error = Status.DIVERGED, str(diverged)
         raise
+    except preemption.Preempted as preempted:
+        run.status, error = Status.PREEMPTED, str(preempted)
+        raise
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -373,16 +377,19 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
         evaluate_population(state, log_rows=False)  # a metric's step 0, or a resumed run already done
     replicated = placement.replicate(state)
     start, saved_at = time.perf_counter(), record.steps_done
-    with tqdm(
-        total=train.steps,
-        initial=record.steps_done,
-        unit="step",
-        disable=not (train.progress_bar and logger.writes),
-        dynamic_ncols=True,
-        mininterval=0.5,
-    ) as progress:
+    with (
+        tqdm(
+            total=train.steps,
+            initial=record.steps_done,
+            unit="step",
+            disable=not (train.progress_bar and logger.writes),
+            dynamic_ncols=True,
+            mininterval=0.5,
+        ) as progress,
+        preemption.deferred(),
+    ):
         try:
-            for size in chunks:
+            for call_index, size in enumerate(chunks):
                 replicated, metrics = train_steps(replicated, size, next(real_batches))
                 metrics = placement.fetch(metrics)  # [replicas, steps]
                 first_step = record.steps_done + 1
@@ -401,10 +408,24 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
                     run.checkpoints.save(record.steps_done, placement.unreplicate(replicated), _checkpoint_meta(run))
                 progress.update(size)
                 progress.set_postfix(d_real=f"{metrics['d_real'][0, -1]:.3f}", d_fake=f"{metrics['d_fake'][0, -1]:.3f}")
+                if (signal_name := preemption.agreed(call_index)) and record.steps_done != train.steps:
+                    record.attempt_seconds = time.perf_counter() - start
+                    saved, saved_at = saved_at == record.steps_done, record.steps_done
+                    _checkpoint_and_stop(run, placement.unreplicate(replicated), signal_name, saved)
         finally:
             if record.steps_done != saved_at:
                 record.attempt_seconds = time.perf_counter() - start
     return placement.unreplicate(replicated)
+
+
+def _checkpoint_and_stop(run: RunContext, state: step.GANState, signal_name: str, saved: bool) -> NoReturn:
+    """Preemption: a checkpoint at the step reached (unless one was just saved there), then Preempted."""
+    if not saved:
+        run.checkpoints.save(run.record.steps_done, state, _checkpoint_meta(run))
+    raise preemption.Preempted(
+        f"{signal_name} at step {run.record.steps_done}: stopped with a checkpoint there; "
+        "run the same command to continue from it"
+    )
 
 
 def _keep_if_best(run: RunContext, best: BestCheckpoint, state: step.GANState) -> None:

@@ -42,7 +42,8 @@ class Status(enum.StrEnum):
     """summary.json's `status`: how the run's latest attempt ended."""
 
     FINISHED = "finished"
-    FAILED = "failed"  # raised, was killed by SIGTERM / Ctrl-C, or could not start
+    FAILED = "failed"  # raised, was stopped (Ctrl-C, a signal outside training), or could not start
+    PREEMPTED = "preempted"  # SIGTERM / SIGUSR1 in training: stopped with a checkpoint at the step reached
     DIVERGED = "diverged"  # a loss or D output turned NaN or infinite
     INVALID_CONFIG = "invalid_config"  # rejected before training (a sweep job records it)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -16,17 +15,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import distributed, loop, overrides, rundir, summary, sweep
+from gan_jax import distributed, loop, overrides, preemption, rundir, summary, sweep
 from gan_jax.config import CONFIG_DIR, register_schemas
 from gan_jax.errors import GanJaxError, RunDirectoryInUse
 
 log = logging.getLogger("gan_jax")
 
 register_schemas()
-
-
-def _exit_on_sigterm(signum, frame) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _exit_with(error: Exception, run_dir: Path) -> None:
@@ -95,8 +90,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     group = Path(hydra_cfg.sweep.dir).name if sweeping else None
     name = f"{hydra_cfg.job.num}-{hydra_cfg.job.override_dirname}" if sweeping else run_dir.name
-    # SIGTERM unwinds like an exception, so summary.json is written and W&B finished.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # SIGTERM / SIGUSR1: in training, a checkpoint at the step reached and exit 75 (preempted);
+    # before or after it, they unwind like an exception, so summary.json is written and W&B finished.
+    preemption.install()
     try:
         distributed.initialize(cfg.dist)  # a run over several processes: process 0 writes
     except GanJaxError as error:
@@ -113,7 +109,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
             record_config=_record_hydra_config(cfg, hydra_cfg),
         )
     except Exception as error:
-        if not sweeping:
+        if not sweeping or isinstance(error, preemption.Preempted):  # a preempted sweep stops, to be rerun
             _exit_with(error, run_dir)
         log.error("job %s failed: %s", run_dir, error)
         if writes:

@@ -110,7 +110,8 @@ def test_sweep_goes_on_past_a_diverging_job_and_says_how_many_failed(tmp_path):
 
 
 def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
-    """A killed run keeps its files; the same command continues it from its checkpoint."""
+    """Preempted (SIGTERM) with no periodic checkpoint: the run saves one at the step it reached,
+    exits 75 with status `preempted`, and the same command continues from that step."""
     import os
     import signal
     import subprocess
@@ -124,7 +125,7 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
         "train.progress_bar=false",
         "train.log_every=100",
         "eval.every=100000",
-        "train.checkpoint_every=200",
+        "train.checkpoint_every=100000",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     process = subprocess.Popen(
@@ -135,22 +136,23 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
         stderr=subprocess.STDOUT,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not (killed / "checkpoints" / "200").exists():
+    metrics = killed / "metrics.jsonl"
+    while time.time() < deadline and not (metrics.exists() and '"step": 300,' in metrics.read_text()):
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 75, output[-3000:]
     summary = json.loads((killed / "summary.json").read_text())
-    assert summary["status"] == "failed" and "SystemExit" in summary["error"]
-    assert summary["steps_completed"] >= 200
+    reached = summary["steps_completed"]
+    assert summary["status"] == "preempted" and f"SIGTERM at step {reached}: stopped" in summary["error"]
+    assert reached >= 300 and (killed / "checkpoints" / str(reached)).is_dir()
     run = read_run(_wandb_run_file(killed))
     assert any("d_real" in h for h in run["history"])
 
-    latest = max(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
-    steps = f"train.steps={latest + 400}"
+    steps = f"train.steps={reached + 400}"
     resumed = gan_train([steps, *common, f"hydra.run.dir={killed}"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"from its checkpoint at step {latest}" in resumed.stdout + resumed.stderr
+    assert f"from its checkpoint at step {reached}" in resumed.stdout + resumed.stderr
     uninterrupted = gan_train([steps, *common, "logger=none", f"hydra.run.dir={whole}"])
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 

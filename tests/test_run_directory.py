@@ -10,13 +10,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 from conftest import ROOT, compose_config, gan_train, metrics_rows, training_rows
 
-from gan_jax import loop, rundir
+from gan_jax import loop, preemption, rundir
 from gan_jax.config import ConfigError
 from gan_jax.errors import RunDirectoryInUse
 from gan_jax.run_logger import RunLogger
@@ -85,6 +86,59 @@ def test_a_run_killed_before_its_first_checkpoint_starts_afresh_without_duplicat
     loop.run(compose_config(BASE + ["train.steps=40"]), tmp_path)
     assert "starting afresh" in caplog.text and "dropping the 2 rows" in caplog.text
     assert training_rows(tmp_path) == training_rows(uninterrupted)
+
+
+@pytest.fixture
+def preemption_handlers():
+    """gan-train's SIGTERM / SIGUSR1 handlers in this process, for one test."""
+    previous = {signum: signal.getsignal(signum) for signum in preemption.SIGNALS}
+    preemption.install()
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def _signal_at_row(monkeypatch, row_number, signum):
+    """This process receives `signum` as it appends its `row_number`-th row."""
+    calls = {"n": 0}
+    original = RunLogger.log
+
+    def log(self, step, seed, values):
+        calls["n"] += 1
+        if calls["n"] == row_number:
+            os.kill(os.getpid(), signum)
+        return original(self, step, seed, values)
+
+    monkeypatch.setattr(RunLogger, "log", log)
+
+
+def test_sigusr1_in_training_checkpoints_the_step_reached_and_the_rerun_continues_there(
+    tmp_path, monkeypatch, preemption_handlers, uninterrupted
+):
+    # SLURM's --signal=USR1@90 warning at step 15: the call under way (steps 11-20) ends, then the run stops.
+    no_periodic_checkpoint = BASE + ["train.steps=40", "train.checkpoint_every=1000"]
+    _signal_at_row(monkeypatch, 3, signal.SIGUSR1)
+    with pytest.raises(preemption.Preempted, match="SIGUSR1 at step 20: stopped with a checkpoint there"):
+        loop.run(compose_config(no_periodic_checkpoint), tmp_path)
+    summary = _summary(tmp_path)
+    assert summary["status"] == "preempted" and summary["steps_completed"] == 20
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["20"]
+    monkeypatch.undo()
+    assert loop.run(compose_config(no_periodic_checkpoint), tmp_path)["resumed_from_step"] == 20
+    assert training_rows(tmp_path) == training_rows(uninterrupted)
+    assert preemption.Preempted.exit_code == 75
+
+
+def test_a_signal_outside_training_unwinds_at_once_and_inside_it_is_noted(preemption_handlers):
+    with pytest.raises(SystemExit) as stopped:
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 5)  # the handler runs at the next bytecode
+    assert stopped.value.code == 128 + signal.SIGTERM
+    with preemption.deferred():
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert preemption.noted() == "SIGUSR1" and preemption.agreed(0) == "SIGUSR1"
+    with preemption.deferred():
+        assert preemption.agreed(1) is None  # each training loop starts with nothing noted
 
 
 def test_a_diverged_run_rerun_with_a_smaller_lr_keeps_no_nan_row(tmp_path):
