@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -166,3 +167,41 @@ def test_the_dcgan_on_two_processes_matches_one_process_with_four_devices(fashio
     split = launch_processes([*dcgan, f"hydra.run.dir={tmp_path / 'two'}"], timeout=900)
     assert split.returncode == 0, split.stdout[-4000:]
     assert_same_numbers(training_rows(tmp_path / "two"), training_rows(tmp_path / "one"), tolerance=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
+def test_a_signal_to_one_process_stops_every_process_at_the_same_step_with_a_checkpoint(tmp_path, signum):
+    """Process 1 (which writes nothing) is signalled; both stop after the same call, process 0
+    saves the checkpoint there, both exit 75, and one process resumes from it."""
+    port = launch.free_port()
+    run_dir = tmp_path / "run"
+    shared = [*RING, "train.steps=100000", "train.checkpoint_every=100000", f"hydra.run.dir={run_dir}"]
+    dist = [f"dist.coordinator_address=127.0.0.1:{port}", "dist.num_processes=2"]
+    env = _env() | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gan_jax.train", *shared, *dist, f"dist.process_id={i}"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    deadline = time.monotonic() + 240
+    metrics = run_dir / "metrics.jsonl"
+    while time.monotonic() < deadline and not (metrics.exists() and '"step": 20,' in metrics.read_text()):
+        time.sleep(0.1)
+    children[1].send_signal(signum)
+    outputs = [child.communicate(timeout=120)[0] for child in children]
+    for child, output in zip(children, outputs, strict=True):
+        assert child.returncode == 75, output[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    reached = summary["steps_completed"]
+    assert summary["status"] == "preempted" and f"{signal.Signals(signum).name} at step {reached}" in summary["error"]
+    assert (run_dir / "checkpoints" / str(reached)).is_dir() and reached % 5 == 0
+    resumed = gan_train([*RING, f"train.steps={reached + 5}", f"hydra.run.dir={run_dir}"], env_extra=FOUR_DEVICES)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["resumed_from_step"] == reached
