@@ -98,10 +98,15 @@ def samples(real: np.ndarray, fake: np.ndarray, path: Path) -> Path:
 
 def sample_grid(images: np.ndarray, path: Path) -> Path:
     """Images in [-1, 1], [N, H, W, C] (tiled 8 wide) or one tiled [H, W, C], as a PNG."""
-    tiled = _grid(images) if images.ndim == 4 else images
-    pixels = np.round((np.clip(tiled, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+    grid_image(images).save(path)
     return path
+
+
+def grid_image(images: np.ndarray, columns: int = 8) -> Image.Image:
+    """Images in [-1, 1], [N, H, W, C] (tiled `columns` wide) or one tiled [H, W, C], as a PIL image."""
+    tiled = _grid(images, columns) if images.ndim == 4 else images
+    pixels = np.round((np.clip(tiled, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
 
 
 def _grid(images: np.ndarray, columns: int = 8, border: int = 1) -> np.ndarray:

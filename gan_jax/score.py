@@ -4,6 +4,7 @@
     gan-eval outputs/runs/X --checkpoint best      # the one train.keep_best kept (or --checkpoint STEP)
     gan-eval outputs/sweeps/Y --num-samples 50000 --metrics fid kid
     gan-eval --real-vs-real dataset=fashion_mnist  # the floor: the train split against the reference split
+    gan-eval outputs/runs/X --samples S.npz        # samples written elsewhere (gan-sample's npz), as the run's
 
 The evaluation is the loop's own (gan_jax/evaluate.py): the same samples from the same
 latents, the same feature network and cached reference, so with the run's N it
@@ -27,9 +28,11 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from gan_jax import parallel, rundir, step
@@ -60,13 +63,25 @@ def _eval_config(saved: DictConfig, args: argparse.Namespace) -> DictConfig:
     return eval_cfg
 
 
-def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Restores the chosen checkpoint of `run_dir` and evaluates every replica; returns eval.json's entry.
+@dataclass(frozen=True)
+class RestoredRun:
+    """A run's checkpoint read back: the population state, its config and parts, and the newer
+    checkpoints that were damaged and passed over."""
+
+    which: str  # latest or best
+    at_step: int
+    state: step.GANState
+    cfg: DictConfig
+    parts: step.GANParts
+    damaged: list[DamagedCheckpoint]
+
+
+def restore(run_dir: Path, checkpoint: str) -> RestoredRun:
+    """`checkpoint` (latest, best or a step) of `run_dir`, read without moving or deleting anything.
 
     `latest` is the newest checkpoint that reads whole: a damaged newer one is named in a warning
-    and in the entry's `passed_over`. A damaged --checkpoint STEP or best stops, naming the intact steps.
-    Nothing in the run directory is moved or deleted."""
-    which = "best" if args.checkpoint == "best" else "latest"
+    and in `damaged`. A damaged STEP or best stops, naming the intact steps."""
+    which = "best" if checkpoint == "best" else "latest"
     if not (run_dir / CHECKPOINT_DIRS[which]).is_dir():
         raise GanJaxError(f"no {CHECKPOINT_DIRS[which]}/ in the run (--checkpoint best needs train.keep_best)")
     population_like = _PopulationLike()
@@ -75,22 +90,30 @@ def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         steps = checkpoints.steps()
         if not steps:
             raise GanJaxError(f"{checkpoints.directory}: no checkpoint to score")
-        if args.checkpoint not in CHECKPOINT_DIRS and int(args.checkpoint) not in steps:
+        if checkpoint not in CHECKPOINT_DIRS and int(checkpoint) not in steps:
             held = ", ".join(map(str, steps))
-            raise GanJaxError(f"--checkpoint {args.checkpoint}: {checkpoints.directory} holds steps {held}")
-        candidates = {"latest": steps, "best": steps[-1:]}.get(args.checkpoint) or [int(args.checkpoint)]
+            raise GanJaxError(f"--checkpoint {checkpoint}: {checkpoints.directory} holds steps {held}")
+        candidates = {"latest": steps, "best": steps[-1:]}.get(checkpoint) or [int(checkpoint)]
         restored, damaged = checkpoints.newest_intact(population_like, candidates)
     finally:
         checkpoints.close()
     if restored is None:
-        raise GanJaxError(_nothing_to_score(run_dir, args.checkpoint, damaged, population_like))
+        raise GanJaxError(_nothing_to_score(run_dir, checkpoint, damaged, population_like))
     if damaged:
         log.warning(
-            "%s; scoring step %d, the latest intact checkpoint, instead", "; ".join(map(str, damaged)), restored.step
+            "%s; using step %d, the latest intact checkpoint, instead", "; ".join(map(str, damaged)), restored.step
         )
     cfg = OmegaConf.create(restored.meta["config"])
+    return RestoredRun(which, restored.step, restored.state, cfg, population_like.parts(cfg), damaged)
+
+
+def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Restores the chosen checkpoint of `run_dir` and evaluates every replica; returns eval.json's entry
+    (a damaged newer checkpoint passed over is listed in its `passed_over`)."""
+    run = restore(run_dir, args.checkpoint)
+    cfg, damaged = run.cfg, run.damaged
     evaluate = StateEvaluator(
-        population_like.parts(cfg),
+        run.parts,
         _eval_config(cfg, args),
         cfg.dataset,
         metrics=args.metrics,
@@ -98,12 +121,11 @@ def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         progress=True,
     )
     replicas = [
-        {"seed": seed, **evaluate(parallel.replica(restored.state, index)).scalars}
-        for index, seed in enumerate(_seeds(cfg))
+        {"seed": seed, **evaluate(parallel.replica(run.state, index)).scalars} for index, seed in enumerate(_seeds(cfg))
     ]
     entry = {
-        "checkpoint": which,
-        "step": restored.step,
+        "checkpoint": run.which,
+        "step": run.at_step,
         "num_samples": evaluate.num_samples,
         "scored_at": time.time(),
         "replicas": replicas,
@@ -151,6 +173,40 @@ def _nothing_to_score(
         return f"--checkpoint {chosen}: {damaged[0]}; no checkpoint of this run can be read"
     steps = f"step{'s' * (len(intact) > 1)} {', '.join(map(str, intact))}"
     return f"--checkpoint {chosen}: {damaged[0]}; the intact checkpoints are {steps} (--checkpoint STEP or latest)"
+
+
+def score_samples(run_dir: Path, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The run's evaluation (feature network, reference, metrics that need no D) of the samples in
+    `path`: an npz with `samples` (float32 in [-1, 1], gan-sample's) or `images` (uint8), and
+    `labels` for a conditional model's class metrics."""
+    try:
+        with np.load(path) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+    except (OSError, ValueError) as error:
+        raise GanJaxError(f"--samples {path}: not a readable npz ({error})") from None
+    if "samples" in arrays:
+        samples = arrays["samples"].astype(np.float32)
+    elif "images" in arrays:
+        samples = arrays["images"].astype(np.float32) / 127.5 - 1.0
+    else:
+        raise GanJaxError(f"--samples {path}: holds {sorted(arrays)}, neither 'samples' nor 'images'")
+    run = restore(run_dir, args.checkpoint)  # for the run's config and data
+    if samples.shape[1:] != run.parts.data.shape:
+        raise GanJaxError(
+            f"--samples {path}: examples of shape {samples.shape[1:]}, the run's are {run.parts.data.shape}"
+        )
+    evaluate = StateEvaluator(
+        run.parts, _eval_config(run.cfg, args), run.cfg.dataset, metrics=args.metrics, count=len(samples), progress=True
+    )
+    scalars, _ = evaluate.measure(samples, None, arrays.get("labels"))
+    return {
+        "checkpoint": f"samples:{path.name}",
+        "step": run.at_step,
+        "num_samples": len(samples),
+        "scored_at": time.time(),
+        "replicas": [{"seed": None, **scalars}],
+        "provenance": evaluate.summary().get("eval_provenance"),
+    }
 
 
 def real_vs_real(overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -219,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", nargs="+", default=None, help="default: the run's eval.metrics")
     parser.add_argument("--features", default=None, help="auto, fashion_mnist_classifier or inception_v3")
     parser.add_argument("--inception-weights", default=None, help="pytorch-fid's pt_inception-2015-12-05 .pth")
+    parser.add_argument("--samples", type=Path, default=None, help="an npz of samples (gan-sample's) to score instead")
     parser.add_argument(
         "--real-vs-real", nargs="*", metavar="OVERRIDE", default=None, help="score the data against itself"
     )
@@ -245,9 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", error)
         return error.exit_code
     rows, failed = [], 0
+    if args.samples is not None and len(runs) > 1:
+        log.error("--samples: give one run directory, not a sweep")
+        return 2
     for run_dir in runs:
         try:
-            entry = score_run(run_dir, args)
+            entry = score_run(run_dir, args) if args.samples is None else score_samples(run_dir, args.samples, args)
         except GanJaxError as error:
             log.error("%s: %s", run_dir, error)
             failed += 1
@@ -256,7 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         key = record(run_dir, entry)
         log.info("%s: %s written to %s", run_dir, key, run_dir / EVAL_FILE)
         note = {"note": _passed_over(entry["passed_over"])} if "passed_over" in entry else {}
-        rows += [(f"{run_dir.name} seed {r['seed']} step {entry['step']}", r | note) for r in entry["replicas"]]
+        label = (
+            f"{run_dir.name} {entry['checkpoint']}"
+            if args.samples
+            else f"{run_dir.name} seed {{seed}} step {entry['step']}"
+        )
+        rows += [(label.format(seed=r["seed"]), r | note) for r in entry["replicas"]]
     if rows:
         print(table(rows))
     return 1 if failed else 0

@@ -78,9 +78,9 @@ def test_the_latest_intact_checkpoint_is_scored_when_the_latest_is_damaged(train
     before = _listing(run_dir)
     with caplog.at_level(logging.WARNING, logger="gan_jax.eval"):
         assert score.main([str(run_dir)]) == 0
-    warning = next(r.getMessage() for r in caplog.records if "scoring step" in r.getMessage())
+    warning = next(r.getMessage() for r in caplog.records if "using step" in r.getMessage())
     assert warning.startswith(f"checkpoint {run_dir / 'checkpoints' / '4'} cannot be read: ")
-    assert reason in warning and warning.endswith("; scoring step 2, the latest intact checkpoint, instead")
+    assert reason in warning and warning.endswith("; using step 2, the latest intact checkpoint, instead")
     entry = json.loads((run_dir / score.EVAL_FILE).read_text())["latest@2/n32"]
     assert [p["step"] for p in entry["passed_over"]] == [4] and reason in entry["passed_over"][0]["reason"]
     out, err = capfd.readouterr()
@@ -137,6 +137,6 @@ def test_gan_eval_falls_back_without_a_traceback(trained, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert f"checkpoint {run_dir / 'checkpoints' / '4'} cannot be read: the data of " in done.stderr
-    assert "scoring step 2, the latest intact checkpoint, instead" in done.stderr
+    assert "using step 2, the latest intact checkpoint, instead" in done.stderr
     assert "Traceback" not in done.stderr and "Event loop is closed" not in done.stderr
     assert "| run seed 0 step 2 |" in done.stdout

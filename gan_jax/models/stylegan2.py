@@ -601,9 +601,9 @@ def _mbstd_features_divide_channels(cfg: Any) -> str | None:
 def initial_weights(cfg: Any, generator: nn.Module, discriminator: nn.Module) -> tuple[Any, Any]:
     """The variables of model.generator.init_from / model.discriminator.init_from (state dicts of
     NVIDIA's networks) for these modules, or None each; a file that does not fit is a ConfigError."""
-    return (
-        _weights_from("model.generator.init_from", cfg.generator.init_from, generator),
-        _weights_from("model.discriminator.init_from", cfg.discriminator.init_from, discriminator),
+    return (  # .get: a run saved before the key existed
+        _weights_from("model.generator.init_from", cfg.generator.get("init_from"), generator),
+        _weights_from("model.discriminator.init_from", cfg.discriminator.get("init_from"), discriminator),
     )
 
 
