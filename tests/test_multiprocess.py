@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -43,6 +44,23 @@ def launch_processes(args: list[str], processes: int = 2, devices: int = 2, time
     )
 
 
+def start_two_processes(args_of: Callable[[int], list[str]]) -> list[subprocess.Popen]:
+    """gan-train as processes 0 and 1 of one run (2 CPU devices each), process i with args_of(i)."""
+    dist = [f"dist.coordinator_address=127.0.0.1:{launch.free_port()}", "dist.num_processes=2"]
+    env = _env() | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "gan_jax.train", *args_of(i), *dist, f"dist.process_id={i}"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+
+
 def assert_same_numbers(rows: list[dict], reference: list[dict], tolerance: float) -> None:
     assert [r["step"] for r in rows] == [r["step"] for r in reference]
     for key in ("d_loss", "g_loss", "d_real", "d_fake"):
@@ -71,21 +89,8 @@ def test_two_processes_match_one_with_four_devices_and_their_checkpoint_resumes_
 
 
 def test_processes_given_different_configs_stop_at_start_naming_the_keys(tmp_path):
-    port = launch.free_port()
     shared = [*RING, "train.steps=5", f"hydra.run.dir={tmp_path / 'run'}"]
-    dist = [f"dist.coordinator_address=127.0.0.1:{port}", "dist.num_processes=2"]
-    env = _env() | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "gan_jax.train", *shared, *dist, f"dist.process_id={i}", f"seed={i}"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
+    children = start_two_processes(lambda i: [*shared, f"seed={i}"])
     outputs = [child.communicate(timeout=300)[0] for child in children]
     for child, output in zip(children, outputs, strict=True):
         assert child.returncode == 2, output[-3000:]
@@ -174,22 +179,9 @@ def test_the_dcgan_on_two_processes_matches_one_process_with_four_devices(fashio
 def test_a_signal_to_one_process_stops_every_process_at_the_same_step_with_a_checkpoint(tmp_path, signum):
     """Process 1 (which writes nothing) is signalled; both stop after the same call, process 0
     saves the checkpoint there, both exit 75, and one process resumes from it."""
-    port = launch.free_port()
     run_dir = tmp_path / "run"
     shared = [*RING, "train.steps=100000", "train.checkpoint_every=100000", f"hydra.run.dir={run_dir}"]
-    dist = [f"dist.coordinator_address=127.0.0.1:{port}", "dist.num_processes=2"]
-    env = _env() | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "gan_jax.train", *shared, *dist, f"dist.process_id={i}"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
+    children = start_two_processes(lambda i: shared)
     deadline = time.monotonic() + 240
     metrics = run_dir / "metrics.jsonl"
     while time.monotonic() < deadline and not (metrics.exists() and '"step": 20,' in metrics.read_text()):

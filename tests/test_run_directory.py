@@ -60,18 +60,27 @@ def uninterrupted(tmp_path_factory):
     return run_dir
 
 
-def _fail_at_row(monkeypatch, row_number, error):
-    """metrics.jsonl's `row_number`-th append (1-based, this process) raises `error`."""
+def _at_row(monkeypatch, row_number, action):
+    """metrics.jsonl's `row_number`-th append (1-based, this process) first calls `action()`."""
     calls = {"n": 0}
     original = RunLogger.log
 
     def log(self, step, seed, values):
         calls["n"] += 1
         if calls["n"] == row_number:
-            raise error
+            action()
         return original(self, step, seed, values)
 
     monkeypatch.setattr(RunLogger, "log", log)
+
+
+def _fail_at_row(monkeypatch, row_number, error):
+    """metrics.jsonl's `row_number`-th append raises `error`."""
+
+    def fail():
+        raise error
+
+    _at_row(monkeypatch, row_number, fail)
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_afresh_without_duplicate_rows(
@@ -98,26 +107,12 @@ def preemption_handlers():
         signal.signal(signum, handler)
 
 
-def _signal_at_row(monkeypatch, row_number, signum):
-    """This process receives `signum` as it appends its `row_number`-th row."""
-    calls = {"n": 0}
-    original = RunLogger.log
-
-    def log(self, step, seed, values):
-        calls["n"] += 1
-        if calls["n"] == row_number:
-            os.kill(os.getpid(), signum)
-        return original(self, step, seed, values)
-
-    monkeypatch.setattr(RunLogger, "log", log)
-
-
 def test_sigusr1_in_training_checkpoints_the_step_reached_and_the_rerun_continues_there(
     tmp_path, monkeypatch, preemption_handlers, uninterrupted
 ):
     # SLURM's --signal=USR1@90 warning at step 15: the call under way (steps 11-20) ends, then the run stops.
     no_periodic_checkpoint = BASE + ["train.steps=40", "train.checkpoint_every=1000"]
-    _signal_at_row(monkeypatch, 3, signal.SIGUSR1)
+    _at_row(monkeypatch, 3, lambda: os.kill(os.getpid(), signal.SIGUSR1))
     with pytest.raises(preemption.Preempted, match="SIGUSR1 at step 20: stopped with a checkpoint there"):
         loop.run(compose_config(no_periodic_checkpoint), tmp_path)
     summary = _summary(tmp_path)
