@@ -18,8 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-DATA = {"256": "256 images", "10pct": "10% (6,000)", "full": "100% (60,000)"}
-SETTINGS = {"ada": "ADA (adaptive p)", "off": "no augmentation (p = 0)"}
+DATA = {"32": "32 images", "256": "256 images", "10pct": "10% (6,000)", "full": "100% (60,000)"}
+SETTINGS = {"ada": "ADA (adaptive p)", "off": "no augmentation (p = 0)", "target03": "ADA, target 0.3"}
 
 
 def read_run(run_dir: Path) -> dict:
@@ -40,20 +40,22 @@ def read_run(run_dir: Path) -> dict:
     }
 
 
-def table(results: dict[str, dict]) -> str:
-    steps = sorted({e["step"] for run in results.values() for e in run["evals"]})
-    head = "| data | setting | " + " | ".join(f"FID @ {s}" for s in steps) + " | KID @ last | p at the end | "
-    head += "r_t, last tenth | D(x) / D(G(z)), last tenth |"
+def table(results: dict[str, dict], at: tuple[int, ...] = (400, 800)) -> str:
+    """FID at the steps `at` (equal steps across the sizes) and at each run's end, KID at its end."""
+    head = "| data | setting | steps | " + " | ".join(f"FID @ {s}" for s in at) + " | FID, KID at the end | "
+    head += "p at the end (max) | r_t, last tenth | D(x) / D(G(z)), last tenth |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, run in results.items():
-        data, setting = name.rsplit("_", 1)
+        data, setting = name.split("_", 1)
         fid = {e["step"]: e["fid"] for e in run["evals"]}
-        cells = [f"{fid[s]:.1f}" if s in fid else "-" for s in steps]
-        kid = run["evals"][-1]["kid"] if run["evals"] else float("nan")
+        cells = [f"{fid[s]:.1f}" if s in fid else "-" for s in at]
+        last = run["evals"][-1] if run["evals"] else {"fid": float("nan"), "kid": float("nan")}
+        top = max(p for _, p in run["ada_p"])
         lines.append(
-            f"| {DATA.get(data, data)} | {SETTINGS.get(setting, setting)} | " + " | ".join(cells) + f" | {kid:.2f} | "
-            f"{run['final_p']:.3f} | {run['rt_last_tenth']:.2f} | "
-            f"{run['d_real_last_tenth']:.2f} / {run['d_fake_last_tenth']:.2f} |"
+            f"| {DATA.get(data, data)} | {SETTINGS.get(setting, setting)} | {run['steps']} | "
+            + " | ".join(cells)
+            + f" | {last['fid']:.1f}, {last['kid']:.2f} | {run['final_p']:.3f} ({top:.3f}) | "
+            f"{run['rt_last_tenth']:.2f} | {run['d_real_last_tenth']:.2f} / {run['d_fake_last_tenth']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -61,7 +63,7 @@ def table(results: dict[str, dict]) -> str:
 def figure(results: dict[str, dict], path: Path) -> None:
     fig, (ax_p, ax_rt) = plt.subplots(1, 2, figsize=(11, 4))
     for name, run in results.items():
-        style = "-" if name.endswith("_ada") else ":"
+        style = ":" if name.endswith("_off") else "-"
         steps, p = zip(*run["ada_p"], strict=True)
         ax_p.plot(steps, p, style, label=name)
         steps, rt = zip(*run["ada_rt"], strict=True)
