@@ -8,6 +8,9 @@
 # sees a GPU. Sizes come from the environment, e.g. `ROUNDS=7 MLP_STEPS=2000 bash ...`;
 # DATA_DIR=<TFDS data dir> also times the DCGAN input pipeline on Fashion-MNIST and what an
 # in-training evaluation costs (eval_cost.py; also run when Debian's Fashion-MNIST is installed).
+# NVIDIA_DIR=<a checkout of NVlabs/stylegan2-ada-pytorch> also times the StyleGAN2 iteration against
+# NVIDIA's own (stylegan2.py; skipped without torch or without the checkout); STYLEGAN2_ARGS adds
+# its options, e.g. STYLEGAN2_ARGS="--channels 3 --width 512 --channel-base 16384 --latent-dim 512".
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +24,9 @@ population_steps="${POPULATION_STEPS:-200}"
 classifier_images="${CLASSIFIER_IMAGES:-1000}"
 inception_images="${INCEPTION_IMAGES:-50}"  # one batch: fewer cost as much
 eval_samples="${EVAL_SAMPLES:-10000}"
+stylegan2_steps="${STYLEGAN2_STEPS:-4}"      # (a): iterations per round
+stylegan2_windows="${STYLEGAN2_WINDOWS:-1}"  # (b): 16-iteration windows per round
+read -ra stylegan2_args <<< "${STYLEGAN2_ARGS:-}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -50,6 +56,17 @@ if [[ -n "${DATA_DIR:-}" || -f /usr/share/datasets/fashion-mnist/t10k-images-idx
   "$python" "$here/eval_cost.py" --rounds "$rounds" --num-samples "$eval_samples" "${data_dir[@]}" \
       --json "$work/eval_cost.json"
 fi
+if ! "$python" -c 'import torch' 2>/dev/null; then
+  echo "== StyleGAN2 iteration against NVIDIA's: skipped (no torch here; pip install -e '.[bench]')" >&2
+elif [[ -z "${NVIDIA_DIR:-}" || ! -f "${NVIDIA_DIR}/training/networks.py" ]]; then
+  echo "== StyleGAN2 iteration against NVIDIA's: skipped (NVIDIA_DIR=${NVIDIA_DIR:-} is not a checkout of" \
+       "https://github.com/NVlabs/stylegan2-ada-pytorch)" >&2
+else
+  echo "== StyleGAN2 iteration against NVIDIA's" >&2
+  "$python" "$here/stylegan2.py" --nvidia "$NVIDIA_DIR" --rounds "$rounds" --steps "$stylegan2_steps" \
+      --windows "$stylegan2_windows" --torch-device "$torch_device" "${stylegan2_args[@]}" \
+      --json "$work/stylegan2.json"
+fi
 
 "$python" - "$out" "$work" "$rounds" <<'PY'
 import json, platform, sys
@@ -74,7 +91,7 @@ merged = {
     },
     **{
         name: json.loads((work / f"{name}.json").read_text())
-        for name in ("mlp_gan", "dcgan", "population", "phases", "features", "eval_cost")
+        for name in ("mlp_gan", "dcgan", "population", "phases", "features", "eval_cost", "stylegan2")
         if (work / f"{name}.json").exists()
     },
 }
