@@ -2,14 +2,14 @@
 # StyleGAN2 with and without ADA on 256 images, 10% and 100% of Fashion-MNIST (README.md here).
 #
 #   bash experiments/stylegan2_fashion_mnist/run.sh [OUT_DIR] [STEPS] [STEPS_256] [STEPS_32]
-#       # defaults: runs/stylegan2_fashion_mnist 800 2000 1000 (10%/100% runs; 256 images; 32 images)
+#       # defaults: experiments/stylegan2_fashion_mnist/runs 800 2000 1000 (10%/100% runs; 256 images; 32 images)
 #
 # "ADA off" is augment=ada with p fixed at 0: no image is augmented (bit-identical to augment=none, a
 # test checks it) and the controller still measures r_t = E[sign(D(x_real))], D's overfitting.
 # ada_kimg=20 instead of NVIDIA's 500: a run here is ~25 kimg, not 25,000; at 20 p can rise by up to
 # 0.0064 every 4 iterations (batch 32), so it can reach 1 within 500 iterations.
 set -euo pipefail
-out="${1:-runs/stylegan2_fashion_mnist}"
+out="${1:-experiments/stylegan2_fashion_mnist/runs}"
 steps="${2:-800}"
 steps_256="${3:-2000}"
 steps_32="${4:-1000}"
