@@ -161,6 +161,7 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert len(resumed_runs) == 2 and len({r["run"].run_id for r in resumed_runs}) == 1
 
 
+@pytest.mark.slow  # `make test`'s budget on 2 cores; `make test-all` runs it
 def test_optuna_sweep_maximises_an_objective_from_the_summaries(tmp_path):
     import yaml
 

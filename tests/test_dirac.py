@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 METHOD_KEYS = {"minimax", "non_saturating", "wgan", "wgan_gp", "non_saturating+r1", "non_saturating+r2"}
 
 
+@pytest.mark.slow  # `make test`'s budget on 2 cores; `make test-all` runs it
 def test_reproduction_shows_which_methods_converge(tmp_path):
     result = subprocess.run(
         [

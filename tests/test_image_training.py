@@ -11,6 +11,7 @@ from functools import partial
 
 import jax
 import numpy as np
+import pytest
 from conftest import ROOT, TINY_DCGAN, compose_config, gan_train, metrics_rows
 
 from gan_jax import loop, step
@@ -47,6 +48,7 @@ def test_continued_dcgan_run_equals_uninterrupted_run_bit_for_bit(fashion_mnist_
     )
 
 
+@pytest.mark.slow  # `make test`'s budget on 2 cores; `make test-all` runs it
 def test_batch_norm_across_two_devices_matches_one_device(fashion_mnist_dir, tmp_path):
     script = f"""
 import json, sys

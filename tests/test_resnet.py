@@ -119,6 +119,7 @@ def test_augmentations_have_gradients_and_the_papers_extents():
 # --- training ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # `make test`'s budget on 2 cores; `make test-all` runs it
 def test_tiny_conditional_resnet_with_diffaugment_trains_logs_class_metrics_and_class_rows(fashion_mnist_dir, tmp_path):
     outputs = loop.run(compose_config(TINY_RESNET + [f"dataset.data_dir={fashion_mnist_dir}"]), tmp_path)
     assert outputs["status"] == "finished"

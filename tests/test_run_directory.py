@@ -295,6 +295,7 @@ def test_an_optuna_sweep_without_an_objective_fails_at_start(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no job ran
 
 
+@pytest.mark.slow  # `make test`'s budget on 2 cores; `make test-all` runs it
 def test_wandb_online_without_a_key_on_a_terminal_logs_offline_and_never_waits(tmp_path):
     import pty
     import threading
@@ -389,6 +390,7 @@ def test_a_sweep_rerun_into_a_used_directory_keeps_the_runs_and_counts_every_job
     assert not (tmp_path / "job1" / "summary.json").exists()
 
 
+@pytest.mark.slow  # `make test`'s budget on 2 cores; `make test-all` runs it
 def test_extending_a_finished_run_logs_what_the_longer_run_would_have(tmp_path, uninterrupted):
     odd = ["train.log_every=6", "eval.every=9"]  # neither divides 20, where the short run ends
     loop.run(compose_config(BASE + odd + ["train.steps=20"]), tmp_path / "extended")
