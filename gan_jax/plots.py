@@ -104,9 +104,13 @@ def sample_grid(images: np.ndarray, path: Path) -> Path:
 
 def grid_image(images: np.ndarray, columns: int = 8) -> Image.Image:
     """Images in [-1, 1], [N, H, W, C] (tiled `columns` wide) or one tiled [H, W, C], as a PIL image."""
-    tiled = _grid(images, columns) if images.ndim == 4 else images
-    pixels = np.round((np.clip(tiled, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    pixels = to_uint8(_grid(images, columns) if images.ndim == 4 else images)
     return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] -> uint8 pixels, rounded (the grids, gan-sample's PNGs and npz)."""
+    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
 def _grid(images: np.ndarray, columns: int = 8, border: int = 1) -> np.ndarray:

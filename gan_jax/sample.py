@@ -35,6 +35,7 @@ import numpy as np
 
 from gan_jax import rundir
 from gan_jax.errors import GanJaxError
+from gan_jax.plots import to_uint8
 
 log = logging.getLogger("gan_jax.sample")
 GRID_SIZE = 64
@@ -81,16 +82,11 @@ class Sampler:
         return self.classes[index % len(self.classes)]
 
     def _images(self, latent: Any, labels: Any, truncation_psi: Any) -> Any:
-        from gan_jax import step
-
-        extra = {} if truncation_psi is None else {"truncation_psi": truncation_psi}
-        module = self.parts.models.generator
+        extra: dict[str, Any] = {} if labels is None else {"labels": labels}
+        if truncation_psi is not None:
+            extra["truncation_psi"] = truncation_psi
         variables = {"params": self.generator.params, **self.generator.model_state}
-        if labels is not None:
-            extra["labels"] = labels
-        if not extra.keys() - {"labels"}:
-            return step.apply_model(module, self.generator, latent, labels=labels)[0]
-        return module.apply(variables, latent, update_stats=False, axis_name=None, **extra)
+        return self.parts.models.generator.apply(variables, latent, update_stats=False, axis_name=None, **extra)
 
     def takes_truncation(self) -> bool:
         return "truncation_psi" in inspect.signature(type(self.parts.models.generator).__call__).parameters
@@ -101,11 +97,6 @@ class Sampler:
     def __call__(self, first: int, count: int) -> tuple[np.ndarray, np.ndarray | None]:
         labels = self.labels(first, count)
         return self.images(self.latents(first, count), labels), labels
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] -> uint8, rounded as the sample grids and PNGs are."""
-    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
@@ -184,8 +175,6 @@ def write_outputs(sampler: Sampler, args: argparse.Namespace, out: Path) -> list
 
 
 def _truncation_rows(sampler: Sampler, psis: list[float], path: Path) -> Path:
-    if not sampler.takes_truncation():
-        raise GanJaxError(f"--truncation: model={sampler.cfg.model.name} has no truncation trick (StyleGAN2 has)")
     latent, labels = sampler.latents(0, TRUNCATION_COLUMNS), sampler.labels(0, TRUNCATION_COLUMNS)
     rows = np.concatenate([sampler.images(latent, labels, psi) for psi in psis])
     _grid_png(rows, path, columns=TRUNCATION_COLUMNS)
