@@ -385,6 +385,7 @@ RESUMABLE_CHANGES = (
     "train.parallel",
     "dist",
     "dataset.data_dir",
+    "dataset.workers",  # how many processes read the batches, never which batches
     "logger",
 )
 

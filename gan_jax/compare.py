@@ -27,7 +27,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from gan_jax import evaluators, rundir, summary  # noqa: E402
 from gan_jax.rundir import Status  # noqa: E402
 
-IGNORED_KEYS = ("seed", "logger.", "train.progress_bar")
+IGNORED_KEYS = ("seed", "logger.", "train.progress_bar", "dataset.workers")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

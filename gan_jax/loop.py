@@ -358,6 +358,7 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
             train.batch_size,
             placement,
             labels=run.parts.models.conditional,
+            workers=run.cfg.dataset.get("workers", 0),  # absent from configs saved before it
         )
         if run.parts.data.host_batches
         else itertools.repeat(None)
@@ -424,7 +425,8 @@ def _checkpoint_and_stop(run: RunContext, state: step.GANState, signal_name: str
         run.checkpoints.save(run.record.steps_done, state, _checkpoint_meta(run))
     raise preemption.Preempted(
         f"{signal_name} at step {run.record.steps_done}: stopped with a checkpoint there; "
-        "run the same command to continue from it"
+        "run the same command to continue from it",
+        signal_name,
     )
 
 

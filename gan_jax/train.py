@@ -109,6 +109,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
             record_config=_record_hydra_config(cfg, hydra_cfg),
         )
     except Exception as error:
+        if isinstance(error, preemption.Preempted):
+            preemption.requeue(error)  # under submitit, for its signal: requeued, does not return
         if not sweeping or isinstance(error, preemption.Preempted):  # a preempted sweep stops, to be rerun
             _exit_with(error, run_dir)
         log.error("job %s failed: %s", run_dir, error)

@@ -204,3 +204,44 @@ def test_submitit_local_launcher_runs_jobs_in_fresh_processes(tmp_path):
     summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
     assert [s["status"] for s in summaries] == ["finished", "finished"]
     assert "all 2 jobs finished" in result.stdout + result.stderr
+
+
+def test_submitit_requeues_a_job_stopped_by_its_signal_and_the_job_resumes(tmp_path):
+    """hydra/launcher=submitit_local: submitit's signal (SIGUSR2) in training saves a checkpoint
+    at the step reached and hands over to submitit, which requeues the same job; it resumes
+    there and its rows equal an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    common = ["train.progress_bar=false", "train.log_every=50", "eval.every=100000", "train.checkpoint_every=100000"]
+    sweep_dir, whole = tmp_path / "sweep", tmp_path / "whole"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    command = ["-m", "hydra/launcher=submitit_local", "logger=none", "train.steps=3000", *common]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "gan_jax.train", *command, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not any('"step": 300,' in p.read_text() for p in sweep_dir.glob("0*/metrics.*")):
+        time.sleep(0.1)
+    run_dir = next(sweep_dir.glob("0*/"))
+    task = subprocess.run(["pgrep", "-f", f"submitit.core._submit {sweep_dir}"], capture_output=True, text=True)
+    assert task.stdout.split(), "the job's task process was not found"
+    os.kill(int(task.stdout.split()[0]), signal.SIGUSR2)
+    output = sweep.communicate(timeout=240)[0].decode()
+    assert sweep.returncode == 0, output[-3000:]
+
+    job_log = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.*"))
+    assert "SIGUSR2 at step" in job_log and "submitit requeues the job" in job_log, job_log[-3000:]
+    resumed_at = int(job_log.split("SIGUSR2 at step ")[1].split(":")[0])
+    assert 300 <= resumed_at < 3000 and f"from its checkpoint at step {resumed_at}" in job_log
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+    uninterrupted = gan_train(["logger=none", "train.steps=3000", *common, f"hydra.run.dir={whole}"])
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    assert training_rows(run_dir) == training_rows(whole)

@@ -90,6 +90,22 @@ def test_device_feed_matches_chunk_batches_and_splits_over_devices(fashion_mnist
     np.testing.assert_array_equal(images, expected)
 
 
+def test_worker_processes_read_exactly_the_batches_of_the_training_process(fashion_mnist_dir):
+    """dataset.workers changes where batches are decoded, never which batches a step gets."""
+    dataset = _dataset(fashion_mnist_dir)
+    one_device = parallel.DataParallel(tuple(jax.local_devices()[:1]))
+
+    def read(workers):
+        return list(feed.device_batches(dataset, [0, 5], 3, [1, 2, 1], 2, 8, one_device, labels=True, workers=workers))
+
+    in_process, two_workers = read(0), read(2)
+    assert len(in_process) == len(two_workers) == 3
+    for ours, theirs in zip(in_process, two_workers, strict=True):
+        np.testing.assert_array_equal(ours["images"], theirs["images"])
+        np.testing.assert_array_equal(ours["labels"], theirs["labels"])
+    np.testing.assert_array_equal(two_workers[2]["images"][1, 0, 1], dataset.batch(5, 6 * 2 + 1, 8))
+
+
 def test_labels_travel_with_their_images(fashion_mnist_dir):
     dataset = _dataset(fashion_mnist_dir)
     assert dataset.num_classes == 10

@@ -63,7 +63,7 @@ def test_what_cannot_be_sampled_is_named(finished_run, tmp_path, caplog):
     cases = [
         ([str(tmp_path)], "not a run directory with checkpoints/"),
         ([str(run_dir), "--truncation", "0.7"], "--truncation: model=dcgan has no truncation trick"),
-        ([str(run_dir), "--classes", "1,2"], "--classes: the run's model is unconditional"),
+        ([str(run_dir), "--classes", "1,2"], "--classes: the model is unconditional"),
         ([str(run_dir), "--replica", "3"], "--replica 3: the run has 1 replica(s), 0 to 0"),
         ([str(run_dir), "--checkpoint", "5"], "--checkpoint 5: "),
     ]
@@ -74,3 +74,38 @@ def test_what_cannot_be_sampled_is_named(finished_run, tmp_path, caplog):
     assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit):
         sample.main([str(run_dir), "--out", str(tmp_path / "x.npz"), "--grid"])  # PNG outputs need a directory
+
+
+def test_nvidias_state_dict_samples_as_their_generator_does(tmp_path, caplog):
+    """gan-sample --nvidia: NVIDIA's G (a state dict made with their code) samples latents
+    from key(seed) with the noise constant, as load_nvidia's network gives them."""
+    import jax
+    from test_stylegan2 import FIXTURES, fixture
+
+    from gan_jax import step
+    from gan_jax.models import stylegan2
+
+    _, arch = fixture("g_cond")
+    given = ",".join(f"{k}={v}" for k, v in arch.items())
+    out = tmp_path / "nv.npz"
+    argv = ["--nvidia", str(FIXTURES / "g_cond.pt"), "--arch", given, "--num", "6", "--seed", "3", "--quiet"]
+    assert sample.main([*argv, "--out", str(out), "--classes", "2,5"]) == 0
+    written = np.load(out)
+    network = stylegan2.load_nvidia(FIXTURES / "g_cond.pt", "G", **arch)
+    z = step.sample_batch(lambda key: jax.random.normal(key, (arch["z_dim"],)), jax.random.key(3), 0, 6)
+    expected = network(z, np.array([2, 5] * 3), truncation_psi=1.0, noise_mode="const")
+    np.testing.assert_array_equal(written["labels"], [2, 5, 2, 5, 2, 5])
+    np.testing.assert_allclose(written["samples"], np.asarray(expected), atol=1e-5)
+    assert sample.main([*argv, "--out", str(tmp_path / "look"), "--truncation", "0.5,1", "--grid"]) == 0
+    look = tmp_path / "look"
+    assert Image.open(look / "truncation.png").size[1] > Image.open(look / "000000.png").size[1]
+    for bad, message in (
+        (["--nvidia", str(tmp_path / "none.pt")], "no such file"),
+        (["--nvidia", str(FIXTURES / "g_cond.pt"), "--arch", "w_dim=7"], "--nvidia"),
+        (["--nvidia", str(FIXTURES / "g_cond.pt"), "--arch", given.replace("z_dim", "zdim")], "unknown architecture"),
+    ):
+        caplog.clear()
+        assert sample.main([*bad, "--out", str(tmp_path / "bad"), "--quiet"]) != 0
+        assert message in caplog.text, bad
+    with pytest.raises(SystemExit):
+        sample.main(["--arch", "z_dim=4", "--out", str(tmp_path / "bad")])  # --arch without --nvidia

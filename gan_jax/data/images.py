@@ -312,6 +312,7 @@ class ImageDataConfig:
     image_size: int = at_least(1)  # the models see size x size images
     crop: int | None = optional_positive(MISSING)  # centre crop before resizing (CelebA: 108)
     download: bool = MISSING  # false: never touch the network; fail at once when not prepared
+    workers: int = at_least(0)  # processes that read and decode batches; 0: a thread of the training process
 
 
 # name -> the classes of its `label` feature (celeb_a has none; tfds: whichever dataset it names)
