@@ -386,6 +386,7 @@ RESUMABLE_CHANGES = (
     "dist",
     "dataset.data_dir",
     "dataset.workers",  # how many processes read the batches, never which batches
+    "dataset.cache_dir",  # where a folder's prepared copy lives
     "logger",
 )
 

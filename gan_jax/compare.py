@@ -51,6 +51,7 @@ def load_runs(sweep_dir: Path) -> list[dict]:
             runs.append(
                 {
                     "job": job.name,
+                    "seed": replica.get("seed", config.get("seed")),
                     "config": config,
                     "status": summary.status(written),
                     "metrics": summary.final_metrics(replica),

@@ -84,6 +84,7 @@ class LoggerConfig:
     # auto: online when WANDB_API_KEY is set, offline otherwise; WANDB_MODE wins if set.
     mode: str = one_of(lambda: ("auto", "online", "offline"))
     tags: list[str] = MISSING
+    report: bool = MISSING  # refresh the run's report.html (gan-report) at each evaluation
 
 
 @dataclass
@@ -91,6 +92,7 @@ class NoLoggerConfig:
     """logger=none: metrics.jsonl and summary.json only."""
 
     name: str = one_of(lambda: ("none",))
+    report: bool = MISSING  # refresh the run's report.html (gan-report) at each evaluation
 
 
 # --- top level --------------------------------------------------------------------------

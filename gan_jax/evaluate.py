@@ -199,6 +199,9 @@ class StateEvaluator:
         for metric in self.active:
             if metric.summary is not None:
                 added |= metric.summary(self.parts.data)
+        data_provenance = getattr(self.parts.data, "provenance", None)  # what the training images are
+        if data_provenance is not None:
+            added["data_provenance"] = data_provenance
         if self.features is not None:
             added["eval_provenance"] = {
                 "metrics": [e.name for e in self.active if e.needs_features],

@@ -35,6 +35,7 @@ from gan_jax import (
     parallel,
     plots,
     preemption,
+    report,
     run_logger,
     rundir,
     step,
@@ -233,6 +234,8 @@ def _write_summary(run: RunContext, outputs: dict[str, Any]) -> None:
         if run.record.rows and failing:  # keep the curves up to the failure
             first_rows = run.record.rows_of(run.record.seeds[0])
             plots.discriminator_outputs(first_rows, run.run_dir / "discriminator_outputs.png")
+        if run.cfg.logger.get("report"):
+            report.refresh_run_report(run.run_dir)  # the final status; never raises
     except OSError as error:
         if not failing:
             raise
@@ -402,6 +405,8 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
                         _keep_if_best(run, run.best, placement.unreplicate(replicated))
                 if stops.samples(record.steps_done) and logger.writes:
                     _save_sample_grid(run, placement.unreplicate(replicated))
+                if stops.evaluates(record.steps_done) and logger.writes and run.cfg.logger.get("report"):
+                    report.refresh_run_report(run.run_dir)
                 if stops.saves(record.steps_done):
                     # The time recorded with a checkpoint is the time the run had at it.
                     record.attempt_seconds = time.perf_counter() - start

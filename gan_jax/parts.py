@@ -27,6 +27,7 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     """`dataset` replaces cfg.dataset's (a benchmark times the step on a shape-only one)."""
     dataset = dataset or data.build(cfg.dataset)
     _check_classes(cfg, dataset)
+    _check_enough_examples(cfg, dataset)
     gan_models = precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision)
     augmentation = augment.from_config(cfg.augment, {"batch_size": cfg.train.batch_size})
     objective_terms = build_terms(cfg, gan_models, dataset) + (augmentation.terms if augmentation else ())
@@ -68,6 +69,16 @@ def build_terms(cfg: DictConfig, gan_models: models.GANModels, dataset: data.Dat
     if len(stateful) != len(set(stateful)):
         raise ConfigError(f"two terms with state share a name ({', '.join(sorted(stateful))}); rename one")
     return tuple(by_key.values())
+
+
+def _check_enough_examples(cfg: DictConfig, dataset: data.Dataset) -> None:
+    """An epoch of image data holds at least one batch (the last partial batch is dropped)."""
+    count = getattr(dataset, "num_examples", None)
+    if count is not None and count < cfg.train.batch_size:
+        raise ConfigError(
+            f"dataset.split={cfg.dataset.split}: {count} examples, fewer than train.batch_size="
+            f"{cfg.train.batch_size}; use a larger split or a smaller batch"
+        )
 
 
 def _check_classes(cfg: DictConfig, dataset: data.Dataset) -> None:

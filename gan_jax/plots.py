@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from gan_jax import rundir  # noqa: E402
 from gan_jax.evaluators import Evaluation  # noqa: E402
 
 
@@ -98,7 +99,8 @@ def samples(real: np.ndarray, fake: np.ndarray, path: Path) -> Path:
 
 def sample_grid(images: np.ndarray, path: Path) -> Path:
     """Images in [-1, 1], [N, H, W, C] (tiled 8 wide) or one tiled [H, W, C], as a PNG."""
-    grid_image(images).save(path)
+    image = grid_image(images)
+    rundir.write_atomic(path, lambda handle: image.save(handle, format="PNG"))
     return path
 
 
@@ -126,6 +128,8 @@ def _grid(images: np.ndarray, columns: int = 8, border: int = 1) -> np.ndarray:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        rundir.write_atomic(path, lambda handle: fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=110))
+    finally:
+        plt.close(fig)
     return path

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from gan_jax import metrics
-from gan_jax.metrics import inception, torch_format
+from gan_jax.metrics import inception, resizing, torch_format
 
 DATA = Path(__file__).parent / "data"
 IMAGE_SETS = ("grey_28", "rgb_40x36", "grey_311x303")
@@ -172,10 +172,10 @@ def test_writer_round_trip(tmp_path):
 
 
 def test_resize_weights():
-    same = inception._bilinear_matrix(7, 7)
+    same = resizing.bilinear_matrix(7, 7)
     np.testing.assert_allclose(same, np.eye(7))
     for size_in, size_out in ((28, 299), (311, 299), (5, 2)):
-        matrix = inception._bilinear_matrix(size_in, size_out)
+        matrix = resizing.bilinear_matrix(size_in, size_out)
         np.testing.assert_allclose(matrix.sum(axis=1), 1.0, rtol=1e-6)
     images = np.zeros((1, 4, 6, 1), np.float32)
     assert inception.resize_like_torch(images).shape == (1, 299, 299, 3)

@@ -15,7 +15,7 @@ need it look for it, the loop never does.
 
 from __future__ import annotations
 
-from gan_jax.data import images, toy
+from gan_jax.data import folder, images, toy
 from gan_jax.data.base import (
     DATASETS,
     BatchDataset,
@@ -41,6 +41,7 @@ __all__ = [
     "ToyDataset",
     "build",
     "facts",
+    "folder",
     "images",
     "names_where",
     "register",

@@ -55,6 +55,7 @@ class DatasetPart:
     image_size: Callable[[Any], int] | None = None
     rules: tuple[Rule, ...] = ()
     num_classes: int | None = 0
+    image_size_key: str = "image_size"  # the dataset.<key> that sets the image size, for messages
 
 
 DATASETS: Registry[DatasetPart] = Registry("dataset")
@@ -72,11 +73,13 @@ class DataFacts:
     shape: tuple[int, ...] | None  # None: set by the config (images)
     image_size: int | None  # None: not images
     num_classes: int | None = 0  # of its labels; 0: none; None: known once opened
+    image_size_key: str = "image_size"  # dataset.<this> sets the size
 
 
 def facts(cfg: Any) -> DataFacts:
     part = DATASETS.get(cfg.name)
-    return DataFacts(cfg.name, part.shape, part.image_size(cfg) if part.image_size else None, part.num_classes)
+    size = part.image_size(cfg) if part.image_size else None
+    return DataFacts(cfg.name, part.shape, size, part.num_classes, part.image_size_key)
 
 
 def names_where(test: Callable[[DatasetPart], bool]) -> tuple[str, ...]:

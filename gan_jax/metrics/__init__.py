@@ -10,6 +10,9 @@ formulas and the reference implementations each one matches):
     metrics.precision_recall(real, fake, k=3)                           # -> {"precision", "recall"}
     metrics.density_coverage(real, fake, k=5)                           # -> {"density", "coverage"}
 
+Resizing (`resize(images, size, mode)`: legacy_pytorch, clean, nearest, bilinear, bicubic,
+lanczos, box; see resizing.py) and `quantize(images)` (to the 256 levels of a saved image).
+
 Feature networks: `metrics.inception_v3(weights_path)` (pytorch-fid's FID Inception) and
 `metrics.fashion_mnist_classifier()` (a small CNN shipped with the package).
 """
@@ -25,6 +28,7 @@ from gan_jax.metrics.distances import (
     precision_recall,
     sample_size_notes,
 )
+from gan_jax.metrics.resizing import quantize, resize
 
 
 def inception_v3(weights_path=None, batch_size: int = 50, progress: bool = True):
@@ -55,5 +59,7 @@ __all__ = [
     "kernel_inception_distance",
     "inception_v3",
     "precision_recall",
+    "quantize",
+    "resize",
     "sample_size_notes",
 ]

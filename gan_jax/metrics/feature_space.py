@@ -154,6 +154,7 @@ class FeatureSpace:
     dataset_name: str
     reference_labels: np.ndarray | None = None  # the reference images' classes, when the data has labels
     classifies_dataset: bool = False  # the network is a classifier of this dataset: its logits are its classes
+    reference_data: dict[str, Any] | None = None  # the reference dataset's own provenance (a folder's resize ...)
 
     def extract(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.extractor(images)
@@ -170,6 +171,7 @@ class FeatureSpace:
                 "split": self.reference.split,
                 "num_real": self.reference.num,
                 "images_sha256": self.reference.images_sha256[:16],
+                **({"data": self.reference_data} if self.reference_data is not None else {}),
             },
             "num_fake": num_fake,
             "kid": {"num_subsets": KID_NUM_SUBSETS, "subset_size": KID_SUBSET_SIZE},
@@ -179,15 +181,24 @@ class FeatureSpace:
         }
 
 
-def reference_images(dataset_cfg: Any, split: str, count: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(images, labels) of the first `count` examples of `split` (all of it when smaller),
-    preprocessed as training sees them; labels None when the dataset has none."""
+def reference_dataset(dataset_cfg: Any, split: str) -> Any:
+    """`split` of the dataset `dataset_cfg` configures (an ImageDataset)."""
     from omegaconf import OmegaConf
 
     from gan_jax import data
 
-    real = cast(data.ImageDataset, data.build(OmegaConf.merge(dataset_cfg, {"split": split})))
-    count = min(count, real.num_examples)
+    return data.build(OmegaConf.merge(dataset_cfg, {"split": split}))
+
+
+def reference_images(dataset_cfg: Any, split: str, count: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels) of the first `count` examples of `split` (all of it when None or smaller),
+    preprocessed as training sees them; labels None when the dataset has none."""
+    return images_of(reference_dataset(dataset_cfg, split), count)
+
+
+def images_of(real: Any, count: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels) of the first `count` examples of an opened ImageDataset (None: all)."""
+    count = real.num_examples if count is None else min(count, real.num_examples)
     chunks = [
         real.examples(start, min(REFERENCE_CHUNK, count - start), labels=real.num_classes > 0)
         for start in range(0, count, REFERENCE_CHUNK)
@@ -234,11 +245,13 @@ def build(dataset: Any, dataset_cfg: Any, eval_cfg: Any, network: str, progress:
     (`choose_network` picks the network from eval.features)."""
     chosen = FEATURE_NETWORKS.get(network)
     extractor = chosen.build(eval_cfg, progress)
-    images, labels = reference_images(dataset_cfg, eval_cfg.reference_split, eval_cfg.reference_num_samples)
+    real = reference_dataset(dataset_cfg, eval_cfg.reference_split)
+    images, labels = images_of(real, eval_cfg.reference_num_samples)
     return FeatureSpace(
         extractor,
         reference(extractor, images, eval_cfg.reference_split, cache_dir(eval_cfg)),
         dataset.name,
         labels,
         classifies_dataset=chosen.domain == dataset.name,
+        reference_data=getattr(real, "provenance", None),
     )

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import ConfigError
+from gan_jax.metrics.resizing import bilinear_matrix
 from gan_jax.metrics.torch_format import StateDictError, load_state_dict, save_state_dict
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -312,24 +313,11 @@ def write_random_state_dict(path: str | Path, seed: int = 0) -> Path:
 # --- resizing -------------------------------------------------------------------------
 
 
-def _bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """[out, in] weights of PyTorch's linear interpolation, align_corners=False (no antialias)."""
-    scale = in_size / out_size
-    src = np.maximum((np.arange(out_size) + 0.5) * scale - 0.5, 0.0)
-    low = np.minimum(np.floor(src).astype(int), in_size - 1)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = (src - low).astype(np.float64)
-    matrix = np.zeros((out_size, in_size))
-    np.add.at(matrix, (np.arange(out_size), low), 1.0 - frac)
-    np.add.at(matrix, (np.arange(out_size), high), frac)
-    return matrix.astype(np.float32)
-
-
 def resize_like_torch(images: jax.Array, size: int = INPUT_SIZE) -> jax.Array:
     """[N, H, W, C] -> [N, size, size, 3]: F.interpolate(bilinear, align_corners=False); grey -> 3 channels."""
     if images.shape[-1] == 1:
         images = jnp.repeat(images, 3, axis=-1)
-    rows, cols = _bilinear_matrix(images.shape[1], size), _bilinear_matrix(images.shape[2], size)
+    rows, cols = bilinear_matrix(images.shape[1], size), bilinear_matrix(images.shape[2], size)
     return jnp.einsum("ph,nhwc,qw->npqc", rows, images, cols, precision=jax.lax.Precision.HIGHEST)
 
 

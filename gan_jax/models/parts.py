@@ -33,7 +33,8 @@ def needs_images_of(model: str, sizes: Iterable[int]) -> Callable[[Any, DataFact
             images = ", ".join(names_where(lambda p: p.image_size is not None))
             return f"model={model}: needs an image dataset ({images}); dataset={data.name} is not one"
         if data.image_size not in sizes:
-            return f"dataset.image_size={data.image_size}: model={model} supports {', '.join(map(str, sizes))}"
+            key = f"dataset.{data.image_size_key}"
+            return f"{key}={data.image_size}: model={model} supports {', '.join(map(str, sizes))}"
         return None
 
     return check

@@ -580,9 +580,10 @@ def needs_power_of_two_images(cfg: Any, data: DataFacts) -> str | None:
         return f"model=stylegan2: needs an image dataset; dataset={data.name} is not one"
     if size < MIN_RESOLUTION or size & (size - 1):
         fit = max(MIN_RESOLUTION, 1 << (size - 1).bit_length())
+        key = f"dataset.{data.image_size_key}"
         return (
-            f"dataset.image_size={size}: model=stylegan2 needs a power of two >= {MIN_RESOLUTION}; "
-            f"set dataset.image_size={fit} (the images are resized)"
+            f"{key}={size}: model=stylegan2 needs a power of two >= {MIN_RESOLUTION}; "
+            f"set {key}={fit} (the images are resized)"
         )
     return None
 
