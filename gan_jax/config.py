@@ -35,6 +35,7 @@ from gan_jax import (
     regularisers,  # noqa: F401  (registers LeCam, CR, top-k, ... with penalties)
 )
 from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
+from gan_jax.metrics.resizing import MODES as RESIZE_MODES
 from gan_jax.registry import Registry
 from gan_jax.schema import at_least, one_of, rule
 
@@ -162,7 +163,14 @@ class EvalConfig:
     features: str = one_of(_feature_networks)
     inception_weights: str | None = MISSING  # null: $GAN_JAX_INCEPTION_WEIGHTS
     reference_split: str = MISSING
-    reference_num_samples: int = at_least(2)
+    reference_num_samples: int | None = rule(
+        MISSING, "null (the whole split) or an integer >= 2", lambda v: v is None or v >= 2
+    )
+    resize: str | None = rule(
+        MISSING, f"null or one of {', '.join(RESIZE_MODES)}", lambda v: v is None or v in RESIZE_MODES
+    )
+    quantize: bool = MISSING
+    protocol: str | None = MISSING  # the eval/protocol option that set these keys, if any
     batch_size: int = at_least(1)  # samples generated and featurised at a time
     cache_dir: str | None = MISSING  # null: $GAN_JAX_CACHE_DIR, else ~/.cache/gan_jax
 
@@ -542,6 +550,10 @@ ADDED_KEY_DEFAULTS = {
     "train.ema_kimg": None,
     "train.ema_rampup": None,
     "augment.name": "diffaugment",
+    # evaluation as it was before protocols: the network's own resize, no quantisation
+    "eval.resize": None,
+    "eval.quantize": False,
+    "eval.protocol": None,
 }
 
 

@@ -45,7 +45,11 @@ def select(
     if is_image_data(dataset):
         network = feature_space.choose_network(eval_cfg.features, dataset.name, tuple(dataset.shape), eval_cfg)
     if requested is None:
-        chosen = evaluators.applicable(dataset, with_features=network is not None, labelled=labelled)
+        chosen = [
+            e
+            for e in evaluators.applicable(dataset, with_features=network is not None, labelled=labelled)
+            if e.by_default
+        ]
         if network is None and is_image_data(dataset):
             log.warning(
                 "%s: no feature network for image metrics (eval.features=auto found neither a classifier "

@@ -94,7 +94,8 @@ class Metric:
     generator's). `extra_steps(total, granularity)`: steps to evaluate besides every
     eval.every (multiples of granularity, so no extra program is compiled); the first
     replica's evaluations there reach `figures(evaluations, run_dir) -> {name: path}`;
-    `summary(dataset)` adds keys to summary.json."""
+    `summary(dataset)` adds keys to summary.json; a metric not `by_default` runs only when
+    eval.metrics names it."""
 
     name: str
     applies: Callable[[Any], bool]
@@ -105,6 +106,7 @@ class Metric:
     extra_steps: Callable[[int, int], Iterable[int]] = _no_steps
     figures: Callable[[Sequence[Evaluation], Path], dict[str, Path]] | None = None
     summary: Callable[[Any], dict[str, Any]] | None = None
+    by_default: bool = True  # False: run only when eval.metrics names it (a costly one: fid_inf, cas)
 
 
 EVALUATORS: Registry[Metric] = Registry("evaluator")
@@ -115,6 +117,7 @@ BUILTIN_MODULES = (
     "gan_jax.metrics.modes",
     "gan_jax.metrics.image",
     "gan_jax.metrics.conditional",
+    "gan_jax.metrics.cas",
 )
 DIRECTIONS = ("min", "max", "none")
 

@@ -5,12 +5,16 @@
     gan-eval outputs/sweeps/Y --num-samples 50000 --metrics fid kid
     gan-eval --real-vs-real dataset=fashion_mnist  # the floor: the train split against the reference split
     gan-eval outputs/runs/X --samples S.npz        # samples written elsewhere (gan-sample's npz), as the run's
+    gan-eval outputs/runs/X --protocol stylegan2_ada   # a paper's protocol (conf/eval/protocol/): fid50k_full
+    gan-eval outputs/runs/X --reference-split train --reference-num-samples all
 
 The evaluation is the loop's own (gan_jax/evaluate.py): the same samples from the same
 latents, the same feature network and cached reference, so with the run's N it
 reproduces the value logged in training exactly. Results are added to the run
-directory's eval.json under `<checkpoint>@<step>/n<N>` (earlier entries are kept) and
-printed as a table.
+directory's eval.json under `<checkpoint>@<step>/n<N>/<protocol>` (the protocol's name, or
+`custom`, with the features, resize, quantisation and reference: entries of other protocols
+are kept, and their cached reference features never mix) and printed as a table under the
+line saying how they were obtained.
 
 A damaged checkpoint (unreadable metadata, a missing or truncated array file, shapes that do
 not match its config) is named with its step and what is wrong, and nothing is moved or
@@ -30,14 +34,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from gan_jax import parallel, rundir, step
 from gan_jax.checkpoint import Checkpoints, DamagedCheckpoint
-from gan_jax.errors import GanJaxError
+from gan_jax.errors import ConfigError, GanJaxError
 from gan_jax.evaluate import StateEvaluator
 from gan_jax.parts import build as build_parts
 
@@ -54,13 +58,57 @@ def run_dirs(path: Path) -> list[Path]:
     return sorted(p.parent for p in path.glob("*/checkpoints") if p.is_dir())
 
 
+def protocols() -> list[str]:
+    """The named evaluation protocols: conf/eval/protocol/<name>.yaml."""
+    from gan_jax.config import CONFIG_DIR
+
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / "eval" / "protocol").glob("*.yaml"))
+
+
+def protocol_settings(name: str) -> DictConfig:
+    """The eval keys protocol `name` sets (what eval/protocol=<name> sets in gan-train)."""
+    from gan_jax.config import CONFIG_DIR
+
+    if name not in protocols():
+        raise ConfigError(f"--protocol {name}: valid protocols are {', '.join(protocols())}")
+    return cast(DictConfig, OmegaConf.load(Path(CONFIG_DIR) / "eval" / "protocol" / f"{name}.yaml"))
+
+
 def _eval_config(saved: DictConfig, args: argparse.Namespace) -> DictConfig:
+    """The run's eval settings, with the protocol and options gan-eval was given on top."""
     eval_cfg = saved.eval.copy()
-    if args.features is not None:
-        eval_cfg.features = args.features
-    if args.inception_weights is not None:
-        eval_cfg.inception_weights = args.inception_weights
+    OmegaConf.set_struct(eval_cfg, False)  # a config saved before a key existed lacks it
+    for key, value in (("resize", None), ("quantize", False), ("protocol", None)):
+        if key not in eval_cfg:
+            eval_cfg[key] = value  # as the run was evaluated then
+    if args.protocol is not None:
+        eval_cfg = cast(DictConfig, OmegaConf.merge(eval_cfg, protocol_settings(args.protocol)))
+    given = {
+        "features": args.features,
+        "inception_weights": args.inception_weights,
+        "reference_split": args.reference_split,
+    }
+    for key, value in given.items():
+        if value is not None:
+            eval_cfg[key] = value
+    if args.reference_num_samples is not None:
+        eval_cfg.reference_num_samples = (
+            None if args.reference_num_samples == "all" else int(args.reference_num_samples)
+        )
     return eval_cfg
+
+
+def protocol_line(provenance: dict[str, Any] | None) -> str:
+    """How a score was obtained, in one line: protocol, features, resize, quantisation, reference."""
+    if not provenance:
+        return "no image metrics"
+    reference = provenance.get("reference", {})
+    return (
+        f"protocol {provenance.get('protocol') or 'custom'}: {provenance.get('features')} features, resize "
+        f"{provenance.get('resize', 'network')}, quantize {provenance.get('quantize', False)}, "
+        f"{provenance.get('num_fake')} generated vs {reference.get('num_real')} of {reference.get('dataset')}'s "
+        f"{reference.get('split')} split"
+    )
 
 
 @dataclass(frozen=True)
@@ -227,7 +275,7 @@ def real_vs_real(overrides: list[str], args: argparse.Namespace) -> dict[str, An
 
 def record(run_dir: Path, entry: dict[str, Any]) -> str:
     """Adds `entry` to run_dir/eval.json (whole-file rewrite under a lock; other entries kept)."""
-    key = f"{entry['checkpoint']}@{entry['step']}/n{entry['num_samples']}"
+    key = f"{entry['checkpoint']}@{entry['step']}/n{entry['num_samples']}/{_protocol_tag(entry.get('provenance'))}"
     path = run_dir / EVAL_FILE
     with rundir.file_lock(run_dir / f".{EVAL_FILE}.lock"):
         try:
@@ -237,6 +285,16 @@ def record(run_dir: Path, entry: dict[str, Any]) -> str:
         existing[key] = entry
         rundir.write_atomic(path, json.dumps(existing, indent=2) + "\n")
     return key
+
+
+def _protocol_tag(provenance: dict[str, Any] | None) -> str:
+    """What sets an entry's numbers apart besides checkpoint and N: the protocol's settings."""
+    if not provenance:
+        return "no-features"
+    reference = provenance.get("reference", {})
+    name, features = provenance.get("protocol") or "custom", provenance.get("features")
+    resize, quantize = provenance.get("resize", "network"), int(bool(provenance.get("quantize")))
+    return f"{name}:{features}:resize={resize}:q{quantize}:{reference.get('split')}x{reference.get('num_real')}"
 
 
 def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
@@ -276,6 +334,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--features", default=None, help="auto, fashion_mnist_classifier or inception_v3")
     parser.add_argument("--inception-weights", default=None, help="pytorch-fid's pt_inception-2015-12-05 .pth")
     parser.add_argument("--samples", type=Path, default=None, help="an npz of samples (gan-sample's) to score instead")
+    parser.add_argument("--protocol", default=None, help="a paper's protocol: stylegan2_ada, clean_fid, studiogan, ...")
+    parser.add_argument("--reference-split", default=None, help="the real split compared with (default: the run's)")
+    parser.add_argument("--reference-num-samples", default=None, help="real images of it, or 'all' (the whole split)")
     parser.add_argument(
         "--real-vs-real", nargs="*", metavar="OVERRIDE", default=None, help="score the data against itself"
     )
@@ -289,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint not in CHECKPOINT_DIRS and not args.checkpoint.isdigit():
         _parser().error(f"--checkpoint {args.checkpoint!r}: valid values are latest, best or a step number")
     try:
+        if args.protocol is not None:
+            protocol_settings(args.protocol)  # an unknown name stops here, before any run is read
         if args.real_vs_real is not None:
             result = real_vs_real(args.real_vs_real, args)
+            print(protocol_line(result["provenance"]))
             print(table([(f"real ({result['real_vs_real']['split']}) vs reference", result["real_vs_real"])]))
             return 0
         if args.path is None:
@@ -301,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     except GanJaxError as error:
         log.error("%s", error)
         return error.exit_code
-    rows, failed = [], 0
+    rows, failed, protocols_used = [], 0, set()
     if args.samples is not None and len(runs) > 1:
         log.error("--samples: give one run directory, not a sweep")
         return 2
@@ -322,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
             else f"{run_dir.name} seed {{seed}} step {entry['step']}"
         )
         rows += [(label.format(seed=r["seed"]), r | note) for r in entry["replicas"]]
+        protocols_used.add(protocol_line(entry.get("provenance")))
+    for line in sorted(protocols_used):
+        print(line)
     if rows:
         print(table(rows))
     return 1 if failed else 0

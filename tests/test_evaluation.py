@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY, TINY_DCGAN, compose_config, metrics_rows
+from omegaconf import OmegaConf
 
 from gan_jax import evaluators, loop, score, step
 from gan_jax.config import ConfigError
@@ -58,17 +59,44 @@ def test_keep_best_keeps_the_best_evaluation(dcgan_run):
     assert [p.name for p in (run_dir / "best").iterdir() if p.name.isdigit()] == [str(best_step)]
 
 
+RUNS_OWN = "custom:fashion_mnist_classifier:resize=network:q1:testx128"  # the run's protocol, in eval.json keys
+
+
 def test_gan_eval_reproduces_the_value_logged_in_training(dcgan_run, capsys):
     run_dir, summary = dcgan_run
     assert score.main([str(run_dir)]) == 0
-    scored = json.loads((run_dir / "eval.json").read_text())["latest@6/n64"]["replicas"][0]
+    scored = json.loads((run_dir / "eval.json").read_text())[f"latest@6/n64/{RUNS_OWN}"]["replicas"][0]
     assert scored["fid"] == summary["eval"]["fid"] and scored["kid"] == summary["eval"]["kid"]
     printed = capsys.readouterr().out
-    assert printed.startswith("| run |") and f"| {run_dir.name} seed 0 step 6 |" in printed
+    assert printed.startswith("protocol custom: fashion_mnist_classifier features, resize network, quantize True")
+    assert f"| {run_dir.name} seed 0 step 6 |" in printed
     assert score.main([str(run_dir), "--checkpoint", "best", "--metrics", "fid"]) == 0
     entries = json.loads((run_dir / "eval.json").read_text())
-    assert set(entries) == {"latest@6/n64", f"best@{summary['best']['step']}/n64"}  # the first entry is kept
-    assert entries[f"best@{summary['best']['step']}/n64"]["replicas"][0]["fid"] == summary["best"]["value"]
+    best = f"best@{summary['best']['step']}/n64/{RUNS_OWN}"
+    assert set(entries) == {f"latest@6/n64/{RUNS_OWN}", best}  # the first entry is kept
+    assert entries[best]["replicas"][0]["fid"] == summary["best"]["value"]
+
+
+def test_gan_eval_under_another_protocol_keeps_the_earlier_entries_and_references(dcgan_run, tmp_path, capsys):
+    """clean-fid's protocol on the run: the whole train split as reference, PIL bicubic; a new
+    eval.json entry beside the run's own, and reference features cached apart."""
+    run_dir, summary = dcgan_run
+    own = ["--metrics", "fid"]
+    assert score.main([str(run_dir), *own]) == 0
+    before = json.loads((run_dir / "eval.json").read_text())
+    assert score.main([str(run_dir), *own, "--protocol", "clean_fid", "--num-samples", "64"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "protocol clean_fid: fashion_mnist_classifier features, resize clean, quantize True, 64 generated vs "
+        "512 of fashion_mnist's train split" in printed
+    )
+    entries = json.loads((run_dir / "eval.json").read_text())
+    clean = "latest@6/n64/clean_fid:fashion_mnist_classifier:resize=clean:q1:trainx512"
+    assert set(entries) == set(before) | {clean} and all(entries[k] == before[k] for k in before)
+    provenance = entries[clean]["provenance"]
+    assert provenance["protocol"] == "clean_fid" and provenance["resizer"].startswith("PIL bicubic on float32")
+    assert entries[clean]["replicas"][0]["fid"] != summary["eval"]["fid"]  # another reference set
+    assert score.main([str(run_dir), "--protocol", "fid50k"]) == 2
 
 
 def test_gan_eval_refuses_what_it_cannot_score(dcgan_run, tmp_path):
@@ -95,6 +123,10 @@ def test_reference_features_are_computed_once(fashion_mnist_dir, tmp_path, monke
     again = StateEvaluator(parts, cfg.eval, cfg.dataset).features.reference
     assert calls == [128, 128]
     np.testing.assert_array_equal(first.features, again.features)
+    # Another protocol's reference is cached apart: resize, quantisation, split and N are in the key.
+    for change in ({"resize": "clean"}, {"quantize": False}, {"reference_num_samples": 100}):
+        StateEvaluator(parts, OmegaConf.merge(cfg.eval, change), cfg.dataset)
+    assert len(calls) == 5 and len(list((tmp_path / "reference").glob("*.npz"))) == 4
 
 
 def test_image_metrics_on_toy_data_name_the_applicable_ones(tmp_path):

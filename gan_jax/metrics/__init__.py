@@ -9,6 +9,7 @@ formulas and the reference implementations each one matches):
     metrics.inception_score(logits, splits=10)                          # -> (mean, std)
     metrics.precision_recall(real, fake, k=3)                           # -> {"precision", "recall"}
     metrics.density_coverage(real, fake, k=5)                           # -> {"density", "coverage"}
+    metrics.frechet_distance_infinity(fake, real_mu, real_sigma)        # -> Extrapolated(at_infinity, error, ...)
 
 Resizing (`resize(images, size, mode)`: legacy_pytorch, clean, nearest, bilinear, bicubic,
 lanczos, box; see resizing.py) and `quantize(images)` (to the 256 levels of a saved image).
@@ -23,7 +24,9 @@ from gan_jax.metrics.distances import (
     feature_statistics,
     frechet_distance,
     frechet_distance_from_statistics,
+    frechet_distance_infinity,
     inception_score,
+    inception_score_infinity,
     kernel_inception_distance,
     precision_recall,
     sample_size_notes,
@@ -39,6 +42,15 @@ def inception_v3(weights_path=None, batch_size: int = 50, progress: bool = True)
     return build(weights_path, batch_size=batch_size, progress=progress)
 
 
+def dinov2(weights_path=None, arch: str = "vitl14", batch_size: int = 50, progress: bool = True):
+    """DINOv2's ViT (the authors' hub backbone; FD_DINOv2's network) in Flax: images [N, H, W, 1|3] in
+    [-1, 1] -> (class-token features [N, D], None), preprocessed as dgm-eval does. See
+    gan_jax.metrics.dinov2 (imported on first use: it needs JAX)."""
+    from gan_jax.metrics.dinov2 import dinov2 as build
+
+    return build(weights_path, arch=arch, batch_size=batch_size, progress=progress)
+
+
 def fashion_mnist_classifier(weights=None, batch_size: int = 500, progress: bool = True):
     """The shipped Fashion-MNIST classifier: images [N, 28, 28, 1] in [-1, 1] (other square grey sizes
     are resized to 28x28) -> (features [N, 128], logits [N, 10]). See gan_jax.metrics.classifier
@@ -51,11 +63,14 @@ def fashion_mnist_classifier(weights=None, batch_size: int = 500, progress: bool
 __all__ = [
     "SmallSampleWarning",
     "density_coverage",
+    "dinov2",
     "feature_statistics",
     "frechet_distance",
     "fashion_mnist_classifier",
     "frechet_distance_from_statistics",
     "inception_score",
+    "inception_score_infinity",
+    "frechet_distance_infinity",
     "kernel_inception_distance",
     "inception_v3",
     "precision_recall",

@@ -37,6 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -55,7 +56,9 @@ NUM_CLASSES = 10
 
 
 class Classifier(nn.Module):
-    """[N, 28, 28, 1] in [-1, 1] -> (features [N, 128], logits [N, 10])."""
+    """[N, 28, 28, C] in [-1, 1] -> (features [N, 128], logits [N, num_classes])."""
+
+    num_classes: int = NUM_CLASSES
 
     @nn.compact
     def __call__(self, x):
@@ -63,7 +66,7 @@ class Classifier(nn.Module):
             x = nn.relu(nn.Conv(features, (3, 3))(x))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
         hidden = nn.relu(nn.Dense(FEATURE_DIM)(x.reshape(len(x), -1)))
-        return hidden, nn.Dense(NUM_CLASSES)(hidden)
+        return hidden, nn.Dense(self.num_classes)(hidden)
 
 
 # --- data -------------------------------------------------------------------------------
@@ -213,6 +216,52 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 # --- training ---------------------------------------------------------------------------
 
 
+def fit(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    epochs: int = 5,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    after_epoch: Any = None,
+    progress: bool = False,
+) -> dict:
+    """A Classifier's parameters trained on `images` [N, 28, 28, C] in [-1, 1] and their int
+    `labels` (Adam with cosine decay, cross-entropy); `after_epoch(epoch, params, losses)`."""
+    import optax
+    from tqdm.auto import tqdm
+
+    model = Classifier(num_classes)
+    params = model.init(jax.random.key(seed), jnp.zeros((1, *images.shape[1:])))["params"]
+    batch_size = min(batch_size, len(images))
+    steps_per_epoch = len(images) // batch_size
+    optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, epochs * steps_per_epoch))
+    opt_state = optimiser.init(params)
+
+    @jax.jit
+    def step(params, opt_state, batch, batch_labels):
+        def loss_fn(params):
+            _, logits = model.apply({"params": params}, batch)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, batch_labels).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        order = rng.permutation(len(images))
+        losses = []
+        for b in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            params, opt_state, loss = step(params, opt_state, images[idx], labels[idx])
+            losses.append(loss)
+        if after_epoch is not None:
+            after_epoch(epoch, params, losses)
+    return params
+
+
 def train(
     idx_dir: Path,
     out: Path,
@@ -223,37 +272,14 @@ def train(
     command: str | None = None,
 ) -> dict:
     """Trains on the train split (Adam, cross-entropy), writes out/NAME.npz + NAME.json; returns the metadata."""
-    import optax
-    from tqdm.auto import tqdm
 
     started = time.time()
     train_images, train_labels = load_idx("train", idx_dir)
     test_images, test_labels = load_idx("test", idx_dir)
-    model = Classifier()
-    params = model.init(jax.random.key(seed), jnp.zeros((1, 28, 28, 1)))["params"]
-    steps_per_epoch = len(train_images) // batch_size
-    schedule = optax.cosine_decay_schedule(learning_rate, epochs * steps_per_epoch)
-    optimiser = optax.adam(schedule)
-    opt_state = optimiser.init(params)
+    test_accuracy = 0.0
 
-    @jax.jit
-    def step(params, opt_state, images, labels):
-        def loss_fn(params):
-            _, logits = model.apply({"params": params}, images)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimiser.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        order = rng.permutation(len(train_images))
-        losses = []
-        for b in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", leave=False):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            params, opt_state, loss = step(params, opt_state, train_images[idx], train_labels[idx])
-            losses.append(loss)
+    def report(epoch: int, params: dict, losses: list) -> None:
+        nonlocal test_accuracy
         stored = _unflatten({k: v.astype(np.float16) for k, v in _flatten(jax.device_get(params)).items()})
         extract = ClassifierFeatures({"params": stored}, {}, progress=False)  # what will be shipped
         test_accuracy = accuracy(extract(test_images)[1], test_labels)
@@ -262,6 +288,8 @@ def train(
             f"test accuracy {test_accuracy:.4f}",
             flush=True,
         )
+
+    params = fit(train_images, train_labels, NUM_CLASSES, epochs, batch_size, learning_rate, seed, report, True)
     out.mkdir(parents=True, exist_ok=True)
     weights_path = out / f"{WEIGHTS_NAME}.npz"
     halves = {k: v.astype(np.float16) for k, v in _flatten(jax.device_get(params)).items()}

@@ -17,7 +17,8 @@ issued; `sample_size_notes` returns the same findings as strings for a provenanc
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
@@ -147,6 +148,64 @@ def kernel_inception_distance(
         y = b[rng.choice(len(b), size, replace=False)]
         mmds[i] = _unbiased_mmd2(_polynomial_kernel(x, x), _polynomial_kernel(x, y), _polynomial_kernel(y, y))
     return float(mmds.mean()), float(mmds.std())
+
+
+@dataclass(frozen=True)
+class Extrapolated:
+    """A metric at several sample counts N, fitted as value(N) = at_infinity + slope / N
+    (least squares in 1/N; Chong & Forsyth 2020): `at_infinity` is the bias-free value,
+    `error` the fit's standard error of it."""
+
+    at_infinity: float
+    slope: float
+    error: float
+    sizes: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+def extrapolate_in_one_over_n(sizes: Sequence[int] | np.ndarray, values: Sequence[float]) -> Extrapolated:
+    x, y = 1.0 / np.asarray(sizes, np.float64), np.asarray(values, np.float64)
+    design = np.stack([np.ones_like(x), x], axis=1)
+    coefficients, residuals, _, _ = np.linalg.lstsq(design, y, rcond=None)
+    dof = max(len(x) - 2, 1)
+    variance = (float(residuals[0]) if len(residuals) else float(np.sum((design @ coefficients - y) ** 2))) / dof
+    error = float(np.sqrt(variance * np.linalg.inv(design.T @ design)[0, 0]))
+    return Extrapolated(
+        float(coefficients[0]), float(coefficients[1]), error, tuple(map(int, sizes)), tuple(map(float, y))
+    )
+
+
+def infinity_sizes(count: int, num_points: int = 15, smallest: int = 5000) -> np.ndarray:
+    """Chong & Forsyth's sample counts: `num_points` from `smallest` (at most a fifth of
+    `count` here, for small evaluations) to `count`."""
+    low = min(smallest, max(count // 5, 2))
+    return np.unique(np.linspace(low, count, num_points).astype(int))
+
+
+def frechet_distance_infinity(fake_features, real_mu, real_sigma, num_points: int = 15, seed: int = 0) -> Extrapolated:
+    """FID_inf (Chong & Forsyth 2020): FID of random subsets of the generated features (of
+    infinity_sizes' counts, reshuffled for each) against the real statistics, extrapolated to
+    N = infinity. Their code: mchong6/FID_IS_infinity, `calculate_FID_infinity`."""
+    x = _features(fake_features, "fake_features")
+    rng = np.random.default_rng(seed)
+    sizes = infinity_sizes(len(x), num_points)
+    values = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        for size in sizes:
+            subset = x[rng.permutation(len(x))[:size]]
+            values.append(frechet_distance_from_statistics(*feature_statistics(subset), real_mu, real_sigma))
+    return extrapolate_in_one_over_n(sizes, values)
+
+
+def inception_score_infinity(logits, num_points: int = 15, seed: int = 0) -> Extrapolated:
+    """IS_inf (Chong & Forsyth 2020): the Inception score of random subsets (one split each),
+    extrapolated to N = infinity."""
+    x = _features(logits, "logits")
+    rng = np.random.default_rng(seed)
+    sizes = infinity_sizes(len(x), num_points)
+    values = [inception_score(x[rng.permutation(len(x))[:size]], splits=1)[0] for size in sizes]
+    return extrapolate_in_one_over_n(sizes, values)
 
 
 def inception_score(logits, splits: int = 10, *, shuffle_seed: int | None = None) -> tuple[float, float]:

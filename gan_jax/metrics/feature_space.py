@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import numpy as np
 
 from gan_jax import rundir
 from gan_jax.errors import ConfigError
+from gan_jax.metrics import resizing
 from gan_jax.metrics.distances import feature_statistics, knn_radii, sample_size_notes
 from gan_jax.registry import Registry
 
@@ -52,6 +54,7 @@ class FeatureNetwork:
     build: Callable[[Any, bool], Any]
     takes: str  # completes "takes ..." in messages
     domain: str | None = None  # the dataset it was trained on, if a domain classifier
+    input_size: int | None = None  # the square size it sees (its own resize's target), for eval.resize
 
 
 FEATURE_NETWORKS: Registry[FeatureNetwork] = Registry("feature network")
@@ -83,6 +86,7 @@ FEATURE_NETWORKS.register(
         build=_classifier,
         takes="square grey images (resized to 28x28)",
         domain="fashion_mnist",
+        input_size=28,
     ),
 )
 FEATURE_NETWORKS.register(
@@ -92,6 +96,7 @@ FEATURE_NETWORKS.register(
         accepts=lambda shape: len(shape) == 3 and shape[-1] in (1, 3),
         build=_inception,
         takes="images with 1 or 3 channels",
+        input_size=299,
     ),
 )
 
@@ -155,6 +160,7 @@ class FeatureSpace:
     reference_labels: np.ndarray | None = None  # the reference images' classes, when the data has labels
     classifies_dataset: bool = False  # the network is a classifier of this dataset: its logits are its classes
     reference_data: dict[str, Any] | None = None  # the reference dataset's own provenance (a folder's resize ...)
+    reference_source: Any = None  # the opened reference split, for metrics that need its images (cas)
 
     def extract(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.extractor(images)
@@ -208,6 +214,10 @@ def images_of(real: Any, count: int | None) -> tuple[np.ndarray, np.ndarray | No
     return images, labels
 
 
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", text)
+
+
 def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
 
@@ -222,8 +232,11 @@ def reference(extractor: Any, images: np.ndarray, split: str, directory: Path) -
     """The reference features of `images`, read from the cache or computed and cached (whole
     files only: temp + rename, under a lock so concurrent jobs compute them once)."""
     images_sha = _sha256(images)
-    weights_sha = str(extractor.provenance.get("weights_sha256") or "none")
-    name = f"{extractor.provenance['features']}-{weights_sha[:16]}-{images_sha[:16]}-n{len(images)}.npz"
+    made = extractor.provenance
+    weights_sha = str(made.get("weights_sha256") or "none")
+    # Everything the features depend on: network and weights, resize and quantisation, split, images, N.
+    handling = f"{made.get('resize', 'network')}-q{int(bool(made.get('quantize')))}"
+    name = f"{made['features']}-{weights_sha[:16]}-{handling}-{_file_safe(split)}-{images_sha[:16]}-n{len(images)}.npz"
     path = directory / "reference" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with rundir.file_lock(path.with_suffix(".lock")):
@@ -240,11 +253,58 @@ def reference(extractor: Any, images: np.ndarray, split: str, directory: Path) -
     return Reference(features, mu, sigma, split, images_sha)
 
 
+@dataclass
+class ProtocolExtractor:
+    """A feature network behind the protocol's handling of images (eval.quantize, eval.resize):
+    images rounded to uint8 levels, then resized on the host to the network's input size by
+    gan_jax.metrics.resize (the network's own resize is then the identity), in chunks."""
+
+    network: Any  # images -> (features, logits), with .provenance
+    resize: str | None  # None: the network's own
+    quantize: bool
+    input_size: int | None
+    protocol: str | None = None
+    chunk: int = 500  # images resized at a time: 10,000 at 299x299x3 would be 10 GB
+    provenance: dict = field(init=False)
+
+    def __post_init__(self):
+        if self.resize is not None and self.input_size is None:
+            raise ConfigError(f"eval.resize={self.resize}: the feature network has no fixed input size to resize to")
+        handling = {"protocol": self.protocol, "quantize": self.quantize, "resize": self.resize or "network"}
+        if self.resize is not None:
+            handling["resizer"] = f"{resizing.DESCRIPTIONS[self.resize]}, to {self.input_size}x{self.input_size}"
+        self.provenance = {**self.network.provenance, **handling}
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.resize is None and not self.quantize:
+            return self.network(images)
+        outputs = [self.network(self._prepared(images[i : i + self.chunk])) for i in range(0, len(images), self.chunk)]
+        features, logits = (_joined(parts) for parts in zip(*outputs, strict=True))
+        return features, logits
+
+    def _prepared(self, images: np.ndarray) -> np.ndarray:
+        if self.quantize:
+            images = resizing.quantize(images)
+        if self.resize is not None and self.input_size is not None:
+            images = resizing.resize(images, self.input_size, self.resize)
+        return images
+
+
+def _joined(parts: tuple[Any, ...]) -> Any:
+    return None if parts[0] is None else np.concatenate(parts)
+
+
 def build(dataset: Any, dataset_cfg: Any, eval_cfg: Any, network: str, progress: bool = False) -> FeatureSpace:
     """`network`'s feature space on this dataset, with the reference of eval.reference_split
-    (`choose_network` picks the network from eval.features)."""
+    (`choose_network` picks the network from eval.features), behind eval.quantize and eval.resize."""
     chosen = FEATURE_NETWORKS.get(network)
-    extractor = chosen.build(eval_cfg, progress)
+    extractor = ProtocolExtractor(
+        chosen.build(eval_cfg, progress),
+        eval_cfg.get("resize"),
+        eval_cfg.get("quantize", False),  # configs saved before the key: as evaluations were then
+        chosen.input_size,
+        eval_cfg.get("protocol"),
+    )
     real = reference_dataset(dataset_cfg, eval_cfg.reference_split)
     images, labels = images_of(real, eval_cfg.reference_num_samples)
     return FeatureSpace(
@@ -254,4 +314,5 @@ def build(dataset: Any, dataset_cfg: Any, eval_cfg: Any, network: str, progress:
         labels,
         classifies_dataset=chosen.domain == dataset.name,
         reference_data=getattr(real, "provenance", None),
+        reference_source=real,
     )

@@ -1,4 +1,5 @@
-"""Image metrics, registered by name: FID, KID, precision/recall, density/coverage, Inception score.
+"""Image metrics, registered by name: FID, KID, precision/recall, density/coverage, Inception score,
+and FID_inf / IS_inf (Chong & Forsyth 2020: the values extrapolated to infinitely many samples).
 
 Each is computed in the run's feature space (gan_jax/metrics/feature_space.py: the
 dataset's classifier or the FID Inception), the generated samples' features against the
@@ -20,7 +21,9 @@ from gan_jax.metrics.distances import (
     density_coverage,
     feature_statistics,
     frechet_distance_from_statistics,
+    frechet_distance_infinity,
     inception_score,
+    inception_score_infinity,
     kernel_inception_distance,
     precision_recall,
 )
@@ -79,15 +82,31 @@ def _inception_score(inputs: EvalInputs) -> Measured:
     return Measured({"inception_score": mean, "inception_score_std": std})
 
 
+def _fid_inf(inputs: EvalInputs) -> Measured:
+    fake, logits = inputs.fake_features()
+    real = inputs.features.reference
+    fid = frechet_distance_infinity(fake, real.mu, real.sigma)
+    scalars: dict[str, float | None] = {"fid_inf": fid.at_infinity, "fid_inf_error": fid.error}
+    if logits is not None:
+        scalars["inception_score_inf"] = inception_score_infinity(logits).at_infinity
+    return Measured(scalars)
+
+
 for _name, _compute, _directions in (
     ("fid", _fid, {"fid": "min"}),
     ("kid", _kid, {"kid": "min", "kid_std": "none"}),
     ("precision_recall", _precision_recall, {"precision": "max", "recall": "max"}),
     ("density_coverage", _density_coverage, {"density": "none", "coverage": "max"}),
     ("inception_score", _inception_score, {"inception_score": "max", "inception_score_std": "none"}),
+    ("fid_inf", _fid_inf, {"fid_inf": "min", "fid_inf_error": "none", "inception_score_inf": "max"}),
 ):
     evaluators.register(
         evaluators.Metric(
-            _name, applies=is_image_data, compute=quietly(_compute), directions=_directions, needs_features=True
+            _name,
+            applies=is_image_data,
+            compute=quietly(_compute),
+            directions=_directions,
+            needs_features=True,
+            by_default=_name != "fid_inf",  # 15 FIDs an evaluation: only when eval.metrics names it
         )
     )
