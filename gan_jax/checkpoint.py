@@ -395,12 +395,13 @@ def differences(saved: dict, cfg: DictConfig) -> list[str]:
     """'key: saved -> now' for every config value that differs, bar RESUMABLE_CHANGES and
     keys added to gan_jax since the checkpoint was saved, now at their off value (null, [],
     false: a run saved before `augment.policy` existed resumes with no augmentation)."""
+    as_saved = flatten(saved)
     saved = upgrade_saved(saved)  # an older gan_jax's layout, in today's
     now = flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     before = flatten(saved)
     keys = sorted(set(now) | set(before))
     changed = [
-        f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
+        f"{k}: {before.get(k)!r} -> {now.get(k)!r}" + _predates(k, as_saved, before)
         for k in keys
         if before.get(k) != now.get(k) and not _resumable(k) and not (k not in before and _as_before(k, now[k]))
     ]
@@ -411,6 +412,14 @@ def differences(saved: dict, cfg: DictConfig) -> list[str]:
             f"(optim.lr_decay={now['optim.lr_decay']} ends at train.steps)"
         )
     return changed
+
+
+def _predates(key: str, as_saved: dict, before: dict) -> str:
+    """A hint for a key the run was saved without: the value that resumes it as it ran."""
+    if key in as_saved or key not in ADDED_KEY_DEFAULTS:
+        return ""
+    value = OmegaConf.to_yaml({"v": before.get(key)}).strip().removeprefix("v: ")
+    return f" (the run predates {key}; add {key}={value} to resume it as it ran)"
 
 
 def _as_before(key: str, value: Any) -> bool:

@@ -169,7 +169,7 @@ class EvalConfig:
     resize: str | None = rule(
         MISSING, f"null or one of {', '.join(RESIZE_MODES)}", lambda v: v is None or v in RESIZE_MODES
     )
-    quantize: bool = MISSING
+    quantize: bool | None = MISSING  # null: on
     protocol: str | None = MISSING  # the eval/protocol option that set these keys, if any
     batch_size: int = at_least(1)  # samples generated and featurised at a time
     cache_dir: str | None = MISSING  # null: $GAN_JAX_CACHE_DIR, else ~/.cache/gan_jax
@@ -552,7 +552,7 @@ ADDED_KEY_DEFAULTS = {
     "augment.name": "diffaugment",
     # evaluation as it was before protocols: the network's own resize, no quantisation
     "eval.resize": None,
-    "eval.quantize": False,
+    "eval.quantize": None,  # resumes with it on (null); gan-eval scores such a run's checkpoints as they were
     "eval.protocol": None,
 }
 

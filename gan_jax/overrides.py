@@ -15,6 +15,8 @@ RENAMED_KEYS = {
     "penalty.weight": "penalty.<name>.weight (e.g. penalty.r1.weight=10)",
     "penalty.name": "penalty=<name> (or 'penalty=[r1,lecam]')",
 }
+# keys a config group's option sets (recorded there); setting them alone would change nothing else
+SET_BY_GROUP = {"eval.protocol": "eval/protocol"}
 # groups whose options may be listed: group=[a,b]
 LIST_GROUPS = ("penalty",)
 
@@ -68,7 +70,12 @@ def errors(overrides: Sequence[str], config_dir: str) -> list[str]:
         if key in RENAMED_KEYS:
             messages.append(f"{key}: renamed; spell it {RENAMED_KEYS[key]}")
             continue
-        if dirs is None or "." in key or "/" in key or "(" in value:
+        if key in SET_BY_GROUP:
+            group = SET_BY_GROUP[key]
+            options = ", ".join(sorted(_options(group, dirs or [Path(config_dir)])))
+            messages.append(f"{key}: set by choosing {group}=<name> ({options}), which sets the keys it names")
+            continue
+        if dirs is None or "." in key or "(" in value:
             continue
         valid = _options(key, dirs)
         if not valid:

@@ -148,6 +148,12 @@ def test_overrides_list_regularisers_once_and_options_of_known_groups():
     assert errors(["loss=[hinge,lsgan]"], CONFIG_DIR) == ["loss=[hinge,lsgan]: one option only (a list is for penalty)"]
     assert errors(["-m", "loss=hinge,lsgn"], CONFIG_DIR)[0].startswith("loss=lsgn: valid values are")
     assert errors(["hydra/launcher=submitit_local", "optim.lr=tag(log, interval(1e-5, 1e-2))"], CONFIG_DIR) == []
+    protocols = "clean_fid, pytorch_fid, studiogan, stylegan2_ada"
+    assert errors(["eval/protocol=fid50k"], CONFIG_DIR) == [f"eval/protocol=fid50k: valid values are {protocols}"]
+    assert errors(["eval.protocol=clean_fid"], CONFIG_DIR)[0].startswith(
+        f"eval.protocol: set by choosing eval/protocol=<name> ({protocols})"
+    )
+    assert errors(["-m", "eval/protocol=clean_fid,stylegan2_ada"], CONFIG_DIR) == []
 
 
 def test_objective_must_be_a_summary_key(tmp_path, tiny):

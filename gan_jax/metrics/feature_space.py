@@ -301,7 +301,7 @@ def build(dataset: Any, dataset_cfg: Any, eval_cfg: Any, network: str, progress:
     extractor = ProtocolExtractor(
         chosen.build(eval_cfg, progress),
         eval_cfg.get("resize"),
-        eval_cfg.get("quantize", False),  # configs saved before the key: as evaluations were then
+        eval_cfg.get("quantize", False) is not False,  # null: on; a config saved before the key: off, as then
         chosen.input_size,
         eval_cfg.get("protocol"),
     )
