@@ -73,8 +73,10 @@ def build_terms(cfg: DictConfig, gan_models: models.GANModels, dataset: data.Dat
 
 def _check_enough_examples(cfg: DictConfig, dataset: data.Dataset) -> None:
     """An epoch of image data holds at least one batch (the last partial batch is dropped)."""
-    count = getattr(dataset, "num_examples", None)
-    if count is not None and count < cfg.train.batch_size:
+    if getattr(dataset, "source", None) is None:
+        return  # sampled data, or a shape-only dataset (a benchmark's)
+    count = dataset.num_examples  # type: ignore[attr-defined]  # an ImageDataset with its source
+    if count < cfg.train.batch_size:
         raise ConfigError(
             f"dataset.split={cfg.dataset.split}: {count} examples, fewer than train.batch_size="
             f"{cfg.train.batch_size}; use a larger split or a smaller batch"
