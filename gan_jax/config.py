@@ -162,6 +162,8 @@ class EvalConfig:
     )
     features: str = one_of(_feature_networks)
     inception_weights: str | None = MISSING  # null: $GAN_JAX_INCEPTION_WEIGHTS
+    dinov2_weights: str | None = MISSING  # null: $GAN_JAX_DINOV2_WEIGHTS
+    dinov2_arch: str = one_of(lambda: ("vits14", "vitb14", "vitl14", "vitg14"))
     reference_split: str = MISSING
     reference_num_samples: int | None = rule(
         MISSING, "null (the whole split) or an integer >= 2", lambda v: v is None or v >= 2
@@ -552,6 +554,7 @@ ADDED_KEY_DEFAULTS = {
     "augment.name": "diffaugment",
     # evaluation as it was before protocols: the network's own resize, no quantisation
     "eval.resize": None,
+    "eval.dinov2_arch": "vitl14",
     "eval.quantize": None,  # resumes with it on (null); gan-eval scores such a run's checkpoints as they were
     "eval.protocol": None,
 }

@@ -65,10 +65,11 @@ class EvalInputs:
     discriminator: Callable[[np.ndarray], np.ndarray]  # x [n, *data shape] float32 -> sigmoid(D(x)) [n, 1]
     features: Any = None  # a gan_jax.metrics.feature_space.FeatureSpace, for metrics with needs_features
     labels: np.ndarray | None = None  # the samples' classes (a class-conditional generator), for needs_labels
-    _fake: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _fake: tuple[np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
 
-    def fake_features(self) -> tuple[np.ndarray, np.ndarray]:
-        """(features, logits) of the samples in the feature space; extracted once per evaluation."""
+    def fake_features(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(features, logits or None: DINOv2 has none) of the samples in the feature space;
+        extracted once per evaluation."""
         if self._fake is None:
             self._fake = self.features.extract(self.samples)
         return self._fake

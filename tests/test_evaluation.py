@@ -195,3 +195,40 @@ def test_inception_without_its_weights_file_stops_the_run_at_start(fashion_mnist
     with pytest.raises(ConfigError, match=r"pt_inception-2015-12-05-6726825d.pth \(sha256 starting 6726825d"):
         loop.run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_dinov2_without_its_weights_file_stops_the_run_at_start(fashion_mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("GAN_JAX_DINOV2_WEIGHTS", raising=False)
+    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", "eval.features=dinov2"])
+    with pytest.raises(ConfigError, match=r"dinov2_vitl14_pretrain.pth"):
+        loop.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_real_vs_real_prints_the_protocol_and_the_datas_floor(fashion_mnist_dir, capsys):
+    given = [f"dataset.data_dir={fashion_mnist_dir}", "experiment=fashion_mnist_dcgan", "eval.reference_num_samples=64"]
+    assert score.main(["--real-vs-real", *given, "--num-samples", "64", "--metrics", "fid", "kid"]) == 0
+    printed = capsys.readouterr().out
+    assert "protocol custom: fashion_mnist_classifier features" in printed and "64 generated vs 64" in printed
+    assert "| real (train) vs reference |" in printed
+
+
+@pytest.mark.slow  # ViT-S/14 at 224x224 on the CPU
+def test_real_vs_real_in_dinov2_space(fashion_mnist_dir, tmp_path, capsys):
+    from gan_jax.metrics import dino
+    from gan_jax.metrics.torch_format import save_state_dict
+
+    weights = tmp_path / "dinov2_vits14_random.pth"
+    save_state_dict(dino.random_state_dict("vits14", seed=0), weights)
+    given = [
+        f"dataset.data_dir={fashion_mnist_dir}",
+        "experiment=fashion_mnist_dcgan",
+        "eval.features=dinov2",
+        "eval.dinov2_arch=vits14",
+        f"eval.dinov2_weights={weights}",
+        "eval.reference_num_samples=24",
+        f"eval.cache_dir={tmp_path / 'cache'}",
+    ]
+    assert score.main(["--real-vs-real", *given, "--num-samples", "24", "--metrics", "fid", "kid"]) == 0
+    printed = capsys.readouterr().out
+    assert "dinov2 features" in printed and "24 generated vs 24" in printed

@@ -1,5 +1,7 @@
-"""Feature-extraction throughput (images/s): gan_jax's Fashion-MNIST classifier and FID
-Inception-v3, and pytorch-fid's Inception on the same images when torch is installed.
+"""Feature-extraction throughput (images/s): gan_jax's Fashion-MNIST classifier, FID
+Inception-v3 and DINOv2 ViT-S/14 and L/14 (FD_DINOv2), and pytorch-fid's Inception and the
+DINOv2 authors' ViT on the same images when torch (and, for DINOv2, a checkout of
+facebookresearch/dinov2 at $DINOV2_SRC) is there.
 
 Images are 28x28 grey in [-1, 1] (what a Fashion-MNIST GAN produces); the Inception
 contenders include the resize to 299x299 and the grey-to-RGB repeat. Weights are random
@@ -104,7 +106,62 @@ def pytorch_fid_runner(n: int):
     return run
 
 
-RUNNERS = {"classifier": classifier_runner, "inception": inception_runner, "pytorch_fid": pytorch_fid_runner}
+def dinov2_images(n: int) -> np.ndarray:
+    """224x224 RGB in [-1, 1] on the 256 levels of saved images: what FD_DINOv2 sees after its resize."""
+    pixels = np.random.default_rng(0).integers(0, 256, (n, 224, 224, 3)).astype(np.float32)
+    return pixels / 127.5 - 1.0
+
+
+def dinov2_runner(n: int, arch: str = "vits14"):
+    import jax
+    import jax.numpy as jnp
+
+    from gan_jax.metrics import dino
+
+    spec = dino.ARCHS[arch]
+    variables = dino.DinoVisionTransformer(spec).init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+    extract = dino.DINOv2Features(variables, spec, "random", Path("random"), batch_size=n, progress=False)
+    batch = dinov2_images(n)
+    extract(batch)  # compile
+    return lambda: extract(batch)
+
+
+def dinov2_torch_runner(n: int, arch: str = "vits14"):
+    """The authors' ViT (a checkout of facebookresearch/dinov2 at $DINOV2_SRC; xformers off),
+    normalisation and forward on the same pixels."""
+    import os
+    import sys
+
+    import torch
+
+    if not os.environ.get("DINOV2_SRC"):
+        raise ImportError("DINOV2_SRC is not set (a checkout of facebookresearch/dinov2)")
+    sys.path.insert(0, os.environ["DINOV2_SRC"])
+    os.environ.setdefault("XFORMERS_DISABLED", "1")
+    from dinov2.hub import backbones
+
+    model = getattr(backbones, f"dinov2_{arch}")(pretrained=False).eval()
+    pixels = torch.from_numpy(np.round((dinov2_images(n) + 1) * 127.5).astype(np.uint8)).permute(0, 3, 1, 2)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def run():
+        with torch.inference_mode():
+            return model((pixels.float() / 255 - mean) / std).numpy()
+
+    run()  # warm-up
+    return run
+
+
+RUNNERS = {
+    "classifier": classifier_runner,
+    "inception": inception_runner,
+    "pytorch_fid": pytorch_fid_runner,
+    "dinov2_s": dinov2_runner,
+    "dinov2_s_authors": dinov2_torch_runner,
+    "dinov2_l": lambda n: dinov2_runner(n, "vitl14"),
+    "dinov2_l_authors": lambda n: dinov2_torch_runner(n, "vitl14"),
+}
 
 
 def main() -> None:
@@ -112,6 +169,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--classifier-images", type=int, default=5000)
     parser.add_argument("--inception-images", type=int, default=100)
+    parser.add_argument("--dinov2-images", type=int, default=16)
     parser.add_argument("--contenders", default=None, help="comma-separated; default: all that can run here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -120,12 +178,16 @@ def main() -> None:
         "classifier": args.classifier_images,
         "inception": args.inception_images,
         "pytorch_fid": args.inception_images,
+        "dinov2_s": args.dinov2_images,
+        "dinov2_s_authors": args.dinov2_images,
+        "dinov2_l": max(args.dinov2_images // 4, 1),
+        "dinov2_l_authors": max(args.dinov2_images // 4, 1),
     }
     runners = {}
     for name in wanted:
         try:
             runners[name] = RUNNERS[name](counts[name])
-        except ImportError as error:
+        except (ImportError, ModuleNotFoundError) as error:
             print(f"skipping {name}: {error}")
     rates: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(args.rounds):

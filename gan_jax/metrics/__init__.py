@@ -45,8 +45,8 @@ def inception_v3(weights_path=None, batch_size: int = 50, progress: bool = True)
 def dinov2(weights_path=None, arch: str = "vitl14", batch_size: int = 50, progress: bool = True):
     """DINOv2's ViT (the authors' hub backbone; FD_DINOv2's network) in Flax: images [N, H, W, 1|3] in
     [-1, 1] -> (class-token features [N, D], None), preprocessed as dgm-eval does. See
-    gan_jax.metrics.dinov2 (imported on first use: it needs JAX)."""
-    from gan_jax.metrics.dinov2 import dinov2 as build
+    gan_jax.metrics.dino (imported on first use: it needs JAX)."""
+    from gan_jax.metrics.dino import dinov2 as build
 
     return build(weights_path, arch=arch, batch_size=batch_size, progress=progress)
 

@@ -38,9 +38,9 @@ def _intra_fid(inputs: EvalInputs) -> Measured:
 
 
 def _class_accuracy(inputs: EvalInputs) -> Measured:
-    if not inputs.features.classifies_dataset:
-        return Measured({"class_accuracy": None, "class_accuracy_min": None})
     _, logits = inputs.fake_features()
+    if not inputs.features.classifies_dataset or logits is None:
+        return Measured({"class_accuracy": None, "class_accuracy_min": None})
     labels = np.asarray(inputs.labels)
     correct = np.argmax(logits, axis=-1) == labels
     per_class = [float(correct[labels == label].mean()) for label in np.unique(labels)]

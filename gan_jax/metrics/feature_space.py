@@ -11,6 +11,9 @@ Feature networks are chosen by name (`eval.features`):
                             to the 28x28 it was trained at)
   inception_v3              pytorch-fid's FID Inception (any size, 1 or 3 channels; needs
                             its weights file: eval.inception_weights or $GAN_JAX_INCEPTION_WEIGHTS)
+  dinov2                    DINOv2's ViT (eval.dinov2_arch, default L/14), class-token features:
+                            FD_DINOv2 (Stein et al. 2023); needs the authors' weights file
+                            (eval.dinov2_weights or $GAN_JAX_DINOV2_WEIGHTS). No logits: no IS
   auto                      the dataset's own classifier when it has one, else inception_v3
                             when its weights file is given, else none (no image metrics)
 """
@@ -97,6 +100,25 @@ FEATURE_NETWORKS.register(
         build=_inception,
         takes="images with 1 or 3 channels",
         input_size=299,
+    ),
+)
+
+
+def _dinov2(eval_cfg: Any, progress: bool) -> Any:
+    from gan_jax.metrics.dino import dinov2
+
+    weights, arch = eval_cfg.get("dinov2_weights"), eval_cfg.get("dinov2_arch", "vitl14")
+    return dinov2(weights, arch=arch, batch_size=min(eval_cfg.batch_size, 50), progress=progress)
+
+
+FEATURE_NETWORKS.register(
+    "dinov2",
+    FeatureNetwork(
+        "dinov2",
+        accepts=lambda shape: len(shape) == 3 and shape[-1] in (1, 3),
+        build=_dinov2,
+        takes="images with 1 or 3 channels",
+        input_size=224,
     ),
 )
 

@@ -78,6 +78,8 @@ def _density_coverage(inputs: EvalInputs) -> Measured:
 
 def _inception_score(inputs: EvalInputs) -> Measured:
     _, logits = inputs.fake_features()
+    if logits is None:  # a feature network without classes (DINOv2)
+        return Measured({"inception_score": None, "inception_score_std": None})
     mean, std = inception_score(logits, splits=min(INCEPTION_SCORE_SPLITS, len(logits)))
     return Measured({"inception_score": mean, "inception_score_std": std})
 
