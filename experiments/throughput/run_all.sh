@@ -8,6 +8,7 @@
 # sees a GPU. Sizes come from the environment, e.g. `ROUNDS=7 MLP_STEPS=2000 bash ...`;
 # DATA_DIR=<TFDS data dir> also times the DCGAN input pipeline on Fashion-MNIST and what an
 # in-training evaluation costs (eval_cost.py; also run when Debian's Fashion-MNIST is installed).
+# DINOV2_SRC=<a checkout of facebookresearch/dinov2> adds the authors' ViT to features.py's DINOv2 timing.
 # NVIDIA_DIR=<a checkout of NVlabs/stylegan2-ada-pytorch> also times the StyleGAN2 iteration against
 # NVIDIA's own (stylegan2.py; skipped without torch or without the checkout); STYLEGAN2_ARGS adds
 # its options, e.g. STYLEGAN2_ARGS="--channels 3 --width 512 --channel-base 16384 --latent-dim 512".
@@ -23,7 +24,8 @@ seeds="${SEEDS:-8}"
 population_steps="${POPULATION_STEPS:-200}"
 classifier_images="${CLASSIFIER_IMAGES:-1000}"
 inception_images="${INCEPTION_IMAGES:-50}"  # one batch: fewer cost as much
-eval_samples="${EVAL_SAMPLES:-10000}"
+# One in-training evaluation: 10,000 samples on a CPU, a whole 50k FID (fid50k_full's N) on an accelerator.
+eval_samples="${EVAL_SAMPLES:-$("$python" -c 'import jax; print(10000 if jax.default_backend() == "cpu" else 50000)')}"
 stylegan2_steps="${STYLEGAN2_STEPS:-4}"      # (a): iterations per round
 stylegan2_windows="${STYLEGAN2_WINDOWS:-1}"  # (b): 16-iteration windows per round
 read -ra stylegan2_args <<< "${STYLEGAN2_ARGS:-}"
