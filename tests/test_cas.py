@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import compose_config, metrics_rows
 from idx_files import synthetic_images
 
@@ -35,6 +36,7 @@ def test_cas_ranks_samples_between_noise_and_real_data(monkeypatch):
     assert untrained < 0.3 < learnt < ceiling, (untrained, learnt, ceiling)
 
 
+@pytest.mark.slow  # a conditional ResNet's compile; the metric itself is the test above
 def test_a_conditional_run_logs_cas_its_ceiling_and_gan_test(fashion_mnist_dir, tmp_path, monkeypatch):
     from test_resnet import TINY_RESNET
 

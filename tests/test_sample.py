@@ -28,7 +28,8 @@ def test_the_npz_scores_the_runs_own_evaluation_in_gan_eval(finished_run, tmp_pa
         assert stored["images"].shape == (count, 28, 28, 1) and stored["images"].dtype == np.uint8
         assert json.loads(str(stored["meta"]))["checkpoint_step"] == 6
     assert score.main([str(run_dir), "--samples", str(tmp_path / "s.npz")]) == 0
-    entry = json.loads((run_dir / score.EVAL_FILE).read_text())[f"samples:s.npz@6/n{count}"]
+    entries = json.loads((run_dir / score.EVAL_FILE).read_text())
+    [entry] = [v for k, v in entries.items() if k.startswith(f"samples:s.npz@6/n{count}/custom:")]
     ours, runs = entry["replicas"][0], summary["eval"]
     for key in ("fid", "kid", "precision", "recall"):
         assert ours[key] == pytest.approx(runs[key], rel=1e-4, abs=1e-6), key
