@@ -317,6 +317,7 @@ def _start_or_resume(
         metrics.restart_at(None)
         return fresh, Record(seeds), None
     at, state, meta = restored
+    _check_same_images(parts, meta, run_dir, at)
     # A run extended past its old last step drops the rows it logged only because it ended there.
     stops = _stops(cfg, evaluate)
     rows = metrics.restart_at(
@@ -451,7 +452,23 @@ def _checkpoint_meta(run: RunContext) -> dict[str, Any]:
         # Batches are keyed by step: this is where the data stream resumes.
         "data_position": {"step": record.steps_done, "next_batch": record.steps_done * run.cfg.train.d_steps},
         "train_seconds": record.train_seconds,
+        "images_sha256": _images_sha256(run.parts),
     }
+
+
+def _images_sha256(parts: step.GANParts) -> str | None:
+    """A hash of the training images when the dataset has one (a folder's prepared copy)."""
+    return (getattr(parts.data, "provenance", None) or {}).get("images_sha256")
+
+
+def _check_same_images(parts: step.GANParts, meta: dict, run_dir: Path, at: int) -> None:
+    """A checkpoint is continued on the images it was trained on (a folder edited since is refused)."""
+    before, now = meta.get("images_sha256"), _images_sha256(parts)
+    if before is not None and now is not None and before != now:
+        raise config.ConfigError(
+            f"dataset.path: {run_dir}'s checkpoint at step {at} was trained on other images (sha256 "
+            f"{before[:12]}, now {now[:12]}): the folder changed; restore it, or start a new run directory"
+        )
 
 
 def _save_sample_grid(run: RunContext, population: step.GANState) -> None:

@@ -25,10 +25,17 @@ LIST_GROUPS = ("penalty",)
 _SLICED = re.compile(r"^(?P<key>[\w.]+)=(?P<value>\w+\[[^\]'\"]*\])$")
 
 
+# A value that is a home-relative path the shell left alone (it expands ~ only at a word's start)
+_HOME_PATH = re.compile(r"^(?P<key>[\w.]+)=(?P<value>~[^'\"]*)$")
+
+
 def quote_slices(overrides: Sequence[str]) -> list[str]:
-    """dataset.split=train[:10%] as Hydra's grammar takes it (quoted): its unquoted brackets
-    would otherwise read as a list and fail to parse."""
-    return [f"{m['key']}='{m['value']}'" if (m := _SLICED.match(override)) else override for override in overrides]
+    """dataset.split=train[:10%] and dataset.path=~/shoes as Hydra's grammar takes them (quoted):
+    unquoted brackets would read as a list, a leading ~ as a deletion, and fail to parse."""
+    return [
+        f"{m['key']}='{m['value']}'" if (m := _SLICED.match(override) or _HOME_PATH.match(override)) else override
+        for override in overrides
+    ]
 
 
 def _key_and_value(override: str) -> tuple[str, str] | None:

@@ -225,6 +225,7 @@ def write_outputs(sampler: Sampler, args: argparse.Namespace, out: Path) -> list
             "latents": "the run's evaluation latents" if args.seed is None else f"key({args.seed}), fold_in(i)",
         }
     if out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
         write_npz(out, images, labels, meta)
         return [out]
     out.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def _eval_config(saved: DictConfig, args: argparse.Namespace) -> DictConfig:
     return eval_cfg
 
 
-def protocol_line(provenance: dict[str, Any] | None) -> str:
+def protocol_line(provenance: dict[str, Any] | None, first: str = "generated") -> str:
     """How a score was obtained, in one line: protocol, features, resize, quantisation, reference."""
     if not provenance:
         return "no image metrics"
@@ -106,7 +106,7 @@ def protocol_line(provenance: dict[str, Any] | None) -> str:
     return (
         f"protocol {provenance.get('protocol') or 'custom'}: {provenance.get('features')} features, resize "
         f"{provenance.get('resize', 'network')}, quantize {provenance.get('quantize', False)}, "
-        f"{provenance.get('num_fake')} generated vs {reference.get('num_real')} of {reference.get('dataset')}'s "
+        f"{provenance.get('num_fake')} {first} vs {reference.get('num_real')} of {reference.get('dataset')}'s "
         f"{reference.get('split')} split"
     )
 
@@ -354,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             protocol_settings(args.protocol)  # an unknown name stops here, before any run is read
         if args.real_vs_real is not None:
             result = real_vs_real(args.real_vs_real, args)
-            print(protocol_line(result["provenance"]))
+            split = result["real_vs_real"]["split"]
+            print(protocol_line(result["provenance"], first=f"real ({split} split)"))
             print(table([(f"real ({result['real_vs_real']['split']}) vs reference", result["real_vs_real"])]))
             return 0
         if args.path is None:

@@ -232,3 +232,10 @@ def test_real_vs_real_in_dinov2_space(fashion_mnist_dir, tmp_path, capsys):
     assert score.main(["--real-vs-real", *given, "--num-samples", "24", "--metrics", "fid", "kid"]) == 0
     printed = capsys.readouterr().out
     assert "dinov2 features" in printed and "24 generated vs 24" in printed
+
+
+def test_a_reference_split_the_dataset_lacks_is_named_at_start(fashion_mnist_dir, tmp_path):
+    cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", "eval.reference_split=validation"])
+    with pytest.raises(ConfigError, match=r"eval.reference_split=validation: .*train.*test"):
+        loop.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

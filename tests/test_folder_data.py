@@ -534,3 +534,37 @@ def test_the_runs_provenance_names_the_folders_resize_filter(folder_run):
     _, summary = folder_run
     assert summary["eval_provenance"]["reference"]["data"]["resize"] == "lanczos"
     assert summary["data_provenance"]["resize"] == "lanczos" and summary["data_provenance"]["split"] == "train"
+
+
+def test_a_run_is_not_continued_on_a_folder_that_changed(folder_run):
+    """The checkpoint keeps the prepared images' hash; a resume on other images is refused."""
+    from types import SimpleNamespace
+
+    from gan_jax import loop
+    from gan_jax.checkpoint import Checkpoints
+
+    run_dir, summary = folder_run
+    checkpoints = Checkpoints(run_dir, keep=3, read_only=True)
+    meta = checkpoints.meta(checkpoints.latest_step())
+    checkpoints.close()
+    assert meta["images_sha256"] == summary["data_provenance"]["images_sha256"]
+    same = SimpleNamespace(data=SimpleNamespace(provenance={"images_sha256": meta["images_sha256"]}))
+    loop._check_same_images(same, meta, run_dir, 2)
+    edited = SimpleNamespace(data=SimpleNamespace(provenance={"images_sha256": "0" * 64}))
+    with pytest.raises(ConfigError, match=r"dataset.path: .* step 2 was trained on other images .* the folder changed"):
+        loop._check_same_images(edited, meta, run_dir, 2)
+
+
+def test_a_home_relative_path_and_an_unwritable_cache_are_handled(main_folder, tmp_path, monkeypatch):
+    """dataset.path=~/x as typed (the shell leaves ~ after '=' alone; gan-train quotes it for
+    Hydra), and a cache directory that cannot be made named as dataset.cache_dir."""
+    from gan_jax import overrides
+
+    assert overrides.quote_slices(["dataset.path=~/shoes"]) == ["dataset.path='~/shoes'"]
+    monkeypatch.setenv("HOME", str(main_folder.parent))
+    given = compose_config(["dataset=folder", *overrides.quote_slices([f"dataset.path=~/{main_folder.name}"])])
+    assert folder.list_images(given.dataset.path).root == main_folder.resolve()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(DataError, match=r"dataset.cache_dir: cannot write the prepared copy's directory"):
+        _build(main_folder, blocker / "cache")

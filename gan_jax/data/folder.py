@@ -509,7 +509,14 @@ def prepare(listing: Listing, labels: Labels, cfg: Any) -> tuple[PreparedCopy, d
     """The prepared copy of `listing` with cfg's settings (and its metadata): reused when it
     exists, else written, once across processes, through a temporary directory and a rename."""
     copy = prepared_copy(listing, cfg)
-    copy.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        copy.path.parent.mkdir(parents=True, exist_ok=True)
+        copy.lock.touch(exist_ok=True)
+    except OSError as error:
+        raise DataError(
+            f"dataset.cache_dir: cannot write the prepared copy's directory {copy.path.parent} ({error.strerror}); "
+            "set dataset.cache_dir (or $GAN_JAX_CACHE_DIR) to a writable directory"
+        ) from None
     with rundir.file_lock(copy.lock):
         if copy.path.exists():
             meta = _read_back(copy)

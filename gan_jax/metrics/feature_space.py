@@ -215,7 +215,12 @@ def reference_dataset(dataset_cfg: Any, split: str) -> Any:
 
     from gan_jax import data
 
-    return data.build(OmegaConf.merge(dataset_cfg, {"split": split}))
+    try:
+        return data.build(OmegaConf.merge(dataset_cfg, {"split": split}))
+    except ValueError as error:  # TFDS's "Unknown split"; the dataset's own DataError says it itself
+        if isinstance(error, ConfigError) or "split" not in str(error).lower():
+            raise
+        raise ConfigError(f"eval.reference_split={split}: {error}") from None
 
 
 def reference_images(dataset_cfg: Any, split: str, count: int | None) -> tuple[np.ndarray, np.ndarray | None]:
