@@ -209,7 +209,7 @@ def test_real_vs_real_prints_the_protocol_and_the_datas_floor(fashion_mnist_dir,
     given = [f"dataset.data_dir={fashion_mnist_dir}", "experiment=fashion_mnist_dcgan", "eval.reference_num_samples=64"]
     assert score.main(["--real-vs-real", *given, "--num-samples", "64", "--metrics", "fid", "kid"]) == 0
     printed = capsys.readouterr().out
-    assert "protocol custom: fashion_mnist_classifier features" in printed and "64 generated vs 64" in printed
+    assert "protocol custom: fashion_mnist_classifier features" in printed and "64 real (train split) vs 64" in printed
     assert "| real (train) vs reference |" in printed
 
 
@@ -231,7 +231,7 @@ def test_real_vs_real_in_dinov2_space(fashion_mnist_dir, tmp_path, capsys):
     ]
     assert score.main(["--real-vs-real", *given, "--num-samples", "24", "--metrics", "fid", "kid"]) == 0
     printed = capsys.readouterr().out
-    assert "dinov2 features" in printed and "24 generated vs 24" in printed
+    assert "dinov2 features" in printed and "24 real (train split) vs 24" in printed
 
 
 def test_a_reference_split_the_dataset_lacks_is_named_at_start(fashion_mnist_dir, tmp_path):
