@@ -19,7 +19,7 @@ def test_cas_ranks_samples_between_noise_and_real_data(monkeypatch):
     """Noise with random classes (an untrained G) < class-true images whose classes 0-4 are
     drawn as the next class (a G that mixes up half its classes) < the real training images."""
     monkeypatch.setattr(cas, "CAS_BATCH_SIZE", 32)  # a shorter training than a run's: these classes are easy
-    monkeypatch.setattr(cas, "CAS_MIN_STEPS", 60)
+    monkeypatch.setattr(cas, "CAS_MIN_STEPS", 40)
     real_train, train_labels = synthetic_images(256, seed=0)
     real_test, test_labels = synthetic_images(256, seed=1)
     generated, generated_labels = synthetic_images(256, seed=2)

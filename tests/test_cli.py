@@ -54,6 +54,7 @@ def test_logger_none_writes_no_wandb_files(tmp_path):
     assert (tmp_path / "summary.json").exists()
 
 
+@pytest.mark.slow  # make test's budget; the diverging-job sweep test and gan-report's tests run real multiruns
 def test_multirun_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
     result = gan_train(
         [
@@ -109,6 +110,7 @@ def test_sweep_goes_on_past_a_diverging_job_and_says_how_many_failed(tmp_path):
     assert gan_compare([str(tmp_path), "--by", "optim.lrr"]).returncode != 0
 
 
+@pytest.mark.slow  # make test's budget; the submitit requeue test signals a job and checks its resume the same way
 def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     """Preempted (SIGTERM) with no periodic checkpoint: the run saves one at the step it reached,
     exits 75 with status `preempted`, and the same command continues from that step."""

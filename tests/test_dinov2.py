@@ -77,6 +77,7 @@ def test_random_vits14_matches_the_authors_through_dgm_evals_transform(reference
         close(features, references[f"cls_{name}"], what=name)
 
 
+@pytest.mark.slow  # make test's budget; the dgm-eval pipeline test covers a non-square input
 def test_pos_embed_interpolation_on_a_non_square_grid(references, vits14_variables):
     """98x126 pixels = 7x9 patches: the class token and every normed patch token of the authors'."""
     network = dinov2.DinoVisionTransformer(dinov2.ARCHS["vits14"])
@@ -140,6 +141,7 @@ def test_resize_is_pils_bit_for_bit(height, width, channels):
         np.testing.assert_array_equal(resized, _pil_resized(image))
 
 
+@pytest.mark.slow  # make test's budget
 def test_tall_images_are_resized_horizontally_first():
     """PIL before 13 (dgm-eval pins 9.2.0) always resamples horizontally, then vertically. Pillow 13
     (python-pillow/Pillow#9549) goes vertically first when the height shrinks much more than the
@@ -169,6 +171,7 @@ def test_pixels_are_the_ones_gan_sample_writes():
     np.testing.assert_array_equal(np.asarray(dinov2.to_pixels(jnp.asarray(to_unit(every)))), every)
 
 
+@pytest.mark.slow  # ViT-g/14's feed-forward; make test-all
 def test_swiglu_file_written_by_torch(references):
     """A 2-block SwiGLU ViT (ViT-g/14's FFN) from a file torch.save wrote, read without torch."""
     path = DATA / "tiny_swiglu.pth"

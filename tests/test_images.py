@@ -90,6 +90,7 @@ def test_device_feed_matches_chunk_batches_and_splits_over_devices(fashion_mnist
     np.testing.assert_array_equal(images, expected)
 
 
+@pytest.mark.slow  # make test's budget; tests/test_folder_data.py checks grain's workers
 def test_worker_processes_read_exactly_the_batches_of_the_training_process(fashion_mnist_dir):
     """dataset.workers changes where batches are decoded, never which batches a step gets."""
     dataset = _dataset(fashion_mnist_dir)

@@ -123,6 +123,7 @@ def test_the_config_builds_the_cifar10_preset(conditioning):
         assert module == r3gan.r3gan_module(kind, **preset[f"{kind}_{suffix}"]["arch"])
 
 
+@pytest.mark.slow  # make test's budget
 def test_initialisation_is_the_authors():
     """MSR init N(0, gain^2 / fan_in): the blocks' first two convs with gain
     sqrt(2 / 1.04) * L^(-1/4) (L: all blocks), their last conv zero, biases zero, G's basis N(0, 1)."""

@@ -73,7 +73,9 @@ def test_goodfellow_fig1_generator_matches_the_data(tmp_path):
     assert (tmp_path / "figure1.png").stat().st_size > 20_000
 
 
-@pytest.mark.parametrize("mean, std", [(-3.0, 2.0), pytest.param(10.0, 0.1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "mean, std", [pytest.param(-3.0, 2.0, marks=pytest.mark.slow), pytest.param(10.0, 0.1, marks=pytest.mark.slow)]
+)
 def test_goodfellow_fig1_matches_other_target_gaussians(tmp_path, mean, std):
     cfg = compose_config(["logger=none", "train.progress_bar=false", f"dataset.mean={mean}", f"dataset.std={std}"])
     _assert_generator_matches(loop.run(cfg, tmp_path), mean, std)
