@@ -129,6 +129,7 @@ def test_path_length_draws_gs_own_randomness_from_the_terms_keys():
     assert float(result.value) == pytest.approx(2.0 * np.mean((lengths - pl_mean) ** 2), rel=1e-4)
 
 
+@pytest.mark.slow  # make test's budget; lazy phases: tests/test_phases.py
 def test_a_stylegan2_run_regularises_g_every_4_iterations():
     cfg = compose_config(LAZY_STYLEGAN2)
     parts = parts_lib.build(cfg, ImageDataset("fashion_mnist", (16, 16, 1), num_classes=10))

@@ -52,6 +52,7 @@ def test_each_replica_equals_the_single_run_with_its_seed(tmp_path):
     assert not np.allclose(samples[0], samples[1])
 
 
+@pytest.mark.slow  # make test's budget; populations and resume are each tested
 def test_population_resumes_from_its_checkpoint(tmp_path):
     whole = loop.run(compose_config(BASE + ["train.num_seeds=2"]), tmp_path / "whole")
     loop.run(

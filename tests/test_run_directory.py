@@ -243,6 +243,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     assert "20" in names and "40" in names and any(n.startswith("damaged-40-") for n in names)
 
 
+@pytest.mark.slow  # make test's budget
 def test_checkpoints_work_in_a_directory_with_brackets(tmp_path, uninterrupted):
     run_dir = tmp_path / "0_optim.betas=[0.5,0.9]"
     loop.run(compose_config(BASE + ["train.steps=20"]), run_dir)
@@ -374,6 +375,7 @@ def test_job_statuses_count_only_the_jobs_this_sweep_launched(tmp_path):
     assert job_statuses(tmp_path) == {"finished": 3, "failed": 1}
 
 
+@pytest.mark.slow  # make test's budget
 def test_a_sweep_rerun_into_a_used_directory_keeps_the_runs_and_counts_every_job(tmp_path):
     """Job 0 holds a finished run that a changed config would overwrite; job 1's directory
     is in use by another process. Both fail, both are counted, nothing is overwritten."""
