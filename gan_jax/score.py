@@ -77,10 +77,9 @@ def protocol_settings(name: str) -> DictConfig:
 def _eval_config(saved: DictConfig, args: argparse.Namespace) -> DictConfig:
     """The run's eval settings, with the protocol and options gan-eval was given on top."""
     eval_cfg = saved.eval.copy()
-    OmegaConf.set_struct(eval_cfg, False)  # a config saved before a key existed lacks it
-    for key, value in (("resize", None), ("quantize", False), ("protocol", None)):
-        if key not in eval_cfg:
-            eval_cfg[key] = value  # as the run was evaluated then
+    # A config saved before a key existed lacks it: the feature space reads such a run's
+    # evaluation as it was then (feature_space.build's defaults); a protocol may still add keys.
+    OmegaConf.set_struct(eval_cfg, False)
     if args.protocol is not None:
         eval_cfg = cast(DictConfig, OmegaConf.merge(eval_cfg, protocol_settings(args.protocol)))
     given = {
