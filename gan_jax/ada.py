@@ -390,14 +390,18 @@ def adjustment(batch_size: int, interval: int, ada_kimg: float) -> float:
     return batch_size * interval / (ada_kimg * 1000)
 
 
-def controller_term(interval: int, target: float, rate: float, fixed_p: float | None) -> Term:
-    """D's monitor term `ada`: accumulates sign(D(x_real)) and adapts p (logs only, with a fixed p)."""
+def controller_term(interval: int, target: float, rate: float, fixed_p: float | Callable[[Any], Any] | None) -> Term:
+    """D's monitor term `ada`: accumulates sign(D(x_real)) and adapts p (logs only, with a
+    fixed p: a number, or step -> p, a schedule's)."""
+    if fixed_p is not None and not callable(fixed_p):
+        constant = float(fixed_p)
+        fixed_p = lambda step: constant  # noqa: E731
 
     def fn(view: DView, state: dict[str, jax.Array]) -> TermResult:
         mean_sign = view.mean_over_devices(jnp.mean(jnp.sign(jax.lax.stop_gradient(view.real_out))))
         new = controller_update(state, mean_sign.astype(jnp.float32), view.step, interval, target, rate)
         if fixed_p is not None:  # the state holds the p applied
-            new = {**new, "p": jnp.asarray(fixed_p, jnp.float32)}
+            new = {**new, "p": jnp.asarray(fixed_p(view.step), jnp.float32)}
         return TermResult(jnp.zeros(()), new, {f"{NAME}_p": new["p"], f"{NAME}_rt": window_rt(new)})
 
     # The device mean is taken inside fn (r_t from the whole batch), so p agrees on every device.
@@ -411,11 +415,17 @@ def _strengths(cfg: Any) -> Strengths:
 def _build(cfg: Any, context: dict[str, Any]) -> Augmentation:
     chosen, strengths = expand(cfg.transforms), _strengths(cfg)
     rate = adjustment(context["batch_size"], cfg.interval, cfg.ada_kimg)
-    fixed_p = None if cfg.p is None else float(cfg.p)
+    constant_p = None if cfg.p is None else float(cfg.p)
+    curves = context.get("schedules")
+    scheduled = None if curves is None else curves.of("augment.p")
+    fixed_p = scheduled or constant_p
     target, interval = float(cfg.target), int(cfg.interval)
 
-    def apply(images: jax.Array, keys: jax.Array, states: dict[str, Any]) -> jax.Array:
-        p = fixed_p if fixed_p is not None else adapted_p(states[NAME], target, rate)
+    def apply(images: jax.Array, keys: jax.Array, states: dict[str, Any], step: Any = None) -> jax.Array:
+        if scheduled is not None:
+            p: Any = scheduled(step)
+        else:
+            p = constant_p if constant_p is not None else adapted_p(states[NAME], target, rate)
         return jax.vmap(lambda image, key: augment_one(image, key, p, chosen, strengths))(images, keys)
 
     return Augmentation(apply, (controller_term(interval, target, rate, fixed_p),))

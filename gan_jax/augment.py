@@ -114,10 +114,10 @@ class NoAugmentConfig:
 @dataclass(frozen=True)
 class Augmentation:
     """What every image D sees goes through: apply(images [B, H, W, C], one key per example,
-    the terms' states) -> images; `terms`: what the pipeline adds to the objectives (its
+    the terms' states, the steps completed) -> images; `terms`: what the pipeline adds to the objectives (its
     state, e.g. ADA's p and the controller that adapts it)."""
 
-    apply: Callable[[jax.Array, jax.Array, dict[str, Any]], jax.Array]
+    apply: Callable[[jax.Array, jax.Array, dict[str, Any], Any], jax.Array]
     terms: tuple[Term, ...] = ()
 
 
@@ -144,7 +144,13 @@ def register(part: AugmentPart, *, replace: bool = False) -> AugmentPart:
 
 def _diffaugment(cfg: Any, context: dict[str, Any]) -> Augmentation | None:
     transform = build(cfg.policy)
-    return None if transform is None else Augmentation(lambda images, keys, states: transform(images, keys))
+    if transform is None:
+        return None
+
+    def apply(images: jax.Array, keys: jax.Array, states: dict[str, Any], step: Any = None) -> jax.Array:
+        return transform(images, keys)
+
+    return Augmentation(apply)
 
 
 register(AugmentPart("diffaugment", AugmentConfig, _diffaugment, is_on=lambda cfg: bool(cfg.policy)))

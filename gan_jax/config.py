@@ -33,6 +33,7 @@ from gan_jax import (
     penalties,
     precision,
     regularisers,  # noqa: F401  (registers LeCam, CR, top-k, ... with penalties)
+    schedules,
 )
 from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
 from gan_jax.metrics.resizing import MODES as RESIZE_MODES
@@ -117,7 +118,8 @@ class TrainConfig:
     ema_start: int = at_least(0)
     # StyleGAN's EMA instead of ema_decay: a half-life of ema_kimg thousand images, and
     # with ema_rampup r a half-life of at most r x the images seen so far (gan_jax/ema.py).
-    ema_kimg: float | None = rule(None, "null or a number > 0", lambda v: v is None or v > 0)
+    # 0: the average is G itself (R3GAN's schedule starts its half-life there).
+    ema_kimg: float | None = rule(None, "null or a number >= 0", lambda v: v is None or v >= 0)
     ema_rampup: float | None = rule(None, "null or a number > 0", lambda v: v is None or v > 0)
     # Each player's update averages the gradients of this many micro-batches of the
     # per-device batch, one after another (less memory, the same update).
@@ -204,6 +206,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     augment: Any = MISSING
     dist: DistConfig = field(default_factory=DistConfig)
+    # Hyper-parameters that follow a curve over training (gan_jax/schedules.py).
+    schedule: schedules.ScheduleConfig = field(default_factory=schedules.ScheduleConfig)
     optim: Any = MISSING
     dataset: Any = MISSING
     model: Any = MISSING
@@ -453,7 +457,9 @@ _COMBINATION_RULES = [
 def validate(cfg: DictConfig, num_devices: int) -> None:
     """Raises ConfigError listing every broken rule; returns None when the config is sound."""
     errors = _unknown_keys(cfg, Config, "")
-    sections = [(s, cfg[s]) for s in ("train", "eval", "augment", "dist", "optim", "dataset", "model", "loss")]
+    sections = [
+        (s, cfg[s]) for s in ("train", "eval", "augment", "dist", "schedule", "optim", "dataset", "model", "loss")
+    ]
     sections += [("logger", cfg.logger)]
     errors += _penalty_errors(cfg.get("penalty"))
     if not errors:
@@ -483,6 +489,7 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         errors += _own_rules(cfg)
         errors += _regulariser_rules(cfg)
         errors += [message for check in _COMBINATION_RULES if (message := check(cfg))]
+        errors += schedules.errors(cfg, lambda key: _key_rule(cfg, key))
     if not errors and cfg.train.batch_size % num_devices:
         errors.append(
             f"train.batch_size={cfg.train.batch_size}: must be divisible by the number of "
@@ -497,6 +504,21 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         errors.append(message)
     if errors:
         raise ConfigError("Invalid config:\n  " + "\n  ".join(errors))
+
+
+def _key_rule(cfg: DictConfig, key: str) -> tuple[Any, str] | None:
+    """(test, description) of a numeric key's rule in its part's schema (None: it has none)."""
+    section, *rest = key.split(".")
+    if section == "penalty":
+        schema: Any = penalties.PENALTIES.get(rest[0]).schema
+    elif section == "train":
+        schema = TrainConfig
+    else:
+        schema = FAMILIES[section].get(cfg[section].name).schema
+    found = {f.name: f for f in dataclasses.fields(schema)}.get(rest[-1])
+    if found is None or "test" not in found.metadata:
+        return None
+    return found.metadata["test"], found.metadata["rule"]
 
 
 def _penalty_errors(penalty: Any) -> list[str]:
@@ -557,6 +579,7 @@ ADDED_KEY_DEFAULTS = {
     "eval.dinov2_arch": "vitl14",
     "eval.quantize": None,  # resumes with it on (null); gan-eval scores such a run's checkpoints as they were
     "eval.protocol": None,
+    "schedule.shape": "cosine",  # with schedule.kimg null and no schedule.final: nothing follows one
 }
 
 

@@ -7,13 +7,16 @@ Two parametrisations (train.ema_decay, or train.ema_kimg for StyleGAN's):
                     the ramp-up train.ema_rampup r: n = min(n, images seen so far * r)
                     (Karras et al.'s code: the average follows G closely early on)
 
-and average <- beta * average + (1 - beta) * params after each G update. Before
+and average <- beta * average + (1 - beta) * params after each G update. With a schedule on
+train.ema_decay or train.ema_kimg (gan_jax/schedules.py), that value is the schedule's at the
+step (R3GAN's half-life grows from 0 to 5M images). Before
 train.ema_start steps (beta 0) the average copies G. The average is state of the run
 (GANState.generator_ema), checkpointed with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +31,16 @@ class EMA:
     half_life_kimg: float | None = None
     rampup: float | None = None
     batch_size: int = 1  # the global batch: images seen per step
+    # step -> the scheduled value of the parametrisation in use (decay or half_life_kimg)
+    scheduled: Callable[[jax.Array], jax.Array] | None = None
 
     def beta(self, step: jax.Array) -> jax.Array:
         """The decay of the update after `step` steps completed."""
         if self.half_life_kimg is None:
-            beta: Any = self.decay
+            beta: Any = self.decay if self.scheduled is None else self.scheduled(step)
         else:
-            images = jnp.asarray(self.half_life_kimg * 1000, jnp.float32)
+            kimg = self.half_life_kimg if self.scheduled is None else self.scheduled(step)
+            images = jnp.asarray(kimg * 1000, jnp.float32)
             if self.rampup is not None:
                 images = jnp.minimum(images, step.astype(jnp.float32) * self.batch_size * self.rampup)
             beta = 0.5 ** (self.batch_size / jnp.maximum(images, 1e-8))
@@ -45,9 +51,12 @@ class EMA:
         return jax.tree.map(lambda a, p: beta * a + (1.0 - beta) * p, average, params)
 
 
-def from_config(train: Any) -> EMA | None:
-    """train.ema_decay / ema_kimg / ema_rampup / ema_start -> the EMA, None without one."""
+def from_config(train: Any, schedules: Any = None) -> EMA | None:
+    """train.ema_decay / ema_kimg / ema_rampup / ema_start -> the EMA, None without one;
+    `schedules` (gan_jax/schedules.py) may move the decay or the half-life."""
     half_life = train.get("ema_kimg")
     if train.ema_decay is None and half_life is None:
         return None
-    return EMA(train.ema_decay, train.ema_start, half_life, train.get("ema_rampup"), train.batch_size)
+    key = "train.ema_decay" if half_life is None else "train.ema_kimg"
+    scheduled = None if schedules is None else schedules.of(key)
+    return EMA(train.ema_decay, train.ema_start, half_life, train.get("ema_rampup"), train.batch_size, scheduled)

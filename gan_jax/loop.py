@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class RunContext:
     logger: RunLogger
     record: Record
     started_at: float  # time.time() when `run` was called
+    parameters: dict[str, int]  # each player's parameters (one replica's), as gan-summary counts them
     status: Status = Status.FAILED  # until the run finishes or diverges
 
 
@@ -188,10 +190,21 @@ def run(
             population=len(record.seeds) > 1,
             writes=writes,
         )
-        context = RunContext(cfg, run_dir, parts, evaluate, devices, checkpoints, best, logger, record, started_at)
+        parameters = {
+            "generator": _replica_size(state.generator.params),
+            "discriminator": _replica_size(state.discriminator.params),
+        }
+        context = RunContext(
+            cfg, run_dir, parts, evaluate, devices, checkpoints, best, logger, record, started_at, parameters
+        )
         resources.callback(_finish_logger, context)
         # Accepted: from here on summary.json is written whatever happens.
         return _train_and_summarise(context, state)
+
+
+def _replica_size(params: Any) -> int:
+    """The parameters of one replica of a population state (leaves [replicas, ...])."""
+    return sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(params))
 
 
 def _record_config(cfg: DictConfig) -> Callable[[Path], None]:
@@ -571,7 +584,9 @@ def _summary(run: RunContext, error: str | None) -> dict[str, Any]:
         processes=distributed.process_count(),
         backend=jax.default_backend(),
         replicas=replicas,
-        extra=run.evaluate.summary() | (run.best.summary() if run.best is not None else {}),
+        extra={"parameters": run.parameters}
+        | run.evaluate.summary()
+        | (run.best.summary() if run.best is not None else {}),
         wandb=wandb,
     )
 

@@ -11,11 +11,14 @@ D_r = D(x), D_f = D(G(z)) and E the batch mean:
     lsgan           D: 1/2 E[(D_r - 1)^2] + 1/2 E[D_f^2]             G: 1/2 E[(D_f - 1)^2]
     relativistic    D: E[-log s(D_r - E[D_f])] + E[-log(1 - s(D_f - E[D_r]))]
                     G: E[-log s(D_f - E[D_r])] + E[-log(1 - s(D_r - E[D_f]))]
+    rpgan           D: E_i[-log s(D_r,i - D_f,i)]                        G: E_i[-log s(D_f,i - D_r,i)]
 
 Goodfellow et al. 2014 (minimax, non-saturating); Arjovsky et al. 2017 (WGAN, whose
 critic is kept Lipschitz by weight clipping, `loss.weight_clip`); Lim & Ye 2017 and
 Miyato et al. 2018 (hinge); Mao et al. 2017 (least squares, 0-1 coding);
-Jolicoeur-Martineau 2018 (relativistic average standard GAN). log s(a) = -softplus(-a)
+Jolicoeur-Martineau 2018 (relativistic average standard GAN, and the relativistic pairing
+GAN, RpGAN: example i of the real batch paired with example i of the generated one, R3GAN's
+loss, Huang et al. 2024). log s(a) = -softplus(-a)
 and log(1 - s(a)) = -softplus(a) keep them finite for any output.
 
 Each loss is registered (`LOSSES`) with its config schema and, for wgan, the weight
@@ -105,6 +108,14 @@ def _relativistic_generator(real_out, fake_out):
     return _bce_discriminator(fake_out - jnp.mean(real_out), real_out - jnp.mean(fake_out))
 
 
+def _pairing_discriminator(real_out, fake_out):
+    return jnp.mean(softplus(-(real_out - fake_out)))
+
+
+def _pairing_generator(real_out, fake_out):
+    return jnp.mean(softplus(-(fake_out - real_out)))
+
+
 @dataclass
 class LossConfig:
     """A loss without settings of its own (every one but wgan)."""
@@ -171,6 +182,7 @@ for _part in (
     fixed(GANLoss("hinge", _hinge_discriminator, _critic_generator)),
     fixed(GANLoss("lsgan", _lsgan_discriminator, _lsgan_generator)),
     fixed(GANLoss("relativistic", _relativistic_discriminator, _relativistic_generator)),
+    fixed(GANLoss("rpgan", _pairing_discriminator, _pairing_generator)),
 ):
     register(_part)
 

@@ -7,6 +7,10 @@ schedule. `optim.lr_decay` (linear or cosine) holds each player's lr until train
 iteration `optim.lr_decay_start`, then decays it to 0 at `train.steps` (CycleGAN's
 constant-then-linear schedule; the 2-D mixtures need it for samples that sit on the modes).
 
+With `schedule.final` on an optimiser key (gan_jax/schedules.py), the player's lr or betas
+are hyper-parameters in its optimiser state (optax.inject_hyperparams), which the step sets
+from the schedule before each update (`Optimiser.hyperparams(step)`).
+
 A player with a lazy regulariser (one that runs every N iterations, gan_jax/penalties.py)
 gets lr * c and Adam's betas ** c with c = N / (N + 1) (Karras et al. 2020, Appendix B:
 the regulariser's own updates then leave the optimiser's effective step as it was).
@@ -18,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import optax
 
 from gan_jax.registry import Registry, Rule
+from gan_jax.schedules import Schedules
 from gan_jax.schema import MISSING, in_range, one_of, optional_positive, positive, rule
 
 LR_DECAYS = ("linear", "cosine")
@@ -71,21 +77,85 @@ register(OptimPart("rmsprop", lambda lr, cfg: optax.rmsprop(lr)))
 register(OptimPart("sgd", lambda lr, cfg: optax.sgd(lr)))
 
 
+@dataclass(frozen=True)
+class Optimiser:
+    """A player's optimiser and, when some of its settings follow a schedule, step -> the
+    values of those settings (optax's hyper-parameter names) to put in its state."""
+
+    transformation: optax.GradientTransformation
+    hyperparams: Callable[[jax.Array], dict[str, jax.Array]] | None = None
+
+
 def build(
-    cfg, steps: int, d_steps: int, g_interval: int | None = None, d_interval: int | None = None
-) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    cfg,
+    steps: int,
+    d_steps: int,
+    g_interval: int | None = None,
+    d_interval: int | None = None,
+    schedules: Schedules | None = None,
+) -> tuple[Optimiser, Optimiser]:
     """Returns (generator optimiser, discriminator optimiser) for `steps` training
     iterations, in each of which D is updated `d_steps` times and G once; a player's lazy
     regularisation interval (None: none) rescales its lr and betas."""
-    make = OPTIMISERS.get(cfg.name).build
-    g_lr = cfg.lr if cfg.g_lr is None else cfg.g_lr
-    d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
-    g_cfg, g_scale = lazy_rescaled(players_own(cfg, "g"), g_interval)
-    d_cfg, d_scale = lazy_rescaled(players_own(cfg, "d"), d_interval)
+    schedules = schedules or Schedules()
     return (
-        make(schedule(g_lr * g_scale, cfg, steps, 1), g_cfg),
-        make(schedule(d_lr * d_scale, cfg, steps, d_steps), d_cfg),
+        _player_optimiser(cfg, "g", steps, 1, g_interval, schedules),
+        _player_optimiser(cfg, "d", steps, d_steps, d_interval, schedules),
     )
+
+
+def _player_optimiser(
+    cfg, player: str, steps: int, updates_per_step: int, interval: int | None, schedules: Schedules
+) -> Optimiser:
+    make = OPTIMISERS.get(cfg.name).build
+    lr_key = f"{player}_lr" if cfg.get(f"{player}_lr") is not None else "lr"
+    own, scale = lazy_rescaled(players_own(cfg, player), interval)
+    lr = cfg[lr_key] * scale
+    # optax's name for each setting -> the config key the player takes it from
+    sources = {"learning_rate": lr_key}
+    for beta in ("b1", "b2"):
+        if beta in own:
+            sources[beta] = f"{player}_{beta}" if cfg.get(f"{player}_{beta}") is not None else beta
+    scheduled = {name: key for name, key in sources.items() if schedules.has(f"optim.{key}")}
+    if not scheduled:
+        return Optimiser(make(schedule(lr, cfg, steps, updates_per_step), own))
+
+    betas = tuple(b for b in ("b1", "b2") if b in own)
+
+    def with_betas(learning_rate, b1, b2):  # optax reads a factory's named parameters as its hyper-parameters
+        return make(learning_rate, _WithValues(own, {"b1": b1, "b2": b2}))
+
+    def without_betas(learning_rate):
+        return make(learning_rate, own)
+
+    factory = with_betas if betas else without_betas
+    initial = {"learning_rate": lr, **{b: own[b] for b in betas}}
+    ratio = scale  # the lazy rescaling: lr * c, betas ** c
+
+    def hyperparams(step: jax.Array) -> dict[str, jax.Array]:
+        values = {}
+        for name, key in scheduled.items():
+            value = schedules.value(f"optim.{key}", step)
+            values[name] = value * ratio if name == "learning_rate" else value**ratio
+        return values
+
+    return Optimiser(optax.inject_hyperparams(factory)(**initial), hyperparams)
+
+
+class _WithValues:
+    """A config node with some settings replaced by (traced) values: what a builder reads."""
+
+    def __init__(self, node: Any, values: dict[str, Any]):
+        self._node, self._values = node, values
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values[name] if name in self._values else getattr(self._node, name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.__getattr__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, self._node.get(name, default))
 
 
 def players_own(cfg, player: str):

@@ -17,6 +17,7 @@ from gan_jax import (
     penalties,
     precision,
     regularisers,  # noqa: F401  (registers LeCam, CR, top-k, ... with penalties)
+    schedules,
     step,
     terms,
 )
@@ -29,39 +30,48 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     _check_classes(cfg, dataset)
     _check_enough_examples(cfg, dataset)
     gan_models = precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision)
-    augmentation = augment.from_config(cfg.augment, {"batch_size": cfg.train.batch_size})
-    objective_terms = build_terms(cfg, gan_models, dataset) + (augmentation.terms if augmentation else ())
+    curves = schedules.from_config(cfg)
+    augmentation = augment.from_config(cfg.augment, {"batch_size": cfg.train.batch_size, "schedules": curves})
+    objective_terms = build_terms(cfg, gan_models, dataset, curves) + (augmentation.terms if augmentation else ())
     try:
         g_interval = terms.lazy_interval(objective_terms, terms.GENERATOR)
         d_interval = terms.lazy_interval(objective_terms, terms.DISCRIMINATOR)
     except ValueError as error:  # each player has one lazy phase
         raise ConfigError(f"{error}: give its lazy regularisers (penalty.<name>.interval) one interval") from None
     g_optimiser, d_optimiser = optim.build(
-        cfg.optim, cfg.train.steps, cfg.train.d_steps, g_interval=g_interval, d_interval=d_interval
+        cfg.optim, cfg.train.steps, cfg.train.d_steps, g_interval=g_interval, d_interval=d_interval, schedules=curves
     )
     return step.GANParts(
         data=dataset,
         models=gan_models,
-        g_optimiser=g_optimiser,
-        d_optimiser=d_optimiser,
+        g_optimiser=g_optimiser.transformation,
+        d_optimiser=d_optimiser.transformation,
+        g_hyperparams=g_optimiser.hyperparams,
+        d_hyperparams=d_optimiser.hyperparams,
         d_steps=cfg.train.d_steps,
         terms=objective_terms,
         augment=None if augmentation is None else augmentation.apply,
         d_constraint=losses.LOSSES.get(cfg.loss.name).d_constraint(cfg.loss),
         simultaneous=cfg.train.schedule == "simultaneous",
-        ema=ema.from_config(cfg.train),
+        ema=ema.from_config(cfg.train, curves),
+        schedules=curves,
         grad_accum=cfg.train.get("grad_accum", 1),
     )
 
 
-def build_terms(cfg: DictConfig, gan_models: models.GANModels, dataset: data.Dataset) -> tuple[terms.Term, ...]:
+def build_terms(
+    cfg: DictConfig,
+    gan_models: models.GANModels,
+    dataset: data.Dataset,
+    curves: schedules.Schedules | None = None,
+) -> tuple[terms.Term, ...]:
     """The adversarial loss, the conditioning's class loss, then the regularisers in the
     order `penalty` lists them; a later term of a player with an earlier one's name
     replaces it (top-k re-weights G's adversarial loss)."""
     loss = losses.get(cfg.loss.name, cfg.loss)
     context = dict(data_scale=dataset.scale, batch_size=cfg.train.batch_size, steps=cfg.train.steps, loss=loss)
     chosen = losses.adversarial_terms(loss) + models.conditioning_terms(gan_models)
-    chosen += penalties.build_terms(cfg.get("penalty"), context)
+    chosen += penalties.build_terms(cfg.get("penalty"), context, curves or schedules.Schedules())
     by_key: dict[tuple[str, str], terms.Term] = {}
     for term in chosen:
         by_key[(term.player, term.name)] = term

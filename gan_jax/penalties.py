@@ -29,6 +29,7 @@ each norm is that of the gradient with respect to the whole pack, D's actual inp
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.registry import Registry
+from gan_jax.schedules import Schedules
 from gan_jax.schema import MISSING, at_least, rule
 from gan_jax.terms import DISCRIMINATOR, DView, Term, TermResult
 
@@ -200,9 +202,27 @@ def chosen(penalty_cfg: Any) -> list[str]:
     return [] if penalty_cfg is None else [str(k) for k in penalty_cfg]
 
 
-def build_terms(penalty_cfg: Any, context: dict[str, Any]) -> tuple[Term, ...]:
-    """Every chosen regulariser's terms, in the order the config lists them."""
+def build_terms(penalty_cfg: Any, context: dict[str, Any], curves: Schedules | None = None) -> tuple[Term, ...]:
+    """Every chosen regulariser's terms, in the order the config lists them; a regulariser
+    whose weight follows a schedule has its terms' values scaled by weight(step) / weight."""
     terms: tuple[Term, ...] = ()
     for name in chosen(penalty_cfg):
-        terms += PENALTIES.get(name).build(penalty_cfg[name], BuildContext(name=name, **context))
+        built = PENALTIES.get(name).build(penalty_cfg[name], BuildContext(name=name, **context))
+        weight = None if curves is None else curves.of(f"penalty.{name}.weight")
+        if weight is not None:
+            built = tuple(_reweighted(term, weight, float(penalty_cfg[name].weight)) for term in built)
+        terms += built
     return terms
+
+
+def _reweighted(term: Term, weight: Callable[[Any], Any], base: float) -> Term:
+    """`term` with its value x weight(step) / base: every regulariser is linear in its weight
+    (a "loss" term, top-k's re-weighted loss, has none to scale: its weight is fixed at 1)."""
+    if term.kind != "regulariser":
+        return term
+
+    def fn(view: Any, state: Any) -> TermResult:
+        result = term.fn(view, state)
+        return dataclasses.replace(result, value=result.value * (weight(view.step) / base))
+
+    return dataclasses.replace(term, fn=fn)

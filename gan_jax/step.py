@@ -52,6 +52,7 @@ from gan_jax import terms as terms_lib
 from gan_jax.data import Dataset, SampledDataset
 from gan_jax.ema import EMA
 from gan_jax.models import GANModels
+from gan_jax.schedules import Schedules
 from gan_jax.terms import DISCRIMINATOR, GENERATOR, DView, GView, Term
 
 
@@ -166,13 +167,18 @@ class GANParts:
     d_optimiser: optax.GradientTransformation
     d_steps: int
     terms: tuple[Term, ...]  # both players' objectives, in the order they are summed
-    # (images, per-example keys, the terms' states) -> augmented images; None: off.
-    augment: Callable[[jax.Array, jax.Array, dict[str, Any]], jax.Array] | None = None
+    # (images, per-example keys, the terms' states, the steps completed) -> augmented images; None: off.
+    augment: Callable[[jax.Array, jax.Array, dict[str, Any], Any], jax.Array] | None = None
     # Projects D's parameters after each update (WGAN's weight clipping).
     d_constraint: Callable[[Any], Any] | None = None
     simultaneous: bool = False
     ema: EMA | None = None
     grad_accum: int = 1  # micro-batches per main update
+    # step -> the optimiser settings that follow a schedule (None: none do); the schedules
+    # themselves, whose values each logged row carries.
+    g_hyperparams: Callable[[jax.Array], dict[str, jax.Array]] | None = None
+    d_hyperparams: Callable[[jax.Array], dict[str, jax.Array]] | None = None
+    schedules: Schedules = field(default_factory=Schedules)
 
 
 def stream_key(rng: jax.Array, step: jax.Array, stream: Stream, substep: Any = 0) -> jax.Array:
@@ -238,8 +244,14 @@ def _mean_over_devices(tree: Any, axis_name: str | None) -> Any:
     return lax.pmean(tree, axis_name) if axis_name else tree
 
 
-def _apply_gradients(optimiser: optax.GradientTransformation, player: PlayerState, grads: Any) -> PlayerState:
-    updates, opt_state = optimiser.update(grads, player.opt_state, player.params)
+def _apply_gradients(
+    optimiser: optax.GradientTransformation, player: PlayerState, grads: Any, hyperparams: dict[str, Any] | None = None
+) -> PlayerState:
+    """One optimiser update; `hyperparams`: the scheduled settings to use (set in its state first)."""
+    opt_state = player.opt_state
+    if hyperparams:
+        opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, **hyperparams})
+    updates, opt_state = optimiser.update(grads, opt_state, player.params)
     return player.replace(params=optax.apply_updates(player.params, updates), opt_state=opt_state)
 
 
@@ -374,6 +386,15 @@ class _Iteration:
     def mean_over_devices(self, tree: Any) -> Any:
         return _mean_over_devices(tree, self.axis_name)
 
+    @property
+    def g_hyperparams(self) -> dict[str, jax.Array] | None:
+        """G's optimiser settings at this step, where a schedule moves them."""
+        return None if self.parts.g_hyperparams is None else self.parts.g_hyperparams(self.state.step)
+
+    @property
+    def d_hyperparams(self) -> dict[str, jax.Array] | None:
+        return None if self.parts.d_hyperparams is None else self.parts.d_hyperparams(self.state.step)
+
     def draw(self, stream: Stream, substep: Any, sample_one: Callable) -> jax.Array:
         first_index = lax.axis_index(self.axis_name) * self.batch_size if self.axis_name else 0
         key = stream_key(self.state.rng, self.state.step, stream, substep)
@@ -404,7 +425,9 @@ class _Iteration:
     def augment(self) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
         """The augmentation as this iteration applies it: with the states it started with (ADA's p)."""
         pipeline = self.parts.augment
-        return None if pipeline is None else lambda images, keys: pipeline(images, keys, self.state.terms)
+        return (
+            None if pipeline is None else lambda images, keys: pipeline(images, keys, self.state.terms, self.state.step)
+        )
 
     def augmented(self, images: jax.Array, example_keys: jax.Array | None) -> jax.Array:
         if self.augment is None or example_keys is None:
@@ -482,7 +505,7 @@ class _Iteration:
         )
 
     def finish_d_update(self, player: PlayerState, grads: Any) -> PlayerState:
-        player = _apply_gradients(self.parts.d_optimiser, player, grads)
+        player = _apply_gradients(self.parts.d_optimiser, player, grads, self.d_hyperparams)
         if self.parts.d_constraint is not None:
             player = player.replace(params=self.parts.d_constraint(player.params))
         return player
@@ -675,7 +698,7 @@ def _g_main_update(it: _Iteration, opponent: PlayerState, term_states: dict):
     generator = it.state.generator
     grads, aux, model_state = _accumulate(loss_fn, generator.params, generator.model_state, inputs, it.parts.grad_accum)
     grads = it.mean_over_devices(grads)
-    player = _apply_gradients(it.parts.g_optimiser, generator.replace(model_state=model_state), grads)
+    player = _apply_gradients(it.parts.g_optimiser, generator.replace(model_state=model_state), grads, it.g_hyperparams)
     metrics = {"g_loss": aux["loss"], "g_grad_norm": optax.tree.norm(grads)}
     if any(t.kind == "regulariser" and t.player == GENERATOR for t in it.parts.terms):
         metrics["g_penalty"] = jnp.asarray(aux["penalty"], jnp.float32)
@@ -723,7 +746,7 @@ def _g_lazy_update(
         return total, new_states
 
     (_, new_states), grads = jax.value_and_grad(loss_fn, has_aux=True)(player.params)
-    player = _apply_gradients(it.parts.g_optimiser, player, it.mean_over_devices(grads))
+    player = _apply_gradients(it.parts.g_optimiser, player, it.mean_over_devices(grads), it.g_hyperparams)
     return player, _merge_states(term_states, new_states, g_lazy, it.axis_name)
 
 
@@ -766,6 +789,7 @@ def train_step(
     )
 
     metrics = {
+        **parts.schedules.metrics(state.step),
         **d_metrics,
         **_lazy_metrics("d", terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=True), term_states),
         **g_metrics,

@@ -130,7 +130,7 @@ def test_cli_unknown_options_and_renamed_keys_exit_2_saying_what_to_write(tmp_pa
     )
     assert result.returncode == 2
     for message in (
-        "loss=wasserstein: valid values are hinge, lsgan, minimax, non_saturating, relativistic, wgan",
+        "loss=wasserstein: valid values are hinge, lsgan, minimax, non_saturating, relativistic, rpgan, wgan",
         "penalty=lecma: valid values are ",
         "train.eval_every: renamed; spell it eval.every",
         "penalty.weight: renamed; spell it penalty.<name>.weight",

@@ -25,7 +25,7 @@ F = [-3.0, 0.0, 1.5]
 
 
 def test_registry_names_and_error():
-    assert losses.names() == ("minimax", "non_saturating", "wgan", "hinge", "lsgan", "relativistic")
+    assert losses.names() == ("minimax", "non_saturating", "wgan", "hinge", "lsgan", "relativistic", "rpgan")
     with pytest.raises(KeyError, match="valid losses: minimax, non_saturating, wgan"):
         losses.get("wgan_typo")
 
@@ -57,6 +57,16 @@ def test_relativistic_average():
     g = np.mean([-math.log(_sigmoid(f - mr)) for f in F]) + np.mean([-math.log(1 - _sigmoid(r - mf)) for r in R])
     assert _value("relativistic", "discriminator") == pytest.approx(d, rel=1e-6)
     assert _value("relativistic", "generator") == pytest.approx(g, rel=1e-6)
+
+
+def test_relativistic_pairing_pairs_example_i_with_example_i():
+    """R3GAN's loss (their Trainer.py): softplus(-(D(x_i) - D(G(z_i)))), not the average variant."""
+    d = np.mean([-math.log(_sigmoid(r - f)) for r, f in zip(R, F, strict=True)])
+    g = np.mean([-math.log(_sigmoid(f - r)) for r, f in zip(R, F, strict=True)])
+    assert _value("rpgan", "discriminator") == pytest.approx(d, rel=1e-6)
+    assert _value("rpgan", "generator") == pytest.approx(g, rel=1e-6)
+    shuffled = losses.get("rpgan").discriminator(REAL, FAKE[::-1])
+    assert float(shuffled) != pytest.approx(d, rel=1e-3)  # the pairing, not the batch means, decides it
 
 
 @pytest.mark.parametrize("name", ["minimax", "non_saturating"])

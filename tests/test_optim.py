@@ -85,11 +85,11 @@ def test_each_player_may_have_its_own_adam_betas():
 
     cfg = compose_config(TINY + ["optim.lr=0.1", "optim.b1=0.0", "optim.b2=0.9", "optim.g_b2=0.5", "optim.d_b1=0.3"])
     validate(cfg, 1)
-    g_opt, d_opt = optim.build(cfg.optim, steps=10, d_steps=1)
+    g_opt, d_opt = (o.transformation for o in optim.build(cfg.optim, steps=10, d_steps=1))
     grads = [np.asarray([1.0, -2.0, 0.5], np.float32) * (i + 1) for i in range(4)]
     np.testing.assert_allclose(_updates(g_opt, grads), _updates(optax.adam(0.1, b1=0.0, b2=0.5), grads), rtol=1e-6)
     np.testing.assert_allclose(_updates(d_opt, grads), _updates(optax.adam(0.1, b1=0.3, b2=0.9), grads), rtol=1e-6)
-    lazy_g, _ = optim.build(cfg.optim, steps=10, d_steps=1, g_interval=4)  # then rescaled: 0.5 ** (4/5)
+    lazy_g = optim.build(cfg.optim, steps=10, d_steps=1, g_interval=4)[0].transformation  # then rescaled: 0.5 ** (4/5)
     expected = _updates(optax.adam(0.1 * 4 / 5, b1=0.0, b2=0.5 ** (4 / 5)), grads)
     np.testing.assert_allclose(_updates(lazy_g, grads), expected, rtol=1e-6)
     with pytest.raises(ConfigError, match=r"optim.g_b2=1.5: must be null or a number in \[0, 1\]"):

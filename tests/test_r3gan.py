@@ -219,3 +219,46 @@ def test_a_tiny_conditional_r3gan_trains_through_the_loop(fashion_mnist_dir, tmp
     for key in ("d_loss", "g_loss", "d_r1", "d_r2"):
         assert all(np.isfinite(r[key]) for r in rows), key
     assert all(r["d_r1"] > 0 and r["d_r2"] > 0 for r in rows)
+
+
+# experiment=fashion_mnist_r3gan (its schedules, RpGAN, R1 + R2, conditional), shrunk to 8x8 and 4 steps
+TINY_PRESET = [
+    "experiment=fashion_mnist_r3gan",
+    "dataset.image_size=8",
+    "model.latent_dim=8",
+    "model.width_per_stage=[16,8]",
+    "model.cardinality_per_stage=[4,2]",
+    "model.blocks_per_stage=[1,1]",
+    "model.generator.condition_embedding_dim=4",
+    "model.discriminator.condition_embedding_dim=8",
+    "schedule.kimg=0.032",  # the 4 steps x 8 images
+    "train.batch_size=8",
+    "train.steps=4",
+    "train.log_every=1",
+    "train.checkpoint_every=2",
+    "train.sample_every=4",
+    "eval.every=4",
+    "eval.metrics=[]",
+    "logger=none",
+    "train.progress_bar=false",
+]
+
+
+@pytest.mark.slow  # about 60 s on a cold compilation cache: make test-all
+def test_the_preset_as_a_population_equals_its_single_runs_and_resumes_on_its_schedules(fashion_mnist_dir, tmp_path):
+    """Two seeds in one program against seed 1 alone (to 1e-4), with every schedule moving;
+    then the population stopped at its step-2 checkpoint and resumed gives the same rows."""
+    data = [f"dataset.data_dir={fashion_mnist_dir}"]
+    loop.run(compose_config(TINY_PRESET + data + ["train.num_seeds=2"]), tmp_path / "population")
+    loop.run(compose_config(TINY_PRESET + data + ["seed=1"]), tmp_path / "single")
+    together = [r for r in training_rows(tmp_path / "population") if r["seed"] == 1]
+    alone = training_rows(tmp_path / "single")
+    assert [r["step"] for r in together] == [r["step"] for r in alone] == [1, 2, 3, 4]
+    for key in ("d_loss", "g_loss", "d_r1", "d_r2", "d_real", "d_fake", "schedule/optim.lr", "schedule/train.ema_kimg"):
+        np.testing.assert_allclose([r[key] for r in together], [r[key] for r in alone], rtol=1e-4, err_msg=key)
+    assert alone[0]["schedule/optim.lr"] == pytest.approx(2e-4) and alone[-1]["schedule/optim.lr"] < 1e-4
+    split = TINY_PRESET + data + ["train.num_seeds=2"]
+    loop.run(compose_config(split + ["train.steps=2"]), tmp_path / "split")
+    resumed = loop.run(compose_config(split), tmp_path / "split")
+    assert resumed["resumed_from_step"] == 2
+    assert training_rows(tmp_path / "split") == training_rows(tmp_path / "population")

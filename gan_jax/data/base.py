@@ -56,6 +56,8 @@ class DatasetPart:
     rules: tuple[Rule, ...] = ()
     num_classes: int | None = 0
     image_size_key: str = "image_size"  # the dataset.<key> that sets the image size, for messages
+    # Images: (cfg.dataset) -> their channels; None: known once the dataset is opened (tfds).
+    channels: Callable[[Any], int] | None = None
 
 
 DATASETS: Registry[DatasetPart] = Registry("dataset")
@@ -74,12 +76,14 @@ class DataFacts:
     image_size: int | None  # None: not images
     num_classes: int | None = 0  # of its labels; 0: none; None: known once opened
     image_size_key: str = "image_size"  # dataset.<this> sets the size
+    channels: int | None = None  # images: None when known only once opened
 
 
 def facts(cfg: Any) -> DataFacts:
     part = DATASETS.get(cfg.name)
     size = part.image_size(cfg) if part.image_size else None
-    return DataFacts(cfg.name, part.shape, size, part.num_classes, part.image_size_key)
+    channels = part.channels(cfg) if part.channels else None
+    return DataFacts(cfg.name, part.shape, size, part.num_classes, part.image_size_key, channels)
 
 
 def names_where(test: Callable[[DatasetPart], bool]) -> tuple[str, ...]:

@@ -742,5 +742,6 @@ register(
         image_size=lambda c: c.resolution,
         num_classes=None,
         image_size_key="resolution",
+        channels=lambda c: c.channels,
     )
 )

@@ -315,6 +315,25 @@ class ImageDataConfig:
     workers: int = at_least(0)  # processes that read and decode batches; 0: a thread of the training process
 
 
-# name -> the classes of its `label` feature (celeb_a has none; tfds: whichever dataset it names)
-for _name, _classes in (("mnist", 10), ("fashion_mnist", 10), ("cifar10", 10), ("celeb_a", 0), ("tfds", None)):
-    register(DatasetPart(_name, ImageDataConfig, build, image_size=lambda c: c.image_size, num_classes=_classes))
+def _constant(channels: int | None):
+    return None if channels is None else lambda cfg: channels
+
+
+# name -> the classes of its `label` feature (celeb_a has none; tfds: whichever dataset it names), its channels
+for _name, _classes, _channels in (
+    ("mnist", 10, 1),
+    ("fashion_mnist", 10, 1),
+    ("cifar10", 10, 3),
+    ("celeb_a", 0, 3),
+    ("tfds", None, None),
+):
+    register(
+        DatasetPart(
+            _name,
+            ImageDataConfig,
+            build,
+            image_size=lambda c: c.image_size,
+            num_classes=_classes,
+            channels=_constant(_channels),
+        )
+    )
