@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from omegaconf import OmegaConf
 
 from gan_jax.schema import MISSING, one_of, rule
 
@@ -92,16 +93,23 @@ class Schedules:
 
 def flat_final(cfg: Any) -> dict[str, Any]:
     """schedule.final as {dotted key: final value}."""
-    from omegaconf import OmegaConf
-
-    from gan_jax.config import flatten
-
     node = cfg.get("schedule")
     if node is None or node.get("final") is None:
         return {}
     final = node.final
     tree = OmegaConf.to_container(final, resolve=True) if OmegaConf.is_config(final) else final
-    return flatten(tree) if isinstance(tree, dict) else {"": tree}
+    return _dotted(tree) if isinstance(tree, dict) else {"": tree}
+
+
+def _dotted(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"lr": 1}} -> {"optim.lr": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _dotted(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def from_config(cfg: Any) -> Schedules:
@@ -109,8 +117,6 @@ def from_config(cfg: Any) -> Schedules:
     final = flat_final(cfg)
     if not final:
         return Schedules()
-    from omegaconf import OmegaConf
-
     images = float(cfg.schedule.kimg) * 1000
     curves = tuple(
         Curve(key, float(OmegaConf.select(cfg, key)), float(value), images, cfg.schedule.shape)
@@ -132,7 +138,6 @@ def schedulable_keys(cfg: Any) -> tuple[str, ...]:
 def errors(cfg: Any, field_rule: Callable[[str], tuple[Callable[[Any], bool], str] | None]) -> list[str]:
     """What is wrong with schedule.final for this config; `field_rule(key)` is the key's
     own (test, description) from its schema."""
-    from omegaconf import OmegaConf
 
     final = flat_final(cfg)
     if not final:

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax.models import dcgan, dirac, layers, mlp, r3gan, resnet, stylegan2
+from gan_jax.models import attention, biggan, dcgan, dirac, layers, mlp, r3gan, resnet, stylegan2
 from gan_jax.models.parts import LATENT_DISTRIBUTIONS, MODELS, ModelPart, register
 from gan_jax.terms import DISCRIMINATOR, GENERATOR, DView, GView, Term, TermResult
 
@@ -19,6 +19,8 @@ __all__ = [
     "MODELS",
     "GANModels",
     "ModelPart",
+    "attention",
+    "biggan",
     "build",
     "conditioning_terms",
     "dcgan",

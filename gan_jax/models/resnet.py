@@ -20,6 +20,10 @@ Conditioning (`num_classes` > 0), Miyato and Koyama 2018 / Odena et al. 2017:
               D(x, y) = psi(phi(x)) + <embed(y), phi(x)>
   acgan       the same G; D returns [adversarial logit, class logits]: [B, 1 + classes]
 D called without labels gives psi(phi(x)) (projection) or the same two heads (acgan).
+
+Self-attention (`attention_resolution`, Zhang et al. 2019 SAGAN; gan_jax.models.attention):
+after G's block whose output has that resolution and after D's first block that ends at
+it (spectrally normalised in D with `spectral_norm`); 1x1 convs without bias.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.data import DataFacts
+from gan_jax.models.attention import SelfAttention, attention_fits
 from gan_jax.models.layers import BatchNorm, maybe_spectral
 from gan_jax.models.parts import ModelPart, latent_distributions, needs_images_of, register
 from gan_jax.schema import MISSING, at_least, one_of, rule
@@ -54,6 +60,31 @@ def downsample(x: jax.Array) -> jax.Array:
 
 def conv(features: int, size: int) -> nn.Conv:
     return nn.Conv(features, (size, size), padding="SAME", kernel_init=_init)
+
+
+def g_resolutions(size: int) -> tuple[int, ...]:
+    """The resolutions G's blocks end at."""
+    start, blocks, _ = SUPPORTED_SIZES[size]
+    return tuple(start * 2 ** (i + 1) for i in range(blocks))
+
+
+def d_resolutions(size: int) -> tuple[int, ...]:
+    """The resolutions D's blocks end at (the optimised block's first)."""
+    _, _, down_blocks = SUPPORTED_SIZES[size]
+    return tuple(size // 2 ** min(i + 1, down_blocks + 1) for i in range(1 + down_blocks + PLAIN_D_BLOCKS))
+
+
+def attention_resolutions(size: int) -> tuple[int, ...]:
+    """Where both G and D can take self-attention: a resolution both have, even (its 2x2 pooling)."""
+    return tuple(sorted(r for r in set(g_resolutions(size)) & set(d_resolutions(size)) if r % 2 == 0))
+
+
+def self_attention(x: jax.Array, spectral_norm: bool, update_stats: bool) -> jax.Array:
+    def attention_conv(features: int, name: str, inputs: jax.Array) -> jax.Array:
+        layer = nn.Conv(features, (1, 1), use_bias=False, kernel_init=_init, name=name)
+        return maybe_spectral(layer, inputs, spectral_norm, update_stats)
+
+    return SelfAttention()(x, attention_conv)
 
 
 class GeneratorNorm(nn.Module):
@@ -90,6 +121,7 @@ class Generator(nn.Module):
     image_shape: tuple[int, int, int]
     width: int
     num_classes: int = 0  # > 0: conditional batch norm in the blocks
+    attention_resolution: int | None = None  # self-attention after the block ending at it
 
     @nn.compact
     def __call__(
@@ -100,6 +132,8 @@ class Generator(nn.Module):
         x = nn.Dense(start * start * self.width, kernel_init=_init)(z).reshape(z.shape[0], start, start, self.width)
         for _ in range(blocks):
             x = GeneratorBlock(self.width, self.num_classes)(x, labels, update_stats, axis_name)
+            if x.shape[1] == self.attention_resolution:
+                x = self_attention(x, False, update_stats)
         x = nn.relu(GeneratorNorm()(x, None, update_stats, axis_name))
         return jnp.tanh(conv(channels, 3)(x))
 
@@ -137,6 +171,7 @@ class Discriminator(nn.Module):
     spectral_norm: bool = False
     conditioning: str = "none"
     num_classes: int = 0
+    attention_resolution: int | None = None  # self-attention after the first block ending at it
 
     @nn.compact
     def __call__(
@@ -146,11 +181,22 @@ class Discriminator(nn.Module):
             return maybe_spectral(module, inputs, self.spectral_norm, update_stats)
 
         _, _, down_blocks = SUPPORTED_SIZES[self.image_shape[0]]
+        attended = False
+
+        def attend(h: jax.Array) -> jax.Array:
+            nonlocal attended
+            if attended or h.shape[1] != self.attention_resolution:
+                return h
+            attended = True
+            return self_attention(h, self.spectral_norm, update_stats)
+
         h = DiscriminatorBlock(self.width, down=True, optimised=True, spectral_norm=self.spectral_norm)(x, update_stats)
+        h = attend(h)
         for index in range(down_blocks + PLAIN_D_BLOCKS):
             h = DiscriminatorBlock(self.width, down=index < down_blocks, spectral_norm=self.spectral_norm)(
                 h, update_stats
             )
+            h = attend(h)
         phi = jnp.sum(nn.relu(h), axis=(1, 2))
         out = layer(nn.Dense(1, kernel_init=_init), phi)
         if self.conditioning == "projection" and labels is not None:
@@ -164,9 +210,12 @@ class Discriminator(nn.Module):
 
 def build(cfg, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
     classes = cfg.num_classes if cfg.conditioning != "none" else 0
+    attention = cfg.get("attention_resolution")
     return (
-        Generator(image_shape, cfg.generator.width, classes),
-        Discriminator(image_shape, cfg.discriminator.width, cfg.discriminator.spectral_norm, cfg.conditioning, classes),
+        Generator(image_shape, cfg.generator.width, classes, attention),
+        Discriminator(
+            image_shape, cfg.discriminator.width, cfg.discriminator.spectral_norm, cfg.conditioning, classes, attention
+        ),
     )
 
 
@@ -190,6 +239,8 @@ class ResNetConfig:
     num_classes: int = at_least(2)  # the dataset's, when conditioning (checked against it)
     # ACGAN's auxiliary classification loss, added to both players' losses with this weight.
     class_loss_weight: float | None = rule(MISSING, "null or a number > 0", lambda v: v is None or v > 0)
+    # SAGAN's self-attention in G and D at this resolution; null: none (a run saved before the key: null).
+    attention_resolution: int | None = rule(None, "null or an integer >= 2", lambda v: v is None or v >= 2)
     generator: ResNetGeneratorConfig = field(default_factory=ResNetGeneratorConfig)
     discriminator: ResNetDiscriminatorConfig = field(default_factory=ResNetDiscriminatorConfig)
 
@@ -205,12 +256,38 @@ def _class_loss_weight_with_acgan_only(cfg: Any) -> str | None:
     return None
 
 
+_images_of_supported_sizes = needs_images_of("resnet", SUPPORTED_SIZES)
+
+
+def fits_the_images(cfg: Any, data: DataFacts) -> str | None:
+    """A supported image size, and an attention resolution that both G and D have there."""
+    problem = _images_of_supported_sizes(cfg, data)
+    at = cfg.get("attention_resolution")
+    if problem or at is None:
+        return problem
+    size = data.image_size
+    assert size is not None  # an image dataset: the check above
+    valid = attention_resolutions(size)
+    if at not in valid:
+        g_ends, d_ends = (", ".join(map(str, sorted(set(r)))) for r in (g_resolutions(size), d_resolutions(size)))
+        return (
+            f"model.attention_resolution={at}: at {size}x{size} G's blocks end at {g_ends} and D's at "
+            f"{d_ends}; valid values are null, {', '.join(map(str, valid))}"
+        )
+    for network in ("generator", "discriminator"):
+        width = cfg[network].width
+        reason = attention_fits(width, at, at)
+        if reason:
+            return f"model.{network}.width={width}: attention at {at}x{at} sees {reason}"
+    return None
+
+
 register(
     ModelPart(
         "resnet",
         ResNetConfig,
         lambda cfg, data: build(cfg, data.shape),
-        data_rule=needs_images_of("resnet", SUPPORTED_SIZES),
+        data_rule=fits_the_images,
         rules=(_class_loss_weight_with_acgan_only,),
     )
 )

@@ -9,7 +9,9 @@ output filters are pushed towards 0, their norms left free. Like BigGAN-PyTorch'
 output units), it skips parameters with fewer than two axes (biases, norm gains) and takes
 the Gram of every other one's outputs: a Flax kernel's last axis; for a class embedding table
 [classes, features] (PyTorch's nn.Embedding layout, unchanged in Flax) its rows, the
-classes. weight = beta = 1e-4 (the paper's setting).
+classes. BigGAN's shared class embedding (a module named `shared`) is left out, as its
+train_fns.py passes G.shared's parameters to utils.ortho's blacklist. weight = beta = 1e-4
+(the paper's setting).
 
 BigGAN-PyTorch adds the gradient 2 beta (W W^T * (1 - I)) W directly (W [out, fan_in]),
 which is the gradient of beta / 2 * ||.||_F^2: with the same beta, its regularisation is
@@ -44,11 +46,16 @@ def off_diagonal_gram_penalty(matrix: jax.Array) -> jax.Array:
     return jnp.sum((gram * (1 - jnp.eye(gram.shape[0], dtype=gram.dtype))) ** 2)
 
 
+SKIPPED_MODULES = ("shared",)  # BigGAN's shared class embedding (BigGAN-PyTorch's blacklist)
+
+
 def orthogonal_penalty(params: Any) -> jax.Array:
-    """The sum of `off_diagonal_gram_penalty` over every parameter with at least two axes."""
+    """The sum of `off_diagonal_gram_penalty` over every parameter with at least two axes,
+    bar those under a module in SKIPPED_MODULES."""
     total = jnp.zeros((), jnp.float32)
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        if jnp.ndim(leaf) >= 2:
+        skipped = any(getattr(k, "key", None) in SKIPPED_MODULES for k in path)
+        if jnp.ndim(leaf) >= 2 and not skipped:
             total = total + off_diagonal_gram_penalty(as_matrix(path, leaf))
     return total
 
