@@ -350,6 +350,12 @@ def _regulariser_rules(cfg: DictConfig) -> list[str]:
                 f"penalty={name} with loss.weight_clip={cfg.loss.weight_clip}: the gradient "
                 "penalty replaces weight clipping (Gulrajani et al. 2017); set loss.weight_clip=null"
             )
+        if part.selects_examples and loss.pairs_examples:
+            messages.append(
+                f"penalty={name} with loss={cfg.loss.name}: {name} passes the loss only some of the generated "
+                f"examples' outputs, and {cfg.loss.name} pairs each generated example with a real one; "
+                "use loss=relativistic (the average variant) or drop the penalty"
+            )
         if part.per_example and d_batch_norm:
             messages.append(
                 f"penalty={name} with model.discriminator.norm=batch: the penalty takes "

@@ -156,6 +156,9 @@ class LossPart:
     d_constraint: Callable[[Any], Callable | None] = _no_constraint
     clips: Callable[[Any], bool] = lambda cfg: False
     rules: tuple[Rule, ...] = ()
+    # It pairs real example i with generated example i (RpGAN): a term that keeps only some
+    # of the generated examples' outputs (top-k) leaves it nothing to pair them with.
+    pairs_examples: bool = False
 
 
 def fixed(loss: GANLoss, **settings: Any) -> LossPart:
@@ -182,7 +185,7 @@ for _part in (
     fixed(GANLoss("hinge", _hinge_discriminator, _critic_generator)),
     fixed(GANLoss("lsgan", _lsgan_discriminator, _lsgan_generator)),
     fixed(GANLoss("relativistic", _relativistic_discriminator, _relativistic_generator)),
-    fixed(GANLoss("rpgan", _pairing_discriminator, _pairing_generator)),
+    fixed(GANLoss("rpgan", _pairing_discriminator, _pairing_generator), pairs_examples=True),
 ):
     register(_part)
 

@@ -109,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"levels of the module tree per row (0: a row per parameter; default {DEFAULT_DEPTH})",
     )
     args = parser.parse_args(argv)
+    if args.depth < 0:
+        parser.error(f"--depth {args.depth}: must be 0 (a row per parameter) or more")
     given = overrides.quote_slices(args.overrides)
     if messages := overrides.errors(given, config.CONFIG_DIR):
         print("gan-summary: Invalid config:\n  " + "\n  ".join(messages), file=sys.stderr)

@@ -142,7 +142,8 @@ class PenaltyPart:
     transforms images; `needs_augment`: it compares D on augmented and plain images (it
     takes its transforms from `augment.policy`); `may_be_lazy`: it needs nothing of the
     main update, so `interval` > 1 is allowed; `needs_generator_methods`: the generator
-    methods its terms call (a model lists those it has). `rules`: its own, on its config
+    methods its terms call (a model lists those it has); `selects_examples`: it hands the
+    loss a subset of the generated examples' outputs. `rules`: its own, on its config
     node (called as rule(name, node))."""
 
     name: str
@@ -156,6 +157,8 @@ class PenaltyPart:
     may_be_lazy: bool = False
     rules: tuple[Callable[[str, Any], str | None], ...] = ()
     needs_generator_methods: tuple[str, ...] = ()  # e.g. path length: G's map_latents and synthesise
+    # It passes the loss only some of the generated examples' outputs (top-k).
+    selects_examples: bool = False
 
 
 PENALTIES: Registry[PenaltyPart] = Registry("regulariser")

@@ -158,12 +158,13 @@ def errors(cfg: Any, field_rule: Callable[[str], tuple[Callable[[Any], bool], st
             what = "the adaptive p" if key == "augment.p" else "null"
             messages.append(f"{name}: {key} is {what}, so the schedule has no value to start from; set {key}")
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            messages.append(f"{name}={value!r}: must be a number")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            messages.append(f"{name}={value!r}: must be a finite number")
             continue
         own = field_rule(key)
         if own is not None and not own[0](value):
-            messages.append(f"{name}={value!r}: must be {own[1]}, as {key} must")
+            rule_text = own[1].removeprefix("null or ")  # a final value is a number
+            messages.append(f"{name}={value!r}: must be {rule_text}, as {key} must")
     if cfg.optim.get("lr_decay") is not None and any(k.endswith("lr") and k.startswith("optim.") for k in final):
         messages.append(
             f"schedule.final sets an lr with optim.lr_decay={cfg.optim.lr_decay}: both shape the lr; "

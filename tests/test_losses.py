@@ -69,6 +69,16 @@ def test_relativistic_pairing_pairs_example_i_with_example_i():
     assert float(shuffled) != pytest.approx(d, rel=1e-3)  # the pairing, not the batch means, decides it
 
 
+def test_top_k_with_the_pairing_loss_is_refused_at_start():
+    """Top-k hands G's loss k of the generated outputs: nothing to pair with the real ones."""
+    from conftest import compose_config
+
+    from gan_jax.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="penalty=topk with loss=rpgan: topk passes the loss only some"):
+        validate(compose_config(["experiment=none", "dataset=ring_2d", "loss=rpgan", "penalty=[topk]"]), 1)
+
+
 @pytest.mark.parametrize("name", ["minimax", "non_saturating"])
 def test_discriminator_loss_is_binary_cross_entropy(name):
     expected = np.mean([-math.log(_sigmoid(r)) for r in (2.0, -1.0, 0.5)]) + np.mean(

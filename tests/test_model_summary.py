@@ -55,6 +55,12 @@ def test_summary_json_records_the_counts_gan_summary_prints(tmp_path, capsys):
     assert last == f"generator {recorded['generator']} parameters, discriminator {recorded['discriminator']} parameters"
 
 
+def test_a_negative_depth_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        model_summary.main(["experiment=none", "--depth", "-1"])
+    assert "--depth -1: must be 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

@@ -87,4 +87,4 @@ def _build(cfg: Any, context: BuildContext) -> tuple[Term, ...]:
     return (topk_term(context.name, context.loss, cfg.gamma, cfg.nu, cfg.decay_every),)
 
 
-register(PenaltyPart("topk", _build, schema=TopKConfig))
+register(PenaltyPart("topk", _build, schema=TopKConfig, selects_examples=True))
