@@ -388,6 +388,7 @@ RESUMABLE_CHANGES = (
     "dataset.workers",  # how many processes read the batches, never which batches
     "dataset.cache_dir",  # where a folder's prepared copy lives
     "logger",
+    "model.grouped_conv",  # how XLA runs R3GAN's grouped convs: the same function
 )
 
 

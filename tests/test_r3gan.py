@@ -83,6 +83,16 @@ def test_discriminator_gives_the_authors_logits(name):
     assert relative_error(d(arrays["images"], arrays.get("c")), arrays["logits"]) < TOLERANCE
 
 
+@pytest.mark.parametrize("mode", ["native", "dense"])
+def test_grouped_convs_run_natively_or_as_block_diagonal_dense_convs_alike(mode):
+    """model.grouped_conv: XLA's grouped conv, or a dense conv with a block-diagonal kernel (auto's
+    choice on the CPU, where the grouped weight gradients are slow): their logits either way."""
+    d, arrays = load("d_uncond")
+    module = d.module.clone(grouped_conv=mode)
+    logits = module.apply(d.variables, jax.numpy.asarray(arrays["images"]))[:, 0]
+    assert relative_error(logits, arrays["logits"]) < TOLERANCE
+
+
 def test_the_fixtures_residual_branches_are_live():
     """Without the branches' last convs (zero at initialisation) the outputs differ: the
     fixtures test the whole branch, not the identity."""

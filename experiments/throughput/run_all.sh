@@ -12,6 +12,8 @@
 # NVIDIA_DIR=<a checkout of NVlabs/stylegan2-ada-pytorch> also times the StyleGAN2 iteration against
 # NVIDIA's own (stylegan2.py; skipped without torch or without the checkout); STYLEGAN2_ARGS adds
 # its options, e.g. STYLEGAN2_ARGS="--channels 3 --width 512 --channel-base 16384 --latent-dim 512".
+# R3GAN_SRC=<brownvc/R3GAN> and BIGGAN_SRC=<ajbrock/BigGAN-PyTorch> checkouts time those iterations against
+# the authors' own (model_zoo.py; their CIFAR-10 presets on an accelerator).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -69,6 +71,16 @@ else
       --windows "$stylegan2_windows" --torch-device "$torch_device" "${stylegan2_args[@]}" \
       --json "$work/stylegan2.json"
 fi
+if [[ -n "${R3GAN_SRC:-}${BIGGAN_SRC:-}" ]] && "$python" -c 'import torch' 2>/dev/null; then
+  # the authors' CIFAR-10 presets off a CPU, CPU sizes on one
+  zoo_size=()
+  if [[ "$("$python" -c 'import jax; print(jax.default_backend())')" != cpu ]]; then zoo_size=(--preset); fi
+  echo "== R3GAN / BigGAN iterations against the authors' code" >&2
+  "$python" "$here/model_zoo.py" --model all --rounds "$rounds" --iterations "${MODEL_ZOO_ITERATIONS:-2}" \
+      --torch-device "$torch_device" "${zoo_size[@]}" --json "$work/model_zoo.json"
+else
+  echo "== R3GAN / BigGAN against the authors': skipped (needs torch and R3GAN_SRC / BIGGAN_SRC checkouts)" >&2
+fi
 
 "$python" - "$out" "$work" "$rounds" <<'PY'
 import json, platform, sys
@@ -93,7 +105,7 @@ merged = {
     },
     **{
         name: json.loads((work / f"{name}.json").read_text())
-        for name in ("mlp_gan", "dcgan", "population", "phases", "features", "eval_cost", "stylegan2")
+        for name in ("mlp_gan", "dcgan", "population", "phases", "features", "eval_cost", "stylegan2", "model_zoo")
         if (work / f"{name}.json").exists()
     },
 }

@@ -115,6 +115,52 @@ def conv(features: int, size: int, gain: float = 1.0, groups: int = 1, name: str
     )
 
 
+GROUPED_CONVS = ("auto", "native", "dense")
+
+
+def grouped_conv_on(mode: str) -> str:
+    """auto: dense on the CPU, native elsewhere. XLA's CPU backend takes a grouped
+    convolution's weight gradient 11x to 45x longer than a dense one of the same channels
+    (experiments/throughput/README.md, R3GAN), so there the grouped k x k conv runs as a dense
+    conv with a block-diagonal kernel: the same function and parameters, groups x the FLOPs."""
+    if mode == "auto":
+        return "dense" if jax.default_backend() == "cpu" else "native"
+    return mode
+
+
+class GroupedConv(nn.Module):
+    """A k x k conv without bias in `groups` groups, kernel [k, k, in / groups, out] as
+    nn.Conv's with feature_group_count; `mode` (GROUPED_CONVS) says how XLA runs it."""
+
+    features: int
+    size: int
+    groups: int
+    gain: float = 1.0
+    mode: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        per_group = x.shape[-1] // self.groups
+        kernel = self.param("kernel", msr_init(self.gain), (self.size, self.size, per_group, self.features))
+        if grouped_conv_on(self.mode) == "dense":
+            outputs = self.features // self.groups
+            blocks = kernel.reshape(self.size, self.size, per_group, self.groups, outputs)
+            diagonal = jnp.eye(self.groups, dtype=kernel.dtype)
+            kernel = jnp.einsum("hwigo,jg->hwjigo", blocks, diagonal).reshape(self.size, self.size, -1, self.features)
+            groups = 1
+        else:
+            groups = self.groups
+        pad = (self.size - 1) // 2
+        return jax.lax.conv_general_dilated(
+            x,
+            kernel.astype(x.dtype),
+            (1, 1),
+            ((pad, pad), (pad, pad)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=groups,
+        )
+
+
 def dense(features: int, gain: float = 1.0, name: str | None = None) -> nn.Dense:
     return nn.Dense(features, use_bias=False, kernel_init=msr_init(gain), name=name)
 
@@ -136,6 +182,7 @@ class ResidualBlock(nn.Module):
     expansion_factor: int
     kernel_size: int
     total_blocks: int
+    grouped_conv: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -143,7 +190,8 @@ class ResidualBlock(nn.Module):
         expanded = width * self.expansion_factor
         gain = ACTIVATION_GAIN * self.total_blocks ** (-1 / (2 * LINEAR_LAYERS_PER_BRANCH - 2))
         y = conv(expanded, 1, gain, name="conv1")(x)
-        y = conv(expanded, self.kernel_size, gain, self.cardinality, name="conv2")(BiasedActivation(name="act1")(y))
+        grouped = GroupedConv(expanded, self.kernel_size, self.cardinality, gain, self.grouped_conv, name="conv2")
+        y = grouped(BiasedActivation(name="act1")(y))
         y = conv(width, 1, 0.0, name="conv3")(BiasedActivation(name="act2")(y))
         return x + y
 
@@ -219,6 +267,7 @@ class Stages(nn.Module):
     img_channels: int = 3
     kernel_size: int = 3
     resampling_filter: tuple[float, ...] = RESAMPLING_FILTER
+    grouped_conv: str = "auto"  # how the grouped convs run (GROUPED_CONVS; the same function)
 
     @property
     def c_dim(self) -> int:  # the name NvidiaNetwork reads
@@ -253,7 +302,12 @@ class Generator(Stages):
                 x = Resample(width, up=True, resampling_filter=self.resampling_filter, name=f"stage{s}_layer0")(x)
             for j in range(blocks):
                 block = ResidualBlock(
-                    cardinality, self.expansion_factor, self.kernel_size, total, name=f"stage{s}_layer{j + 1}"
+                    cardinality,
+                    self.expansion_factor,
+                    self.kernel_size,
+                    total,
+                    self.grouped_conv,
+                    name=f"stage{s}_layer{j + 1}",
                 )
                 x = block(x)
         return conv(self.img_channels, 1, name="to_image")(x)
@@ -274,7 +328,12 @@ class Discriminator(Stages):
         for s, (cardinality, blocks) in enumerate(zip(self.cardinality_per_stage, self.blocks_per_stage, strict=True)):
             for j in range(blocks):
                 x = ResidualBlock(
-                    cardinality, self.expansion_factor, self.kernel_size, total, name=f"stage{s}_layer{j}"
+                    cardinality,
+                    self.expansion_factor,
+                    self.kernel_size,
+                    total,
+                    self.grouped_conv,
+                    name=f"stage{s}_layer{j}",
                 )(x)
             name = f"stage{s}_layer{blocks}"
             if s < last:
@@ -436,6 +495,7 @@ def build(cfg: Any, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Mo
         condition_dim=classes,
         condition_embedding_dim=cfg.generator.condition_embedding_dim if classes else 0,
         img_channels=channels,
+        grouped_conv=cfg.grouped_conv,
         noise_dim=cfg.latent_dim,
     )
     discriminator = Discriminator(
@@ -446,6 +506,7 @@ def build(cfg: Any, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Mo
         condition_dim=classes,
         condition_embedding_dim=cfg.discriminator.condition_embedding_dim if classes else 0,
         img_channels=channels,
+        grouped_conv=cfg.grouped_conv,
     )
     return generator, discriminator
 
@@ -533,6 +594,8 @@ class R3GANConfig:
     cardinality_per_stage: list[int] = _stage_list()
     blocks_per_stage: list[int] = _stage_list()
     expansion_factor: int = at_least(1)  # a residual branch's width / its stage's
+    # How XLA runs the grouped convs (the same function): auto is dense on the CPU, native elsewhere.
+    grouped_conv: str = one_of(lambda: GROUPED_CONVS)
     generator: R3GANGeneratorConfig = field(default_factory=R3GANGeneratorConfig)
     discriminator: R3GANDiscriminatorConfig = field(default_factory=R3GANDiscriminatorConfig)
 
