@@ -83,6 +83,7 @@ LOSS_PENALTY = [
     ("hinge", "dragan"),
     ("lsgan", "r2"),
     ("relativistic", "lecam"),
+    ("rpgan", "r1"),
     ("minimax", "zcr"),
     ("hinge", "orthogonal"),
     ("non_saturating", "topk"),
