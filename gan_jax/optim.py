@@ -120,7 +120,7 @@ def _player_optimiser(
     if not scheduled:
         return Optimiser(make(schedule(lr, cfg, steps, updates_per_step), own))
 
-    betas = tuple(b for b in ("b1", "b2") if b in own)
+    betas = tuple(name for name in sources if name != "learning_rate")
 
     def with_betas(learning_rate, b1, b2):  # optax reads a factory's named parameters as its hyper-parameters
         return make(learning_rate, _WithValues(own, {"b1": b1, "b2": b2}))
@@ -130,13 +130,13 @@ def _player_optimiser(
 
     factory = with_betas if betas else without_betas
     initial = {"learning_rate": lr, **{b: own[b] for b in betas}}
-    ratio = scale  # the lazy rescaling: lr * c, betas ** c
 
     def hyperparams(step: jax.Array) -> dict[str, jax.Array]:
+        """The scheduled values at `step`, lazily rescaled as the constants are: lr * c, betas ** c."""
         values = {}
         for name, key in scheduled.items():
             value = schedules.value(f"optim.{key}", step)
-            values[name] = value * ratio if name == "learning_rate" else value**ratio
+            values[name] = value * scale if name == "learning_rate" else value**scale
         return values
 
     return Optimiser(optax.inject_hyperparams(factory)(**initial), hyperparams)
