@@ -390,22 +390,36 @@ def adjustment(batch_size: int, interval: int, ada_kimg: float) -> float:
     return batch_size * interval / (ada_kimg * 1000)
 
 
-def controller_term(interval: int, target: float, rate: float, fixed_p: float | Callable[[Any], Any] | None) -> Term:
+def controller_term(
+    interval: int,
+    target: float | Callable[[Any], Any],
+    rate: float,
+    fixed_p: float | Callable[[Any], Any] | None,
+) -> Term:
     """D's monitor term `ada`: accumulates sign(D(x_real)) and adapts p (logs only, with a
-    fixed p: a number, or step -> p, a schedule's)."""
-    if fixed_p is not None and not callable(fixed_p):
-        constant = float(fixed_p)
-        fixed_p = lambda step: constant  # noqa: E731
+    fixed p). `target`, `fixed_p`: a number, or the iteration's values -> a number (a
+    schedule's, a population member's)."""
+    read_target, read_p = _reader(target), None if fixed_p is None else _reader(fixed_p)
 
     def fn(view: DView, state: dict[str, jax.Array]) -> TermResult:
         mean_sign = view.mean_over_devices(jnp.mean(jnp.sign(jax.lax.stop_gradient(view.real_out))))
-        new = controller_update(state, mean_sign.astype(jnp.float32), view.step, interval, target, rate)
-        if fixed_p is not None:  # the state holds the p applied
-            new = {**new, "p": jnp.asarray(fixed_p(view.step), jnp.float32)}
+        new = controller_update(
+            state, mean_sign.astype(jnp.float32), view.step, interval, read_target(view.settings), rate
+        )
+        if read_p is not None:  # the state holds the p applied
+            new = {**new, "p": jnp.asarray(read_p(view.settings), jnp.float32)}
         return TermResult(jnp.zeros(()), new, {f"{NAME}_p": new["p"], f"{NAME}_rt": window_rt(new)})
 
     # The device mean is taken inside fn (r_t from the whole batch), so p agrees on every device.
     return Term(NAME, DISCRIMINATOR, fn, kind="monitor", init=initial_state, mean_state=False)
+
+
+def _reader(setting: float | Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """values -> the setting: itself when it is a number."""
+    if callable(setting):
+        return setting
+    constant = float(setting)
+    return lambda values: constant
 
 
 def _strengths(cfg: Any) -> Strengths:
@@ -415,17 +429,15 @@ def _strengths(cfg: Any) -> Strengths:
 def _build(cfg: Any, context: dict[str, Any]) -> Augmentation:
     chosen, strengths = expand(cfg.transforms), _strengths(cfg)
     rate = adjustment(context["batch_size"], cfg.interval, cfg.ada_kimg)
-    constant_p = None if cfg.p is None else float(cfg.p)
     curves = context.get("schedules")
-    scheduled = None if curves is None else curves.of("augment.p")
-    fixed_p = scheduled or constant_p
-    target, interval = float(cfg.target), int(cfg.interval)
+    varying_p = None if curves is None else curves.reader("augment.p")
+    varying_target = None if curves is None else curves.reader("augment.target")
+    fixed_p = varying_p or (None if cfg.p is None else float(cfg.p))
+    target, interval = varying_target or float(cfg.target), int(cfg.interval)
+    read_target = _reader(target)
 
-    def apply(images: jax.Array, keys: jax.Array, states: dict[str, Any], step: Any = None) -> jax.Array:
-        if scheduled is not None:
-            p: Any = scheduled(step)
-        else:
-            p = constant_p if constant_p is not None else adapted_p(states[NAME], target, rate)
+    def apply(images: jax.Array, keys: jax.Array, states: dict[str, Any], values: Any = None) -> jax.Array:
+        p = _reader(fixed_p)(values) if fixed_p is not None else adapted_p(states[NAME], read_target(values), rate)
         return jax.vmap(lambda image, key: augment_one(image, key, p, chosen, strengths))(images, keys)
 
     return Augmentation(apply, (controller_term(interval, target, rate, fixed_p),))

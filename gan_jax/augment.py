@@ -114,7 +114,8 @@ class NoAugmentConfig:
 @dataclass(frozen=True)
 class Augmentation:
     """What every image D sees goes through: apply(images [B, H, W, C], one key per example,
-    the terms' states, the steps completed) -> images; `terms`: what the pipeline adds to the objectives (its
+    the terms' states, the iteration's values of the settings that vary (schedules.Values)) ->
+    images; `terms`: what the pipeline adds to the objectives (its
     state, e.g. ADA's p and the controller that adapts it)."""
 
     apply: Callable[[jax.Array, jax.Array, dict[str, Any], Any], jax.Array]
@@ -147,7 +148,7 @@ def _diffaugment(cfg: Any, context: dict[str, Any]) -> Augmentation | None:
     if transform is None:
         return None
 
-    def apply(images: jax.Array, keys: jax.Array, states: dict[str, Any], step: Any = None) -> jax.Array:
+    def apply(images: jax.Array, keys: jax.Array, states: dict[str, Any], values: Any = None) -> jax.Array:
         return transform(images, keys)
 
     return Augmentation(apply)

@@ -1,7 +1,9 @@
 """`gan-compare SWEEP_DIR`: tabulate and plot a sweep's runs, grouped by what varied.
 
 Reads each job directory's resolved config (.hydra/config.yaml) and summary.json (a
-population's replicas count as runs of their own); groups runs by the config keys that
+population's replicas count as runs of their own: a hyper-parameter population's member
+as the single run it is, its config with the member's settings); SWEEP_DIR may also be one
+population's run directory. Groups runs by the config keys that
 differ between jobs, seed excluded (or by --by KEY ...); prints one Markdown table per
 metric (runs, diverged, other failures, mean +- std, median, best over finished runs) and
 writes it, with one box plot per metric (one box per group, as in Lucic et al. 2018), to the sweep directory or --out.
@@ -24,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from gan_jax import evaluators, rundir, summary  # noqa: E402
+from gan_jax import evaluators, population, rundir, summary  # noqa: E402
 from gan_jax.rundir import Status  # noqa: E402
 
 IGNORED_KEYS = ("seed", "logger.", "train.progress_bar", "dataset.workers")
@@ -40,24 +42,33 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def load_runs(sweep_dir: Path) -> list[dict]:
-    """One record per run: its flat config, status and numeric final metrics."""
+    """One record per run (a population: per member): its flat config, status and numeric final metrics."""
     runs = []
-    for summary_path in sorted(sweep_dir.glob(f"*/{rundir.SUMMARY_FILE}")):
+    own = sweep_dir / rundir.SUMMARY_FILE
+    paths = [own] if own.is_file() else sorted(sweep_dir.glob(f"*/{rundir.SUMMARY_FILE}"))
+    for summary_path in paths:
         job = summary_path.parent
         written = json.loads(summary_path.read_text())
         config_path = job / ".hydra" / "config.yaml"
-        config = _flatten(OmegaConf.to_container(OmegaConf.load(config_path))) if config_path.exists() else {}
+        loaded = OmegaConf.load(config_path) if config_path.exists() else OmegaConf.create({})
+        config = _flatten(OmegaConf.to_container(loaded))
         for replica in summary.replicas(written):
             runs.append(
                 {
                     "job": job.name,
                     "seed": replica.get("seed", config.get("seed")),
-                    "config": config,
+                    "config": _member_config(loaded, replica) if "member" in replica else config,
                     "status": summary.status(written),
                     "metrics": summary.final_metrics(replica),
                 }
             )
     return runs
+
+
+def _member_config(run_config: Any, replica: Any) -> dict[str, Any]:
+    """The flat config of the single run a population's member is (its starting settings)."""
+    member = population.members(run_config)[replica["member"]]
+    return _flatten(OmegaConf.to_container(population.member_config(run_config, member)))
 
 
 def varying_keys(runs: list[dict]) -> list[str]:
@@ -83,6 +94,32 @@ def _best(values: list[float], metric: str) -> float | None:
     return max(values) if way == "max" else min(values)
 
 
+def group_statistics(runs: list[dict], metric: str) -> dict[str, Any]:
+    """A group's row of `metric`'s table: counts, and mean, std, median, best over finished runs."""
+    values = [
+        r["metrics"][metric]
+        for r in runs
+        if r["status"] == Status.FINISHED and metric in r["metrics"] and math.isfinite(r["metrics"][metric])
+    ]
+    row: dict[str, Any] = {
+        "runs": len(runs),
+        "diverged": sum(r["status"] == Status.DIVERGED for r in runs),
+        "failed": sum(r["status"] not in (Status.FINISHED, Status.DIVERGED) for r in runs),
+        "mean": None,
+        "std": None,
+        "median": None,
+        "best": None,
+    }
+    if values:
+        row |= {
+            "mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "median": statistics.median(values),
+            "best": _best(values, metric),
+        }
+    return row
+
+
 def metric_table(groups: dict[str, list[dict]], metric: str) -> str:
     lines = [
         f"### {metric}",
@@ -91,24 +128,16 @@ def metric_table(groups: dict[str, list[dict]], metric: str) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, runs in groups.items():
-        values = [
-            r["metrics"][metric]
-            for r in runs
-            if r["status"] == Status.FINISHED and metric in r["metrics"] and math.isfinite(r["metrics"][metric])
-        ]
-        diverged = sum(r["status"] == Status.DIVERGED for r in runs)
-        failed = sum(r["status"] not in (Status.FINISHED, Status.DIVERGED) for r in runs)
-        if values:
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            best = _best(values, metric)
+        row = group_statistics(runs, metric)
+        if row["mean"] is not None:
             cells = [
-                f"{statistics.mean(values):.4g} +- {std:.2g}",
-                f"{statistics.median(values):.4g}",
-                "-" if best is None else f"{best:.4g}",
+                f"{row['mean']:.4g} +- {row['std']:.2g}",
+                f"{row['median']:.4g}",
+                "-" if row["best"] is None else f"{row['best']:.4g}",
             ]
         else:
             cells = ["-", "-", "-"]
-        lines.append(f"| {label} | {len(runs)} | {diverged} | {failed} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {row['runs']} | {row['diverged']} | {row['failed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -136,7 +165,10 @@ def compare(
 ) -> str:
     runs = load_runs(sweep_dir)
     if not runs:
-        raise SystemExit(f"gan-compare: no */summary.json under {sweep_dir}; is it a sweep directory?")
+        raise SystemExit(
+            f"gan-compare: no */summary.json under {sweep_dir}, nor a summary.json of its own; "
+            "is it a sweep directory or a population's run directory?"
+        )
     by = by or varying_keys(runs)
     unknown = [k for k in by if not any(k in r["config"] for r in runs)]
     if unknown:

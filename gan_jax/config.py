@@ -14,9 +14,9 @@ properties. Hydra rejects an unknown key or a wrongly typed value while composin
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -30,25 +30,18 @@ from gan_jax import (
     models,
     optim,
     parallel_modes,
+    pbt,
     penalties,
+    population,
     precision,
     regularisers,  # noqa: F401  (registers LeCam, CR, top-k, ... with penalties)
     schedules,
 )
+from gan_jax.conf_dir import CONFIG_DIR  # noqa: F401  (imported from here by callers)
 from gan_jax.errors import ConfigError  # noqa: F401  (raised by validate; imported from here by callers)
 from gan_jax.metrics.resizing import MODES as RESIZE_MODES
 from gan_jax.registry import Registry
 from gan_jax.schema import at_least, one_of, rule
-
-
-def _config_dir() -> str:
-    """conf/ of a source checkout, else the copy installed inside the package."""
-    package = Path(__file__).resolve().parent
-    checkout = package.parent / "conf"
-    return str(checkout if (checkout / "config.yaml").is_file() else package / "conf")
-
-
-CONFIG_DIR = _config_dir()
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
@@ -101,6 +94,24 @@ class NoLoggerConfig:
 
 
 @dataclass
+class PBTConfig:
+    """Jaderberg et al. 2017's truncation selection every `every` steps (null: off)."""
+
+    every: int | None = rule(MISSING, "null or an integer >= 1", lambda v: v is None or v >= 1)
+    # The evaluation key ranked ("eval.fid"); its direction is the evaluator's.
+    objective: str | None = MISSING
+    # The bottom `fraction` of the members copies a member of the top `fraction`.
+    fraction: float = rule(MISSING, "a number in (0, 0.5]", lambda v: 0 < v <= 0.5)
+    # Each copied value is multiplied by one of these, drawn uniformly...
+    perturb: list[float] = rule(
+        MISSING, "a non-empty list of numbers > 0", lambda v: len(v) > 0 and all(x > 0 for x in v)
+    )
+    # ... or, with this probability, drawn afresh from the population's own values (a grid's
+    # axis, a random range, the list's points).
+    resample_probability: float = rule(MISSING, "a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+@dataclass
 class TrainConfig:
     steps: int = at_least(1)
     batch_size: int = at_least(1)
@@ -137,6 +148,14 @@ class TrainConfig:
     progress_bar: bool = MISSING
     # An evaluation key ("eval.fid"): the checkpoint where it was best is kept in best/.
     keep_best: str | None = MISSING
+    # A hyper-parameter population in one program (gan_jax/population.py): a grid, a list of
+    # points or random draws over the keys the step reads as numbers; null: none.
+    population: Any = MISSING
+    # Population-based training over it (gan_jax/pbt.py).
+    pbt: PBTConfig = field(default_factory=lambda: PBTConfig())
+    # The device memory a population may take, in GiB (null: the device's own limit, which
+    # the CPU does not report: no check there).
+    memory_limit_gb: float | None = rule(MISSING, "null or a number > 0", lambda v: v is None or v > 0)
 
 
 def _metric_names() -> tuple[str, ...]:
@@ -200,7 +219,8 @@ def _is_host_port(address: str) -> bool:
 class Config:
     seed: int = MISSING
     # A summary.json key ("eval.jsd", "d_real_last_tenth", ...) that gan-train returns to
-    # Hydra's sweeper (e.g. Optuna); a population returns its replicas' mean.
+    # Hydra's sweeper (e.g. Optuna); a seed population returns its replicas' mean, a hyper-parameter
+    # population its best member's value (an evaluation key with a direction).
     objective: str | None = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -496,6 +516,8 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         errors += _regulariser_rules(cfg)
         errors += [message for check in _COMBINATION_RULES if (message := check(cfg))]
         errors += schedules.errors(cfg, lambda key: _key_rule(cfg, key))
+        errors += population.errors(cfg, lambda member: validate(member, num_devices))
+        errors += pbt.errors(cfg)
     if not errors and cfg.train.batch_size % num_devices:
         errors.append(
             f"train.batch_size={cfg.train.batch_size}: must be divisible by the number of "
@@ -510,6 +532,12 @@ def validate(cfg: DictConfig, num_devices: int) -> None:
         errors.append(message)
     if errors:
         raise ConfigError("Invalid config:\n  " + "\n  ".join(errors))
+
+
+def key_accepts(cfg: DictConfig, key: str, value: Any) -> bool:
+    """Whether `value` meets numeric `key`'s rule in its part's schema (a key without one: any finite number)."""
+    own = _key_rule(cfg, key)
+    return math.isfinite(value) and (own is None or bool(own[0](value)))
 
 
 def _key_rule(cfg: DictConfig, key: str) -> tuple[Any, str] | None:
@@ -586,6 +614,15 @@ ADDED_KEY_DEFAULTS = {
     "eval.quantize": None,  # resumes with it on (null); gan-eval scores such a run's checkpoints as they were
     "eval.protocol": None,
     "schedule.shape": "cosine",  # with schedule.kimg null and no schedule.final: nothing follows one
+    "train.population": None,
+    "train.pbt": {
+        "every": None,
+        "objective": None,
+        "fraction": 0.25,
+        "perturb": [0.8, 1.2],
+        "resample_probability": 0.25,
+    },
+    "train.memory_limit_gb": None,
 }
 
 

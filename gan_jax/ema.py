@@ -31,23 +31,25 @@ class EMA:
     half_life_kimg: float | None = None
     rampup: float | None = None
     batch_size: int = 1  # the global batch: images seen per step
-    # step -> the scheduled value of the parametrisation in use (decay or half_life_kimg)
-    scheduled: Callable[[jax.Array], jax.Array] | None = None
+    # the iteration's values -> the varying value of the parametrisation in use (decay or
+    # half_life_kimg: a schedule's, a population member's); None: the constant
+    scheduled: Callable[[Any], jax.Array] | None = None
 
-    def beta(self, step: jax.Array) -> jax.Array:
-        """The decay of the update after `step` steps completed."""
+    def beta(self, step: jax.Array, values: Any = None) -> jax.Array:
+        """The decay of the update after `step` steps completed; `values`: the iteration's
+        values of the settings that vary (schedules.Values)."""
         if self.half_life_kimg is None:
-            beta: Any = self.decay if self.scheduled is None else self.scheduled(step)
+            beta: Any = self.decay if self.scheduled is None else self.scheduled(values)
         else:
-            kimg = self.half_life_kimg if self.scheduled is None else self.scheduled(step)
+            kimg = self.half_life_kimg if self.scheduled is None else self.scheduled(values)
             images = jnp.asarray(kimg * 1000, jnp.float32)
             if self.rampup is not None:
                 images = jnp.minimum(images, step.astype(jnp.float32) * self.batch_size * self.rampup)
             beta = 0.5 ** (self.batch_size / jnp.maximum(images, 1e-8))
         return jnp.where(step >= self.start, beta, 0.0)
 
-    def update(self, average: Any, params: Any, step: jax.Array) -> Any:
-        beta = self.beta(step)
+    def update(self, average: Any, params: Any, step: jax.Array, values: Any = None) -> Any:
+        beta = self.beta(step, values)
         return jax.tree.map(lambda a, p: beta * a + (1.0 - beta) * p, average, params)
 
 
@@ -58,5 +60,5 @@ def from_config(train: Any, schedules: Any = None) -> EMA | None:
     if train.ema_decay is None and half_life is None:
         return None
     key = "train.ema_decay" if half_life is None else "train.ema_kimg"
-    scheduled = None if schedules is None else schedules.of(key)
+    scheduled = None if schedules is None else schedules.reader(key)
     return EMA(train.ema_decay, train.ema_start, half_life, train.get("ema_rampup"), train.batch_size, scheduled)

@@ -58,7 +58,8 @@ def chunk_batches(
         images, classes = dataset.labelled_batch(seed, index, batch_size, share)
         return {"images": images, "labels": classes}
 
-    return _stack(
+    distinct = list(dict.fromkeys(seeds))  # a hyper-parameter population's points share their seeds' batches
+    read = _stack(
         [
             _stack(
                 [
@@ -66,9 +67,13 @@ def chunk_batches(
                     for step in range(first_step, first_step + num_steps)
                 ]
             )
-            for seed in seeds
+            for seed in distinct
         ]
     )
+    if len(distinct) == len(seeds):
+        return read
+    order = np.asarray([distinct.index(seed) for seed in seeds])
+    return {key: value[order] for key, value in read.items()}
 
 
 def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

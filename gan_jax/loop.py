@@ -32,9 +32,13 @@ from gan_jax import (
     checkpoint,
     config,
     distributed,
+    evaluators,
     feed,
+    memory,
     parallel,
+    pbt,
     plots,
+    population,
     preemption,
     report,
     run_logger,
@@ -49,6 +53,7 @@ from gan_jax.evaluate import Evaluation, StateEvaluator
 from gan_jax.parts import build as build_parts
 from gan_jax.run_logger import RunLogger
 from gan_jax.rundir import Status
+from gan_jax.schedules import MEMBER_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +65,12 @@ GRID_IMAGES = 64
 class Record:
     """What the loop has seen so far; enough to write the summary at any point."""
 
-    seeds: list[int]  # one per replica of the population (one for a plain run)
-    rows: list[dict] = field(default_factory=list)  # as in metrics.jsonl, each with its seed
+    members: list[population.Member]  # one per replica of the population (one for a plain run)
+    varied: tuple[str, ...] = ()  # the keys a hyper-parameter population varies (rows then carry "member")
+    rows: list[dict] = field(default_factory=list)  # as in metrics.jsonl, each with its seed (and member)
     panels: list[Evaluation] = field(default_factory=list)  # at the evaluators' extra steps, first replica
-    finals: dict[int, Evaluation] = field(default_factory=dict)  # seed -> latest evaluation
+    finals: dict[int, Evaluation] = field(default_factory=dict)  # member index -> latest evaluation
+    lineage: list[dict] = field(default_factory=list)  # PBT's exploit events (gan_jax/pbt.py)
     steps_done: int = 0
     start_step: int = 0  # > 0 when resumed from a checkpoint
     seconds_before: float = 0.0  # training time of earlier attempts, up to start_step
@@ -73,7 +80,19 @@ class Record:
     def train_seconds(self) -> float:
         return self.seconds_before + self.attempt_seconds
 
-    def rows_of(self, seed: int) -> list[dict]:
+    @property
+    def seeds(self) -> list[int]:
+        return [m.seed for m in self.members]
+
+    def identity(self, member: population.Member) -> dict[str, int]:
+        """What a row of `member` carries to say whose it is."""
+        return {"member": member.index, "seed": member.seed} if self.varied else {"seed": member.seed}
+
+    def rows_of(self, index: int) -> list[dict]:
+        """Member `index`'s rows."""
+        if self.varied:
+            return [r for r in self.rows if r.get("member") == index]
+        seed = self.members[index].seed
         return [r for r in self.rows if r["seed"] == seed]
 
 
@@ -93,6 +112,7 @@ class RunContext:
     record: Record
     started_at: float  # time.time() when `run` was called
     parameters: dict[str, int]  # each player's parameters (one replica's), as gan-summary counts them
+    exploration: pbt.Exploration | None = None  # train.pbt
     status: Status = Status.FAILED  # until the run finishes or diverges
 
 
@@ -180,14 +200,14 @@ def run(
             best = resources.enter_context(
                 contextlib.closing(BestCheckpoint(run_dir, cfg.train.keep_best, evaluate.directions()))
             )
-        state, record, wandb_id = _start_or_resume(cfg, parts, evaluate, checkpoints, run_dir, writes)
+        state, record, wandb_ids = _start_or_resume(cfg, parts, evaluate, checkpoints, run_dir, writes)
         if writes:
             (record_config or _record_config(cfg))(run_dir)
             (run_dir / "samples").mkdir(exist_ok=True)
         logger = RunLogger(
             run_dir,
-            _wandb_settings(cfg, wandb_group, wandb_name, wandb_id),
-            population=len(record.seeds) > 1,
+            _wandb_settings(cfg, wandb_group, wandb_name or run_dir.name, wandb_ids, record),
+            population=len(record.members) > 1,
             writes=writes,
         )
         parameters = {
@@ -195,7 +215,18 @@ def run(
             "discriminator": _replica_size(state.discriminator.params),
         }
         context = RunContext(
-            cfg, run_dir, parts, evaluate, devices, checkpoints, best, logger, record, started_at, parameters
+            cfg,
+            run_dir,
+            parts,
+            evaluate,
+            devices,
+            checkpoints,
+            best,
+            logger,
+            record,
+            started_at,
+            parameters,
+            pbt.from_config(cfg, evaluate.directions(), lambda key, value: config.key_accepts(cfg, key, value)),
         )
         resources.callback(_finish_logger, context)
         # Accepted: from here on summary.json is written whatever happens.
@@ -225,6 +256,9 @@ def _train_and_summarise(run: RunContext, state: step.GANState) -> dict[str, Any
     except preemption.Preempted as preempted:
         run.status, error = Status.PREEMPTED, str(preempted)
         raise
+    except config.ConfigError as invalid:  # found once the step is compiled (a population too large)
+        run.status, error = Status.INVALID_CONFIG, f"ConfigError: {invalid}"
+        raise
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -245,7 +279,7 @@ def _write_summary(run: RunContext, outputs: dict[str, Any]) -> None:
             run.checkpoints.remove_unfinished()
         rundir.write_summary(run.run_dir, outputs)
         if run.record.rows and failing:  # keep the curves up to the failure
-            first_rows = run.record.rows_of(run.record.seeds[0])
+            first_rows = run.record.rows_of(0)
             plots.discriminator_outputs(first_rows, run.run_dir / "discriminator_outputs.png")
         if run.cfg.logger.get("report"):
             report.refresh_run_report(run.run_dir)  # the final status; never raises
@@ -262,9 +296,9 @@ def _finish_logger(run: RunContext) -> None:
     run.logger.finish(0 if run.status is Status.FINISHED else 1)
 
 
-def summary_keys(parts: step.GANParts, evaluate: StateEvaluator) -> list[str]:
+def summary_keys(cfg: DictConfig, parts: step.GANParts, evaluate: StateEvaluator) -> list[str]:
     """The numeric keys a run's summary.json will have, found without training."""
-    state = step.init_state(parts, 0)
+    state = step.init_state(parts, 0, population.first_values(cfg))
     batch = 2 * parts.grad_accum * parts.models.d_pack  # the smallest batch the step takes
     real = None
     if parts.data.host_batches:
@@ -277,15 +311,17 @@ def summary_keys(parts: step.GANParts, evaluate: StateEvaluator) -> list[str]:
 
 def _check_summary_keys(cfg: DictConfig, parts: step.GANParts, evaluate: StateEvaluator) -> None:
     """objective and train.keep_best name keys this run will have (keep_best: one with a direction)."""
-    if cfg.objective is not None and cfg.objective not in (keys := summary_keys(parts, evaluate)):
+    if cfg.objective is not None and cfg.objective not in (keys := summary_keys(cfg, parts, evaluate)):
         raise config.ConfigError(
             f"objective={cfg.objective!r}: not a key of this run's summary.json; valid values are {', '.join(keys)}"
         )
-    if cfg.train.keep_best is not None:
-        ranked = [f"eval.{k}" for k, way in evaluate.directions().items() if way != "none"]
-        if cfg.train.keep_best not in ranked:
+    ranked = [f"eval.{k}" for k, way in evaluate.directions().items() if way != "none"]
+    for key, chosen in (("train.keep_best", cfg.train.keep_best), ("train.pbt.objective", cfg.train.pbt.objective)):
+        if key == "train.pbt.objective" and cfg.train.pbt.every is None:
+            continue
+        if chosen is not None and chosen not in ranked:
             raise config.ConfigError(
-                f"train.keep_best={cfg.train.keep_best!r}: not an evaluation key with a direction in this run; "
+                f"{key}={chosen!r}: not an evaluation key with a direction in this run; "
                 f"valid values are {', '.join(ranked) or 'none (this run evaluates nothing that ranks)'}"
             )
 
@@ -297,21 +333,21 @@ def _start_or_resume(
     checkpoints: Checkpoints,
     run_dir: Path,
     writes: bool,
-) -> tuple[step.GANState, Record, str | None]:
+) -> tuple[step.GANState, Record, list[str] | None]:
     """A fresh state, or the latest intact checkpoint's, with metrics.jsonl cut to match
     (by the process that `writes` the directory; the others keep no rows).
 
     The config is compared with the checkpoint's before anything in the directory
     changes; a checkpoint that cannot be read is set aside and the previous one used.
     """
-    seeds = list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
-    fresh = step.init_population(parts, seeds)
+    members, varied = population.members(cfg), population.keys(cfg)
+    fresh = population.initial_state(parts, cfg)
     metrics = rundir.MetricsFile(run_dir) if writes else _NoMetricsFile()
     metrics.read(warn=False)  # a damaged metrics.jsonl stops the run before anything is changed
     latest = checkpoints.latest_step()
     if latest is None:
         metrics.restart_at(None)
-        return fresh, Record(seeds), None
+        return fresh, Record(members, varied), None
     if latest > cfg.train.steps:
         raise config.ConfigError(
             f"train.steps={cfg.train.steps}: {run_dir} holds a checkpoint at step {latest}; "
@@ -328,7 +364,7 @@ def _start_or_resume(
     if restored is None:
         log.warning("%s: no checkpoint can be restored; starting afresh", run_dir)
         metrics.restart_at(None)
-        return fresh, Record(seeds), None
+        return fresh, Record(members, varied), None
     at, state, meta = restored
     _check_same_images(parts, meta, run_dir, at)
     # A run extended past its old last step drops the rows it logged only because it ended there.
@@ -339,14 +375,17 @@ def _start_or_resume(
     panels = [Evaluation.from_json(p) for p in meta["panels"]]
     log.info("resuming %s from its checkpoint at step %d", run_dir, at)
     record = Record(
-        seeds,
+        members,
+        varied,
         rows=rows,
         panels=panels,
+        lineage=[e for e in meta.get("pbt_lineage", []) if e["step"] <= at],
         steps_done=at,
         start_step=at,
         seconds_before=meta.get("train_seconds", 0.0),
     )
-    return state, record, meta["wandb_id"]
+    # a hyper-parameter population's member runs, else the run's one (None: W&B was off)
+    return state, record, meta.get("wandb_ids") or ([meta["wandb_id"]] if meta.get("wandb_id") else None)
 
 
 class _NoMetricsFile:
@@ -381,19 +420,24 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
         else itertools.repeat(None)
     )
 
-    def evaluate_population(population: step.GANState, log_rows: bool = True) -> None:
-        for index, seed in enumerate(record.seeds):
-            evaluation = run.evaluate(parallel.replica(population, index))
-            record.finals[seed] = evaluation
+    def evaluate_population(members_state: step.GANState, log_rows: bool = True) -> None:
+        for member in record.members:
+            evaluation = run.evaluate(parallel.replica(members_state, member.index))
+            record.finals[member.index] = evaluation
             if log_rows:
-                logger.log(record.steps_done, seed, evaluation.scalars)
-                record.rows.append({"step": record.steps_done, "seed": seed, **evaluation.scalars})
-            if index == 0 and record.steps_done in stops.extra:
+                logger.log(record.steps_done, record.identity(member), evaluation.scalars)
+                record.rows.append({"step": record.steps_done, **record.identity(member), **evaluation.scalars})
+            if member.index == 0 and record.steps_done in stops.extra:
                 record.panels.append(evaluation)
 
     if (record.steps_done == 0 and 0 in stops.extra) or record.steps_done == train.steps:
         evaluate_population(state, log_rows=False)  # a metric's step 0, or a resumed run already done
+    if _exploits_now(run) and not any(e["step"] == record.steps_done for e in record.lineage):
+        # continued from a run that ended at an exploit step (it does not exploit at its last step)
+        evaluate_population(state, log_rows=False)
+        state = _exploit(run, state)
     replicated = placement.replicate(state)
+    chunks, real_batches = _check_memory(run, train_steps, replicated, chunks, real_batches)
     start, saved_at = time.perf_counter(), record.steps_done
     with (
         tqdm(
@@ -417,6 +461,8 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
                     evaluate_population(placement.unreplicate(replicated))
                     if run.best is not None:
                         _keep_if_best(run, run.best, placement.unreplicate(replicated))
+                if _exploits_now(run):
+                    replicated = placement.replicate(_exploit(run, placement.unreplicate(replicated)))
                 if stops.samples(record.steps_done) and logger.writes:
                     _save_sample_grid(run, placement.unreplicate(replicated))
                 if stops.evaluates(record.steps_done) and logger.writes and run.cfg.logger.get("report"):
@@ -438,6 +484,51 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
     return placement.unreplicate(replicated)
 
 
+def _check_memory(
+    run: RunContext, train_steps: Any, replicated: Any, chunks: Iterator[int], real_batches: Iterator
+) -> tuple[Iterator[int], Iterator]:
+    """A population whose first chunk's step needs more device memory than there is stops
+    here, before training (gan_jax/memory.py); the chunks and batches come back as they were."""
+    limit_gb = run.cfg.train.get("memory_limit_gb")
+    limit = memory.limit_bytes(limit_gb, run.devices[0])
+    if limit is None or run.cfg.train.parallel == "pmap" or len(run.record.members) < 2:
+        return chunks, real_batches
+    first_size = next(chunks, None)
+    if first_size is None:
+        return chunks, real_batches
+    first_batches = next(real_batches)
+    executable = train_steps.compile(replicated, first_size, first_batches)
+    source = "train.memory_limit_gb" if limit_gb is not None else f"the device ({run.devices[0].device_kind})"
+    memory.check(executable, limit, len(run.record.members), source)
+    return itertools.chain([first_size], chunks), itertools.chain([first_batches], real_batches)
+
+
+def _exploits_now(run: RunContext) -> bool:
+    """PBT's round is due at the step reached (never at the last: nothing would train on it)."""
+    done = run.record.steps_done
+    return run.exploration is not None and run.exploration.due(done) and done != run.cfg.train.steps
+
+
+def _exploit(run: RunContext, state: step.GANState) -> step.GANState:
+    """PBT's exploit and explore round at this step, on the evaluation just made."""
+    exploration, record = cast(pbt.Exploration, run.exploration), run.record
+    scores = [record.finals[m.index].scalars.get(exploration.objective) for m in record.members]
+    state, events = exploration.exploit(state, record.steps_done, scores)
+    record.lineage += events
+    for event in events:
+        log.info(
+            "PBT at step %d: member %d (%s %s) copies member %d (%s), now %s",
+            event["step"],
+            event["member"],
+            exploration.objective,
+            event["objective"]["member"],
+            event["source"],
+            event["objective"]["source"],
+            event["after"],
+        )
+    return state
+
+
 def _checkpoint_and_stop(run: RunContext, state: step.GANState, signal_name: str, saved: bool) -> NoReturn:
     """Preemption: a checkpoint at the step reached (unless one was just saved there), then Preempted."""
     if not saved:
@@ -452,7 +543,7 @@ def _checkpoint_and_stop(run: RunContext, state: step.GANState, signal_name: str
 def _keep_if_best(run: RunContext, best: BestCheckpoint, state: step.GANState) -> None:
     """train.keep_best: saves the state when this evaluation (a population: its replicas' mean) beats the best."""
     key = best.key.removeprefix("eval.")
-    value = summary.mean_or_none(run.record.finals[seed].scalars.get(key) for seed in run.record.seeds)
+    value = summary.mean_or_none(run.record.finals[m.index].scalars.get(key) for m in run.record.members)
     best.consider(run.record.steps_done, value, state, _checkpoint_meta(run))
 
 
@@ -461,11 +552,13 @@ def _checkpoint_meta(run: RunContext) -> dict[str, Any]:
     return {
         "config": OmegaConf.to_container(run.cfg, resolve=True),
         "wandb_id": wandb_run.id if wandb_run is not None else None,
+        "wandb_ids": [r.id for r in run.logger.member_runs],
         "panels": [e.to_json() for e in record.panels],
         # Batches are keyed by step: this is where the data stream resumes.
         "data_position": {"step": record.steps_done, "next_batch": record.steps_done * run.cfg.train.d_steps},
         "train_seconds": record.train_seconds,
         "images_sha256": _images_sha256(run.parts),
+        "pbt_lineage": record.lineage,
     }
 
 
@@ -513,17 +606,19 @@ def _log_rows(run: RunContext, metrics: dict[str, np.ndarray], first_step: int) 
         step_number = first_step + i
         if finite[i] and step_number % train.log_every and step_number != train.steps:
             continue
-        for index, seed in enumerate(record.seeds):
-            values = {k: float(v[index, i]) for k, v in metrics.items()}
-            run.logger.log(step_number, seed, values)
-            record.rows.append({"step": step_number, "seed": seed, **values})
+        for member in record.members:
+            values: dict[str, Any] = {k: float(v[member.index, i]) for k, v in metrics.items()}
+            for key in record.varied:  # as the config spells it: 0.001, not float32's 0.0010000000474974513
+                values[MEMBER_PREFIX + key] = population.readable(run.cfg, key, values[MEMBER_PREFIX + key])
+            run.logger.log(step_number, record.identity(member), values)
+            record.rows.append({"step": step_number, **record.identity(member), **values})
         if not finite[i]:
             record.steps_done = step_number
             bad = ", ".join(
-                f"{k}={v[index, i]}" + (f" (seed {seed})" if len(record.seeds) > 1 else "")
-                for index, seed in enumerate(record.seeds)
+                f"{k}={v[member.index, i]}" + (f" ({member.label()})" if len(record.members) > 1 else "")
+                for member in record.members
                 for k, v in metrics.items()
-                if not np.isfinite(v[index, i])
+                if not np.isfinite(v[member.index, i])
             )
             raise TrainingDiverged(
                 f"training diverged at step {step_number}: {bad}. Everything written so far "
@@ -535,13 +630,13 @@ def _write_final_outputs(run: RunContext, state: step.GANState) -> None:
     """samples.npy: [eval samples, *data shape] (images: the first SAVED_IMAGES), or
     [num_seeds, ...] for a population; the figures show the first replica."""
     record, evaluate, run_dir = run.record, run.evaluate, run.run_dir
-    finals = [record.finals[seed] for seed in record.seeds]
+    finals = [record.finals[m.index] for m in record.members]
     samples = np.stack([f.samples[:SAVED_IMAGES] if f.samples.ndim == 4 else f.samples for f in finals])
     np.save(run_dir / "samples.npy", samples[0] if len(finals) == 1 else samples)
     first = parallel.replica(state, 0)
     shown = min(GRID_IMAGES, evaluate.num_samples) if finals[0].samples.ndim == 4 else evaluate.num_samples
     real = _real_examples(run.parts, first, record.seeds[0], shown)
-    first_rows = record.rows_of(record.seeds[0])
+    first_rows = record.rows_of(0)
     figures = {
         "samples": plots.samples(real, finals[0].samples, run_dir / "samples.png"),
         "discriminator_outputs": plots.discriminator_outputs(first_rows, run_dir / "discriminator_outputs.png"),
@@ -550,25 +645,34 @@ def _write_final_outputs(run: RunContext, state: step.GANState) -> None:
     if curves is not None:
         figures["evaluation"] = curves
     figures |= evaluate.figures(record.panels, run_dir)
+    if record.varied:
+        figures["population"] = plots.member_values(
+            [record.rows_of(m.index) for m in record.members], record.varied, record.lineage, run_dir / "population.png"
+        )
     run.logger.log_images(run.cfg.train.steps, figures)
 
 
 def _summary(run: RunContext, error: str | None) -> dict[str, Any]:
     """summary.json (gan_jax/summary.py has its layout) from what the loop has recorded."""
     record, logger = run.record, run.logger
-    replicas = {
-        seed: summary.replica(
-            record.rows_of(seed),
-            run.cfg.train.steps,
-            {"step": record.finals[seed].step, **record.finals[seed].scalars} if seed in record.finals else None,
-        )
-        for seed in record.seeds
-    }
+    replicas = [
+        {
+            **record.identity(member),
+            **({"hyperparams": _member_values(run, member)} if record.varied else {}),
+            **summary.replica(
+                record.rows_of(member.index),
+                run.cfg.train.steps,
+                _final_evaluation(record, member.index),
+            ),
+        }
+        for member in record.members
+    ]
     wandb = None
     if logger.wandb_run is not None:
         disabled = logger.wandb_mode == "disabled"
         wandb = {
             "id": logger.wandb_run.id,
+            **({"ids": [r.id for r in logger.member_runs]} if logger.member_runs else {}),
             "dir": None if disabled else str(Path(logger.wandb_run.dir).parent),
             "mode": logger.wandb_mode,
         }
@@ -585,22 +689,85 @@ def _summary(run: RunContext, error: str | None) -> dict[str, Any]:
         backend=jax.default_backend(),
         replicas=replicas,
         extra={"parameters": run.parameters}
+        | (_population_summary(run, replicas) if record.varied else {})
         | run.evaluate.summary()
         | (run.best.summary() if run.best is not None else {}),
         wandb=wandb,
     )
 
 
-def _wandb_settings(cfg: DictConfig, group: str | None, name: str | None, run_id: str | None) -> dict | None:
+def _final_evaluation(record: Record, index: int) -> dict[str, Any] | None:
+    final = record.finals.get(index)
+    return None if final is None else {"step": final.step, **final.scalars}
+
+
+def _member_values(run: RunContext, member: population.Member) -> dict[str, Any]:
+    """A member's values of the varied keys as it ended (PBT moves them): its last training
+    row's, else its point's."""
+    rows = [r for r in run.record.rows_of(member.index) if "d_loss" in r]
+    if not rows:
+        return {k: member.values.get(k, OmegaConf.select(run.cfg, k)) for k in run.record.varied}
+    return {k: rows[-1].get(MEMBER_PREFIX + k) for k in run.record.varied}
+
+
+def _population_summary(run: RunContext, replicas: list[dict]) -> dict[str, Any]:
+    """summary.json's `population`: the keys varied, each member's starting point, PBT's
+    lineage, and with an `objective` that ranks (an evaluation key) its best member: what
+    gan-train returns to a sweeper (Optuna)."""
+    record = run.record
+    described: dict[str, Any] = {
+        "keys": list(record.varied),
+        "points": [dict(m.values) for m in record.members if m.seed == run.cfg.seed],
+        "num_seeds": run.cfg.train.num_seeds,
+        "members": [{"member": m.index, "seed": m.seed, "start": dict(m.values)} for m in record.members],
+    }
+    if run.exploration is not None:
+        described["pbt"] = run.exploration.describe() | {"lineage": record.lineage}
+    objective, way = run.cfg.objective, evaluators.direction(run.cfg.objective or "")
+    if objective is not None and objective.startswith("eval.") and way in ("min", "max"):
+        best = summary.best_member({"replicas": replicas}, objective, way)
+        described["best"] = (
+            None
+            if best is None
+            else {
+                "objective": objective,
+                "direction": way,
+                "value": summary.value(best, objective),
+                "member": best["member"],
+                "seed": best["seed"],
+                "hyperparams": best["hyperparams"],
+            }
+        )
+    return {"population": described}
+
+
+def _wandb_settings(
+    cfg: DictConfig, group: str | None, name: str, run_ids: list[str] | None, record: Record
+) -> dict | list[dict] | None:
+    """The W&B run's settings; a hyper-parameter population's: one run per member, each with
+    the config of the single run it is, in a group of their own (the sweep's, when in one),
+    so W&B's tables and parallel coordinates compare members as they compare runs."""
     if cfg.logger.name == "none":
         return None
-    return dict(
+    common = dict(
         project=cfg.logger.project,
         entity=cfg.logger.entity,
-        group=group,
-        name=name,
-        run_id=run_id,
         tags=list(cfg.logger.tags),
         mode=run_logger.wandb_mode(cfg.logger.mode),
-        config=OmegaConf.to_container(cfg, resolve=True),
     )
+    if not record.varied:
+        run_id = run_ids[0] if run_ids else None
+        return dict(common, group=group, name=name, run_id=run_id, config=OmegaConf.to_container(cfg, resolve=True))
+    return [
+        dict(
+            common,
+            group=group or name,
+            name=f"{name}/member_{member.index}",
+            run_id=run_ids[member.index] if run_ids and len(run_ids) == len(record.members) else None,
+            config={
+                **cast(dict, OmegaConf.to_container(population.member_config(cfg, member), resolve=True)),
+                "population_member": member.index,
+            },
+        )
+        for member in record.members
+    ]

@@ -67,6 +67,38 @@ def adversarial_terms(loss: GANLoss) -> tuple[Term, Term]:
     )
 
 
+def switched_terms(choices: tuple[GANLoss, ...], setting: str) -> tuple[Term, Term]:
+    """A loss population's adversarial terms: each member's loss is choices[i], i its index
+    in the iteration's settings (`view.settings[setting]`). Under the population's vmap the
+    switch computes every loss and selects the member's: each is a few ops on D's outputs."""
+
+    def pick(view: DView | GView, player: str) -> jax.Array:
+        branches = [getattr(loss, player) for loss in choices]
+        return jax.lax.switch(view.settings[setting], branches, view.real_out, view.fake_out)
+
+    return (
+        Term("adversarial", DISCRIMINATOR, lambda view, state: TermResult(pick(view, "discriminator")), kind="loss"),
+        Term("adversarial", GENERATOR, lambda view, state: TermResult(pick(view, "generator")), kind="loss"),
+    )
+
+
+def switched_constraint(constraints: tuple[Callable | None, ...], setting: str) -> Callable | None:
+    """(params, settings) -> params: the constraint of each member's loss (wgan's clipping
+    for its members only); None when no loss has one."""
+    if all(c is None for c in constraints):
+        return None
+
+    def constrain(params: Any, settings: Any) -> Any:
+        index = settings[setting]
+        for i, constraint in enumerate(constraints):
+            if constraint is not None:
+                constrained = constraint(params)
+                params = jax.tree.map(lambda c, p, i=i: jnp.where(index == i, c, p), constrained, params)
+        return params
+
+    return constrain
+
+
 def _bce_discriminator(real_out, fake_out):
     return jnp.mean(softplus(-real_out)) + jnp.mean(softplus(fake_out))
 

@@ -26,7 +26,7 @@ from flax.traverse_util import flatten_dict
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from gan_jax import config, data, overrides, parts, step
+from gan_jax import config, data, overrides, parts, population, step
 from gan_jax.data import ImageDataset
 from gan_jax.errors import ConfigError
 
@@ -59,7 +59,7 @@ def shape_only_dataset(cfg: DictConfig) -> data.Dataset:
 def parameter_shapes(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(G's, D's) parameter trees of ShapeDtypeStructs for a validated config."""
     gan = parts.build(cfg, shape_only_dataset(cfg))
-    state = jax.eval_shape(lambda: step.init_state(gan, 0))
+    state = jax.eval_shape(lambda: step.init_state(gan, 0, population.first_values(cfg)))
     return state.generator.params, state.discriminator.params
 
 

@@ -7,9 +7,9 @@ schedule. `optim.lr_decay` (linear or cosine) holds each player's lr until train
 iteration `optim.lr_decay_start`, then decays it to 0 at `train.steps` (CycleGAN's
 constant-then-linear schedule; the 2-D mixtures need it for samples that sit on the modes).
 
-With `schedule.final` on an optimiser key (gan_jax/schedules.py), the player's lr or betas
-are hyper-parameters in its optimiser state (optax.inject_hyperparams), which the step sets
-from the schedule before each update (`Optimiser.hyperparams(step)`).
+With `schedule.final` on an optimiser key (gan_jax/schedules.py), or a population varying one
+(gan_jax/population.py), the player's lr or betas are hyper-parameters in its optimiser state
+(optax.inject_hyperparams), which the step sets before each update (`Optimiser.hyperparams`).
 
 A player with a lazy regulariser (one that runs every N iterations, gan_jax/penalties.py)
 gets lr * c and Adam's betas ** c with c = N / (N + 1) (Karras et al. 2020, Appendix B:
@@ -79,11 +79,11 @@ register(OptimPart("sgd", lambda lr, cfg: optax.sgd(lr)))
 
 @dataclass(frozen=True)
 class Optimiser:
-    """A player's optimiser and, when some of its settings follow a schedule, step -> the
-    values of those settings (optax's hyper-parameter names) to put in its state."""
+    """A player's optimiser and, when some of its settings vary (a schedule, a population),
+    the iteration's values (schedules.Values) -> those settings by optax's names, to put in its state."""
 
     transformation: optax.GradientTransformation
-    hyperparams: Callable[[jax.Array], dict[str, jax.Array]] | None = None
+    hyperparams: Callable[[dict[str, jax.Array]], dict[str, jax.Array]] | None = None
 
 
 def build(
@@ -116,7 +116,7 @@ def _player_optimiser(
     for beta in ("b1", "b2"):
         if beta in own:
             sources[beta] = f"{player}_{beta}" if cfg.get(f"{player}_{beta}") is not None else beta
-    scheduled = {name: key for name, key in sources.items() if schedules.has(f"optim.{key}")}
+    scheduled = {name: key for name, key in sources.items() if schedules.varies(f"optim.{key}")}
     if not scheduled:
         return Optimiser(make(schedule(lr, cfg, steps, updates_per_step), own))
 
@@ -131,13 +131,14 @@ def _player_optimiser(
     factory = with_betas if betas else without_betas
     initial = {"learning_rate": lr, **{b: own[b] for b in betas}}
 
-    def hyperparams(step: jax.Array) -> dict[str, jax.Array]:
-        """The scheduled values at `step`, lazily rescaled as the constants are: lr * c, betas ** c."""
-        values = {}
+    def hyperparams(values: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """The iteration's values of the varying settings, lazily rescaled as the constants
+        are: lr * c, betas ** c."""
+        settings = {}
         for name, key in scheduled.items():
-            value = schedules.value(f"optim.{key}", step)
-            values[name] = value * scale if name == "learning_rate" else value**scale
-        return values
+            value = values[f"optim.{key}"]
+            settings[name] = value * scale if name == "learning_rate" else value**scale
+        return settings
 
     return Optimiser(optax.inject_hyperparams(factory)(**initial), hyperparams)
 

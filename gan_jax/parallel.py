@@ -18,7 +18,6 @@ AXIS with `lax.pmean`, so the two give the same numbers (tests/test_parallel.py)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -151,9 +150,7 @@ def _population_steps(parts: step.GANParts, per_device: int, state, num_steps: i
     return jax.vmap(one_replica)(state, real_batches)
 
 
-def compile_train_steps(
-    parts: step.GANParts, global_batch_size: int, placement: DataParallel
-) -> Callable[..., tuple[Any, dict]]:
+def compile_train_steps(parts: step.GANParts, global_batch_size: int, placement: DataParallel) -> Any:
     """(state, num_steps, real_batches) -> (state, metrics [replicas, num_steps]).
 
     `state` and `real_batches` are placed by `placement` (`real_batches` is None for toy
@@ -190,21 +187,34 @@ def compile_train_steps(
         )(state, real_batches)
 
     compiled = jax.jit(sharded_steps, static_argnums=(1,), donate_argnums=(0,))
-    return compiled if jax.process_count() == 1 else _compiled_together(compiled)
+    return AheadOfTime(compiled, barrier=jax.process_count() > 1)
 
 
-def _compiled_together(jitted: Any) -> Callable[..., tuple[Any, dict]]:
-    """`jitted` compiled ahead of each new chunk size, then a barrier: processes that take
-    different times to compile start the step's collectives together."""
-    executables: dict[int, Any] = {}
+class AheadOfTime:
+    """A jitted step whose executable for a chunk size can be compiled before its first call
+    (`compile`: the population's memory check reads its memory analysis; the loop then runs
+    that executable, not a second compile). Over several processes every chunk size is
+    compiled so, then a barrier: processes that take different times to compile would
+    otherwise time out in the first collective."""
 
-    def steps(state, num_steps: int, real_batches=None):
-        if num_steps not in executables:
-            executables[num_steps] = jitted.lower(state, num_steps, real_batches).compile()
-            distributed.barrier(f"compiled-{num_steps}-steps")
-        return executables[num_steps](state, real_batches)
+    def __init__(self, jitted: Any, barrier: bool = False):
+        self.jitted, self.barrier = jitted, barrier
+        self.executables: dict[int, Any] = {}
 
-    return steps
+    def compile(self, state: Any, num_steps: int, real_batches: Any = None) -> Any:
+        if num_steps not in self.executables:
+            self.executables[num_steps] = self.jitted.lower(state, num_steps, real_batches).compile()
+            if self.barrier:
+                distributed.barrier(f"compiled-{num_steps}-steps")
+        return self.executables[num_steps]
+
+    def lower(self, state: Any, num_steps: int, real_batches: Any = None) -> Any:
+        return self.jitted.lower(state, num_steps, real_batches)
+
+    def __call__(self, state: Any, num_steps: int, real_batches: Any = None) -> tuple[Any, dict]:
+        if self.barrier or num_steps in self.executables:
+            return self.compile(state, num_steps, real_batches)(state, real_batches)
+        return self.jitted(state, num_steps, real_batches)
 
 
 def replica(tree: Any, index: int) -> Any:

@@ -15,6 +15,7 @@ from gan_jax import (
     models,
     optim,
     penalties,
+    population,
     precision,
     regularisers,  # noqa: F401  (registers LeCam, CR, top-k, ... with penalties)
     schedules,
@@ -30,7 +31,7 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
     _check_classes(cfg, dataset)
     _check_enough_examples(cfg, dataset)
     gan_models = precision.compute_in(models.build(cfg.model, dataset), cfg.train.precision)
-    curves = schedules.from_config(cfg)
+    curves = schedules.from_config(cfg, population.keys(cfg))
     augmentation = augment.from_config(cfg.augment, {"batch_size": cfg.train.batch_size, "schedules": curves})
     objective_terms = build_terms(cfg, gan_models, dataset, curves) + (augmentation.terms if augmentation else ())
     try:
@@ -51,7 +52,7 @@ def build(cfg: DictConfig, dataset: data.Dataset | None = None) -> step.GANParts
         d_steps=cfg.train.d_steps,
         terms=objective_terms,
         augment=None if augmentation is None else augmentation.apply,
-        d_constraint=losses.LOSSES.get(cfg.loss.name).d_constraint(cfg.loss),
+        d_constraint=_d_constraint(cfg),
         simultaneous=cfg.train.schedule == "simultaneous",
         ema=ema.from_config(cfg.train, curves),
         schedules=curves,
@@ -70,7 +71,12 @@ def build_terms(
     replaces it (top-k re-weights G's adversarial loss)."""
     loss = losses.get(cfg.loss.name, cfg.loss)
     context = dict(data_scale=dataset.scale, batch_size=cfg.train.batch_size, steps=cfg.train.steps, loss=loss)
-    chosen = losses.adversarial_terms(loss) + models.conditioning_terms(gan_models)
+    if names := population.loss_names(cfg):  # each member's own loss
+        choices = tuple(losses.get(name, population.loss_config(cfg, name)) for name in names)
+        adversarial = losses.switched_terms(choices, population.LOSS_KEY)
+    else:
+        adversarial = losses.adversarial_terms(loss)
+    chosen = adversarial + models.conditioning_terms(gan_models)
     chosen += penalties.build_terms(cfg.get("penalty"), context, curves or schedules.Schedules())
     by_key: dict[tuple[str, str], terms.Term] = {}
     for term in chosen:
@@ -79,6 +85,17 @@ def build_terms(
     if len(stateful) != len(set(stateful)):
         raise ConfigError(f"two terms with state share a name ({', '.join(sorted(stateful))}); rename one")
     return tuple(by_key.values())
+
+
+def _d_constraint(cfg: DictConfig):
+    """(D's params, the iteration's settings) -> params after each D update (None: none):
+    the loss's (wgan's clipping), per member in a loss population."""
+    names = population.loss_names(cfg) or (cfg.loss.name,)
+    constraints = tuple(losses.LOSSES.get(n).d_constraint(population.loss_config(cfg, n)) for n in names)
+    if len(names) == 1:
+        only = constraints[0]
+        return None if only is None else lambda params, settings: only(params)
+    return losses.switched_constraint(constraints, population.LOSS_KEY)
 
 
 def _check_enough_examples(cfg: DictConfig, dataset: data.Dataset) -> None:

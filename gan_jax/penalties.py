@@ -211,7 +211,7 @@ def build_terms(penalty_cfg: Any, context: dict[str, Any], curves: Schedules | N
     terms: tuple[Term, ...] = ()
     for name in chosen(penalty_cfg):
         built = PENALTIES.get(name).build(penalty_cfg[name], BuildContext(name=name, **context))
-        weight = None if curves is None else curves.of(f"penalty.{name}.weight")
+        weight = None if curves is None else curves.reader(f"penalty.{name}.weight")
         if weight is not None:
             built = tuple(_reweighted(term, weight, float(penalty_cfg[name].weight)) for term in built)
         terms += built
@@ -219,13 +219,14 @@ def build_terms(penalty_cfg: Any, context: dict[str, Any], curves: Schedules | N
 
 
 def _reweighted(term: Term, weight: Callable[[Any], Any], base: float) -> Term:
-    """`term` with its value x weight(step) / base: every regulariser is linear in its weight
+    """`term` with its value x weight / base, the weight the iteration's (a schedule's, a
+    population member's; `view.settings`): every regulariser is linear in its weight
     (a "loss" term, top-k's re-weighted loss, has none to scale: its weight is fixed at 1)."""
     if term.kind != "regulariser":
         return term
 
     def fn(view: Any, state: Any) -> TermResult:
         result = term.fn(view, state)
-        return dataclasses.replace(result, value=result.value * (weight(view.step) / base))
+        return dataclasses.replace(result, value=result.value * (weight(view.settings) / base))
 
     return dataclasses.replace(term, fn=fn)

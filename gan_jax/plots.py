@@ -78,6 +78,42 @@ def evaluation_curves(rows: list[dict], directions: dict[str, str], path: Path) 
     return _save(fig, path)
 
 
+def member_values(member_rows: Sequence[list[dict]], keys: Sequence[str], lineage: Sequence[dict], path: Path) -> Path:
+    """A hyper-parameter population's values over training, a panel per varied key, a line
+    per member (its rows' population/<key>); PBT's exploit steps as grey lines (a copied
+    member's line jumps there to its source's values, explored)."""
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7.0, 2.4 * len(keys)), sharex=True, squeeze=False)
+    colours = plt.get_cmap("tab20")
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        column = f"population/{key}"
+        categories: list = []
+        for index, rows in enumerate(member_rows):
+            points = [(r["step"], r[column]) for r in rows if column in r]
+            if not points:
+                continue
+            steps, values = zip(*points, strict=True)
+            if isinstance(values[0], str):  # loss.name: one level per loss
+                categories += [v for v in values if v not in categories]
+                values = tuple(categories.index(v) for v in values)
+            ax.plot(steps, values, color=colours(index % 20), lw=1.2, label=f"member {index}")
+        for event in lineage:
+            ax.axvline(event["step"], color="0.85", lw=0.6, zorder=0)
+        if categories:
+            ax.set_yticks(range(len(categories)), categories)
+        elif all(v > 0 for rows in member_rows for r in rows if isinstance(v := r.get(column), float)):
+            ax.set_yscale("log")
+        ax.set_ylabel(key, fontsize=8)
+    axes[0, 0].set_title(
+        f"{len(member_rows)} members" + (f", {len(lineage)} PBT copies (grey lines: exploit steps)" if lineage else ""),
+        fontsize=9,
+    )
+    axes[-1, 0].set_xlabel("step")
+    if len(member_rows) <= 16:
+        axes[0, 0].legend(fontsize=6, ncol=4, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def samples(real: np.ndarray, fake: np.ndarray, path: Path) -> Path:
     """Histogram (1-D) or scatter (2-D) of generated against real samples; images: a grid
     of generated images (left) beside real ones (right)."""

@@ -35,16 +35,30 @@ def _finite_or_none(value: Any) -> Any:
 
 
 class RunLogger:
-    """Appends one JSON object per logged step to metrics.jsonl and mirrors it to W&B."""
+    """Appends one JSON object per logged step to metrics.jsonl and mirrors it to W&B.
+
+    `wandb_settings`: one run's, or a list (a hyper-parameter population: a W&B run per
+    member, each receiving its own rows under the plain metric names)."""
 
     def __init__(
-        self, run_dir: Path, wandb_settings: dict | None = None, population: bool = False, writes: bool = True
+        self,
+        run_dir: Path,
+        wandb_settings: dict | list[dict] | None = None,
+        population: bool = False,
+        writes: bool = True,
     ):
-        self.population = population  # W&B keys then carry the seed: seed_3/d_real
+        self.population = population  # W&B keys of one run then carry the seed: seed_3/d_real
         self.run_dir = run_dir
         self.writes = writes  # False on a multi-process run's other processes: process 0 writes
         self.metrics = MetricsFile(run_dir)
-        self.wandb_run = _start_wandb(run_dir, **wandb_settings) if wandb_settings and writes else None
+        self.member_runs: list[Any] = []
+        self.wandb_run = None
+        if wandb_settings and writes:
+            if isinstance(wandb_settings, list):
+                self.member_runs = [_start_wandb(run_dir, reinit="create_new", **s) for s in wandb_settings]
+                self.wandb_run = self.member_runs[0]
+            else:
+                self.wandb_run = _start_wandb(run_dir, **wandb_settings)
 
     @property
     def wandb_mode(self) -> str | None:
@@ -55,31 +69,40 @@ class RunLogger:
             return "disabled"
         return "offline" if self.wandb_run.offline else "online"
 
-    def log(self, step: int, seed: int, values: Mapping[str, float | None]) -> None:
+    def log(self, step: int, identity: Mapping[str, int], values: Mapping[str, Any]) -> None:
+        """One row: `identity` says whose ({"seed": 3}, or a hyper-parameter population's
+        {"member": 5, "seed": 3})."""
         if not self.writes:
             return
         # JSON has no NaN: a diverged value is written as null and kept in W&B as NaN.
-        row = {"step": step, "seed": seed, **{k: _finite_or_none(v) for k, v in values.items()}}
+        row = {"step": step, **identity, **{k: _finite_or_none(v) for k, v in values.items()}}
         self.metrics.append(row)
-        if self.wandb_run is not None:
+        if self.member_runs:
+            self.member_runs[identity["member"]].log(dict(values), step=step)
+        elif self.wandb_run is not None:
             if self.population:
-                values = {f"seed_{seed}/{k}": v for k, v in values.items()}
-            self.wandb_run.log(values, step=step)
+                values = {f"seed_{identity['seed']}/{k}": v for k, v in values.items()}
+            self.wandb_run.log(dict(values), step=step)
 
     def log_images(self, step: int, images: dict[str, Path]) -> None:
+        """The figures (they show member 0, or the whole population) go to the (first member's) run."""
         if self.wandb_run is not None:
             import wandb
 
             self.wandb_run.log({k: wandb.Image(str(p)) for k, p in images.items()}, step=step)
 
     def update_summary(self, values: dict[str, Any]) -> None:
-        if self.wandb_run is not None:
+        if self.member_runs:  # each member's run: the run's outcome and its own replica entry
+            shared = {k: v for k, v in values.items() if k not in ("replicas", "seeds", "population")}
+            for run, replica in zip(self.member_runs, values.get("replicas", []), strict=False):
+                run.summary.update({**shared, **replica})
+        elif self.wandb_run is not None:
             self.wandb_run.summary.update(values)
 
     def finish(self, exit_code: int) -> None:
         self.metrics.close()
-        if self.wandb_run is not None:
-            self.wandb_run.finish(exit_code=exit_code)
+        for run in self.member_runs or ([self.wandb_run] if self.wandb_run is not None else []):
+            run.finish(exit_code=exit_code)
 
 
 def _start_wandb(
@@ -93,6 +116,7 @@ def _start_wandb(
     mode: str,
     config: dict,
     run_id: str | None,
+    reinit: str = "finish_previous",
 ) -> Any:
     """A new W&B run, or (given `run_id`, when a run directory is resumed) the same run continued."""
     import wandb
@@ -109,7 +133,7 @@ def _start_wandb(
         config=config,
         dir=str(run_dir),
         job_type="train",
-        reinit="finish_previous",
+        reinit=cast(Any, reinit),  # a population's member runs: "create_new", several at once
         settings=settings,
         id=run_id,
         resume="allow" if run_id else None,

@@ -85,10 +85,10 @@ class Sampler:
         """The run's G (its EMA unless `raw`) at `checkpoint`; latents: the evaluation's, or key(seed)'s."""
         import jax
 
-        from gan_jax import parallel, score, step
+        from gan_jax import parallel, population, score, step
 
         restored = score.restore(run_dir, checkpoint)
-        replicas = restored.cfg.train.num_seeds
+        replicas = len(population.members(restored.cfg))
         if not 0 <= replica < replicas:
             raise GanJaxError(f"--replica {replica}: the run has {replicas} replica(s), 0 to {replicas - 1}")
         state = parallel.replica(restored.state, replica)

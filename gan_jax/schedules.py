@@ -15,6 +15,11 @@ lr and Adam's betas (each player's from its own key when set, g_lr, d_b2, ...), 
 regulariser's weight, the EMA's decay or half-life, and a fixed ADA probability. Each is
 applied by the part that owns it (gan_jax/optim.py, penalties.py, ema.py, ada.py); the
 schedule only says what the value is at a step.
+
+A hyper-parameter population (gan_jax/population.py) varies some of the same keys per
+member: their values live in the training state (`GANState.hyperparams`), and a key both
+varied and scheduled follows its curve from the member's value. `Schedules.values` gives
+an iteration's value of every such key; the parts read them there (`reader(key)`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from gan_jax.schema import MISSING, one_of, rule
 
 SHAPES = ("cosine", "linear")
 METRIC_PREFIX = "schedule/"
+MEMBER_PREFIX = "population/"
 OPTIM_KEYS = ("lr", "g_lr", "d_lr", "b1", "b2", "g_b1", "g_b2", "d_b1", "d_b2")
 
 
@@ -54,41 +60,64 @@ class Curve:
     images: float  # N: the final value is reached after this many
     shape: str = "cosine"
 
-    def at_images(self, shown: Any) -> Any:
+    def at_images(self, shown: Any, base: Any = None) -> Any:
+        """The value after `shown` images, from `base` (default: the key's own value)."""
+        base = self.base if base is None else base
         progress = jnp.clip(jnp.asarray(shown, jnp.float32) / self.images, 0.0, 1.0)
         if self.shape == "cosine":
             progress = (1 - jnp.cos(math.pi * progress)) / 2
-        return self.base + (self.final - self.base) * progress
+        return base + (self.final - base) * progress
+
+
+Values = dict[str, jax.Array]  # an iteration's value of each key that varies
 
 
 @dataclass(frozen=True)
 class Schedules:
-    """The run's curves; a step's values are functions of the steps completed."""
+    """The settings the step reads as traced values: the run's curves (a function of the
+    steps completed) and the keys a population varies (`member_keys`, per member, from the
+    state)."""
 
     curves: tuple[Curve, ...] = ()
     batch_size: int = 1  # images per step
+    member_keys: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.curves)
+        return bool(self.curves) or bool(self.member_keys)
 
     def keys(self) -> tuple[str, ...]:
         return tuple(c.key for c in self.curves)
 
     def has(self, key: str) -> bool:
+        """Whether `key` follows a schedule."""
         return key in self.keys()
 
+    def varies(self, key: str) -> bool:
+        """Whether the step reads `key` as a traced value (scheduled, or varied per member)."""
+        return self.has(key) or key in self.member_keys
+
+    def values(self, step: jax.Array, member_values: Values | None = None) -> Values:
+        """Every varying key's value after `step` steps completed; `member_values`: this
+        member's values of the population's keys (GANState.hyperparams)."""
+        values = dict(member_values or {})
+        shown = jnp.asarray(step, jnp.float32) * self.batch_size
+        for curve in self.curves:
+            values[curve.key] = curve.at_images(shown, values.get(curve.key))
+        return values
+
     def value(self, key: str, step: jax.Array) -> jax.Array:
-        """`key`'s value after `step` steps completed."""
-        curve = next(c for c in self.curves if c.key == key)
-        return curve.at_images(jnp.asarray(step, jnp.float32) * self.batch_size)
+        """A scheduled `key`'s value after `step` steps completed (from its own base)."""
+        return self.values(step)[key]
 
-    def of(self, key: str) -> Callable[[jax.Array], jax.Array] | None:
-        """step -> `key`'s value, None when `key` does not follow a schedule."""
-        return (lambda step: self.value(key, step)) if self.has(key) else None
+    def reader(self, key: str) -> Callable[[Values], jax.Array] | None:
+        """values -> `key`'s value, None when `key` does not vary (its part uses the constant)."""
+        return (lambda values: values[key]) if self.varies(key) else None
 
-    def metrics(self, step: jax.Array) -> dict[str, jax.Array]:
-        """What a logged row carries: each scheduled key's value at `step`."""
-        return {METRIC_PREFIX + c.key: self.value(c.key, step) for c in self.curves}
+    def metrics(self, values: Values) -> dict[str, jax.Array]:
+        """What a logged row carries: each scheduled key's value, and a member's own values."""
+        rows = {METRIC_PREFIX + c.key: values[c.key] for c in self.curves}
+        rows |= {MEMBER_PREFIX + k: jnp.asarray(values[k], jnp.float32) for k in self.member_keys}
+        return rows
 
 
 def flat_final(cfg: Any) -> dict[str, Any]:
@@ -112,17 +141,18 @@ def _dotted(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def from_config(cfg: Any) -> Schedules:
-    """The curves of a validated config (none without schedule.final)."""
+def from_config(cfg: Any, member_keys: tuple[str, ...] = ()) -> Schedules:
+    """The curves of a validated config (none without schedule.final); `member_keys`: those
+    its population varies."""
     final = flat_final(cfg)
     if not final:
-        return Schedules()
+        return Schedules(member_keys=member_keys)
     images = float(cfg.schedule.kimg) * 1000
     curves = tuple(
         Curve(key, float(OmegaConf.select(cfg, key)), float(value), images, cfg.schedule.shape)
         for key, value in final.items()
     )
-    return Schedules(curves, cfg.train.batch_size)
+    return Schedules(curves, cfg.train.batch_size, member_keys)
 
 
 def schedulable_keys(cfg: Any) -> tuple[str, ...]:

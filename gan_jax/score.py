@@ -39,7 +39,7 @@ from typing import Any, cast
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from gan_jax import parallel, rundir, step
+from gan_jax import parallel, population, rundir, step
 from gan_jax.checkpoint import Checkpoints, DamagedCheckpoint
 from gan_jax.errors import ConfigError, GanJaxError
 from gan_jax.evaluate import StateEvaluator
@@ -168,7 +168,8 @@ def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         progress=True,
     )
     replicas = [
-        {"seed": seed, **evaluate(parallel.replica(run.state, index)).scalars} for index, seed in enumerate(_seeds(cfg))
+        {**_identity(cfg, member), **evaluate(parallel.replica(run.state, member.index)).scalars}
+        for member in population.members(cfg)
     ]
     entry = {
         "checkpoint": run.which,
@@ -198,11 +199,12 @@ class _PopulationLike:
 
     def __call__(self, meta: dict) -> step.GANState:
         cfg = OmegaConf.create(meta["config"])
-        return step.init_population(self.parts(cfg), _seeds(cfg))
+        return population.initial_state(self.parts(cfg), cfg)
 
 
-def _seeds(cfg: DictConfig) -> list[int]:
-    return list(range(cfg.seed, cfg.seed + cfg.train.num_seeds))
+def _identity(cfg: DictConfig, member: population.Member) -> dict[str, int]:
+    """Whose scores these are: a seed, or a hyper-parameter population's member and seed (as its rows say)."""
+    return {"member": member.index, "seed": member.seed} if population.keys(cfg) else {"seed": member.seed}
 
 
 def _nothing_to_score(

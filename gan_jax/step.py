@@ -151,6 +151,9 @@ class GANState:
     generator_ema: Any = None  # EMA of G's params (None without EMA); samples come from it
     # The terms' states by term name (a lazy term's also holds its latest value, "last").
     terms: Any = field(default_factory=dict)
+    # A population member's values of the keys it varies ({"optim.lr": ..., "loss.name":
+    # index}; gan_jax/population.py): state, so PBT can copy and perturb them. {}: none.
+    hyperparams: Any = field(default_factory=dict)
 
     if TYPE_CHECKING:
 
@@ -169,15 +172,15 @@ class GANParts:
     terms: tuple[Term, ...]  # both players' objectives, in the order they are summed
     # (images, per-example keys, the terms' states, the steps completed) -> augmented images; None: off.
     augment: Callable[[jax.Array, jax.Array, dict[str, Any], Any], jax.Array] | None = None
-    # Projects D's parameters after each update (WGAN's weight clipping).
-    d_constraint: Callable[[Any], Any] | None = None
+    # (D's params, the iteration's settings) -> params, after each D update (WGAN's weight clipping).
+    d_constraint: Callable[[Any, Any], Any] | None = None
     simultaneous: bool = False
     ema: EMA | None = None
     grad_accum: int = 1  # micro-batches per main update
-    # step -> the optimiser settings that follow a schedule (None: none do); the schedules
-    # themselves, whose values each logged row carries.
-    g_hyperparams: Callable[[jax.Array], dict[str, jax.Array]] | None = None
-    d_hyperparams: Callable[[jax.Array], dict[str, jax.Array]] | None = None
+    # the iteration's settings -> the optimiser settings that vary (None: none do); the
+    # schedules and population keys themselves, whose values each logged row carries.
+    g_hyperparams: Callable[[Any], dict[str, jax.Array]] | None = None
+    d_hyperparams: Callable[[Any], dict[str, jax.Array]] | None = None
     schedules: Schedules = field(default_factory=Schedules)
 
 
@@ -206,7 +209,7 @@ def initial_term_states(parts: GANParts) -> dict[str, Any]:
     return states
 
 
-def init_state(parts: GANParts, seed: int) -> GANState:
+def init_state(parts: GANParts, seed: int, hyperparams: Any = None) -> GANState:
     rng = jax.random.PRNGKey(seed)
     models = parts.models
     labels = jnp.zeros((2 * models.d_pack,), jnp.int32) if models.conditional else None
@@ -232,12 +235,15 @@ def init_state(parts: GANParts, seed: int) -> GANState:
         ),
         generator_ema=generator.params if parts.ema is not None else None,
         terms=initial_term_states(parts),
+        hyperparams=dict(hyperparams or {}),
     )
 
 
-def init_population(parts: GANParts, seeds: Any) -> GANState:
-    """Independent replicas, one per seed, stacked on a leading axis (vmap the step over it)."""
-    return jax.vmap(lambda seed: init_state(parts, seed))(jnp.asarray(seeds))
+def init_population(parts: GANParts, seeds: Any, hyperparams: Any = None) -> GANState:
+    """Independent replicas, one per seed, stacked on a leading axis (vmap the step over it);
+    `hyperparams`: each varied key's value per replica ({key: [replicas]}, population.numeric_values)."""
+    hyper = {k: jnp.asarray(v) for k, v in (hyperparams or {}).items()}
+    return jax.vmap(lambda seed, values: init_state(parts, seed, values))(jnp.asarray(seeds), hyper)
 
 
 def _mean_over_devices(tree: Any, axis_name: str | None) -> Any:
@@ -378,6 +384,7 @@ class _Iteration:
     axis_name: str | None
     state: GANState
     real_batches: dict[str, jax.Array] | None
+    settings: dict[str, jax.Array]  # the values of the settings that vary, at this iteration
 
     @property
     def models(self) -> GANModels:
@@ -389,11 +396,11 @@ class _Iteration:
     @property
     def g_hyperparams(self) -> dict[str, jax.Array] | None:
         """G's optimiser settings at this step, where a schedule moves them."""
-        return None if self.parts.g_hyperparams is None else self.parts.g_hyperparams(self.state.step)
+        return None if self.parts.g_hyperparams is None else self.parts.g_hyperparams(self.settings)
 
     @property
     def d_hyperparams(self) -> dict[str, jax.Array] | None:
-        return None if self.parts.d_hyperparams is None else self.parts.d_hyperparams(self.state.step)
+        return None if self.parts.d_hyperparams is None else self.parts.d_hyperparams(self.settings)
 
     def draw(self, stream: Stream, substep: Any, sample_one: Callable) -> jax.Array:
         first_index = lax.axis_index(self.axis_name) * self.batch_size if self.axis_name else 0
@@ -426,7 +433,7 @@ class _Iteration:
         """The augmentation as this iteration applies it: with the states it started with (ADA's p)."""
         pipeline = self.parts.augment
         return (
-            None if pipeline is None else lambda images, keys: pipeline(images, keys, self.state.terms, self.state.step)
+            None if pipeline is None else lambda images, keys: pipeline(images, keys, self.state.terms, self.settings)
         )
 
     def augmented(self, images: jax.Array, example_keys: jax.Array | None) -> jax.Array:
@@ -501,13 +508,14 @@ class _Iteration:
             step=self.state.step,
             mean_over_devices=self.mean_over_devices,
             generate=self.generate_fixed,
+            settings=self.settings,
             **fields,
         )
 
     def finish_d_update(self, player: PlayerState, grads: Any) -> PlayerState:
         player = _apply_gradients(self.parts.d_optimiser, player, grads, self.d_hyperparams)
         if self.parts.d_constraint is not None:
-            player = player.replace(params=self.parts.d_constraint(player.params))
+            player = player.replace(params=self.parts.d_constraint(player.params, self.settings))
         return player
 
     def discriminate_fixed(self, opponent: PlayerState, x: jax.Array, labels: jax.Array | None):
@@ -533,6 +541,7 @@ class _Iteration:
             discriminate=lambda x, y: self.discriminate_fixed(opponent, x, y)[0],
             step=self.state.step,
             mean_over_devices=self.mean_over_devices,
+            settings=self.settings,
             **fields,
         )
 
@@ -770,7 +779,8 @@ def train_step(
     data only for relativistic losses, and the lazy phases reuse the last),
     {"images": ..., "labels": ...}; None for toy data.
     """
-    it = _Iteration(parts, batch_size, axis_name, state, real_batches)
+    settings = parts.schedules.values(state.step, state.hyperparams)
+    it = _Iteration(parts, batch_size, axis_name, state, real_batches, settings)
     d_interval = terms_lib.lazy_interval(parts.terms, DISCRIMINATOR)
     g_interval = terms_lib.lazy_interval(parts.terms, GENERATOR)
 
@@ -789,13 +799,13 @@ def train_step(
     )
 
     metrics = {
-        **parts.schedules.metrics(state.step),
+        **parts.schedules.metrics(settings),
         **d_metrics,
         **_lazy_metrics("d", terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=True), term_states),
         **g_metrics,
         **_lazy_metrics("g", terms_lib.of_player(parts.terms, GENERATOR, lazy=True), term_states),
     }
-    ema = None if parts.ema is None else parts.ema.update(state.generator_ema, g_player.params, state.step)
+    ema = None if parts.ema is None else parts.ema.update(state.generator_ema, g_player.params, state.step, settings)
     new_state = state.replace(
         step=state.step + 1, generator=g_player, discriminator=d_player, generator_ema=ema, terms=term_states
     )

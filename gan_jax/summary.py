@@ -10,8 +10,11 @@ A run's summary (written whatever the outcome, once the run is accepted):
                                      a replica's values (`replica`): the last logged
                                      training row, d_real / d_fake over the last tenth of
                                      the steps, the latest evaluation's scalars
-    seeds, replicas                  a population: one replica entry per seed, instead of
-                                     the replica values at the top level
+    seeds, replicas                  a population: one replica entry per member ({seed, and
+                                     in a hyper-parameter population member, hyperparams}),
+                                     instead of the replica values at the top level
+    population                       a hyper-parameter population: its keys, points, members'
+                                     starting values and PBT's lineage
     wandb                            id, dir, mode of the W&B run, when there is one
     ...                              whatever the evaluators add (`extra`, e.g. `data`)
 
@@ -39,7 +42,7 @@ def replica(rows: Sequence[Mapping[str, Any]], steps_requested: int, evaluation:
     train_rows = [r for r in rows if "d_real" in r]
     values: dict[str, Any] = {}
     if train_rows:
-        values["final"] = {k: v for k, v in train_rows[-1].items() if k not in ("step", "seed")}
+        values["final"] = {k: v for k, v in train_rows[-1].items() if k not in ("step", "seed", "member")}
         tail = [r for r in train_rows if r["step"] > 0.9 * steps_requested] or train_rows[-1:]
         for key in LAST_TENTH:
             values[f"{key}_last_tenth"] = float(np.mean([r[key] for r in tail if r[key] is not None]))
@@ -59,13 +62,14 @@ def run(
     started_at: float,
     devices: int,
     backend: str,
-    replicas: Mapping[int, dict],
+    replicas: Sequence[Mapping[str, Any]],
     extra: Mapping[str, Any] | None = None,
     wandb: Mapping[str, Any] | None = None,
     processes: int = 1,
 ) -> dict[str, Any]:
-    """A run's summary; `replicas` maps each seed to its `replica` values (one seed: a
-    plain run, its values at the top level; several: a population, under `replicas`)."""
+    """A run's summary; `replicas`: each member's {"seed", ("member", "hyperparams"),
+    **`replica` values} (one: a plain run, its values at the top level; several: a
+    population, under `replicas`)."""
     summary: dict[str, Any] = {
         "status": status.value,
         "diverged": status == Status.DIVERGED,
@@ -83,10 +87,10 @@ def run(
     if status == Status.DIVERGED:
         summary["diverged_step"] = steps_completed
     if len(replicas) == 1:
-        summary.update(next(iter(replicas.values())))
+        summary.update({k: v for k, v in replicas[0].items() if k != "seed"})
     else:
-        summary["seeds"] = list(replicas)
-        summary["replicas"] = [{"seed": seed, **values} for seed, values in replicas.items()]
+        summary["seeds"] = [r["seed"] for r in replicas]
+        summary["replicas"] = [dict(r) for r in replicas]
     summary.update(extra or {})
     if wandb is not None:
         summary["wandb"] = dict(wandb)
@@ -139,12 +143,23 @@ def mean_or_none(values: Iterable[float | None]) -> float | None:
     return float(np.mean(numbers)) if numbers else None
 
 
+def best_member(summary: Mapping[str, Any], key: str, direction: str) -> Mapping[str, Any] | None:
+    """The replica entry with the best `key` ("eval.fid"; direction "min" or "max"), None
+    when no member has a value."""
+    scored = [(v, r) for r in replicas(summary) if (v := _lookup(r, key)) is not None and np.isfinite(v)]
+    if not scored:
+        return None
+    pick = min if direction == "min" else max
+    return pick(scored, key=lambda pair: pair[0])[1]
+
+
+def _lookup(tree: Any, key: str) -> Any:
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, Mapping) else None
+    return tree
+
+
 def value(summary: Mapping[str, Any], key: str) -> float | None:
     """`key` ("eval.jsd") of a summary; the mean over a population's replicas."""
 
-    def lookup(tree: Any) -> float | None:
-        for part in key.split("."):
-            tree = tree.get(part) if isinstance(tree, Mapping) else None
-        return tree
-
-    return mean_or_none(lookup(r) for r in replicas(summary))
+    return mean_or_none(_lookup(r, key) for r in replicas(summary))

@@ -63,6 +63,8 @@ class DView:
         one), for a term whose state must not depend on how the batch is split.
     latent: the latents of the generated batch; generate: (latent, labels) -> G's samples,
         G fixed (zCR compares D on G's samples of perturbed latents).
+    settings: the iteration's values of the settings that vary (a schedule's, a population
+        member's: {"penalty.r1.weight": ..., "loss.name": index}); a term reads its own there.
     In a lazy phase D's main outputs are not computed: real_out and fake_out are None.
     """
 
@@ -83,6 +85,7 @@ class DView:
     mean_over_devices: Callable[[Any], Any]
     latent: Any = None
     generate: Callable[[jax.Array, jax.Array | None], jax.Array] | None = None
+    settings: Any = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class GView:
         `map_latents` and `synthesise`, lets a term differentiate with respect to them).
     discriminate: (x, labels) -> D's raw adversarial outputs (the opponent's, fixed).
     keys: one PRNG key per example for this term; step: the iteration; mean_over_devices
-        as DView's. In a lazy phase D's outputs are not computed: fake_out, real_out and
+        and settings as DView's. In a lazy phase D's outputs are not computed: fake_out, real_out and
         fake_classes are None, and fake is G's sample of `latent`.
     """
 
@@ -116,6 +119,7 @@ class GView:
     keys: jax.Array
     step: jax.Array
     mean_over_devices: Callable[[Any], Any]
+    settings: Any = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,24 @@ def hydra_main(cfg: DictConfig) -> float | None:
         log.info("figure: %s", figure)
     if outputs.get("wandb", {}).get("dir"):
         log.info("W&B (%s) files: %s", outputs["wandb"]["mode"], outputs["wandb"]["dir"])
-    return summary.value(outputs, cfg.objective) if cfg.objective else None
+    return _objective_value(outputs, cfg.objective) if cfg.objective else None
+
+
+def _objective_value(outputs: dict[str, Any], objective: str) -> float | None:
+    """What a sweeper (Optuna) receives: the run's value of `objective`; a hyper-parameter
+    population's best member's when the objective ranks (else its members' mean)."""
+    best = outputs.get("population", {}).get("best")
+    if best is None:
+        return summary.value(outputs, objective)
+    log.info(
+        "objective %s: %s, member %d (seed %d, %s)",
+        objective,
+        best["value"],
+        best["member"],
+        best["seed"],
+        ", ".join(f"{k}={v}" for k, v in best["hyperparams"].items()),
+    )
+    return best["value"]
 
 
 if __name__ == "__main__":

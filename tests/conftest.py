@@ -46,6 +46,12 @@ def compose_config(overrides: list[str]):
     return compose(overrides)
 
 
+def with_overrides(base: list[str], *overrides: str) -> list[str]:
+    """`base` with each override's key set to its value (replacing base's entry for that key)."""
+    keys = {o.split("=", 1)[0] for o in overrides}
+    return [o for o in base if o.split("=", 1)[0] not in keys] + list(overrides)
+
+
 def metrics_rows(run_dir: Path) -> list[dict]:
     """metrics.jsonl's rows, in order. Every line must be a whole JSON row: unlike the loop's
     reader (rundir.MetricsFile), a torn line fails the test instead of being dropped."""

@@ -103,7 +103,9 @@ def _run_controller(term, state, steps, sign, calls_per_step=1):
     logged = []
     for s in steps:
         for _ in range(calls_per_step):
-            view = SimpleNamespace(real_out=jnp.full((8, 1), sign), step=jnp.int32(s), mean_over_devices=lambda v: v)
+            view = SimpleNamespace(
+                real_out=jnp.full((8, 1), sign), step=jnp.int32(s), mean_over_devices=lambda v: v, settings={}
+            )
             result = term.fn(view, state)
             state = result.state
         logged.append((float(result.metrics["ada_p"]), float(result.metrics["ada_rt"])))

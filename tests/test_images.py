@@ -218,5 +218,5 @@ def test_an_image_run_knows_its_summary_keys_for_sweep_objectives(fashion_mnist_
 
     cfg = compose_config(TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}"])
     parts = loop.build_parts(cfg)
-    keys = loop.summary_keys(parts, StateEvaluator(parts, cfg.eval, cfg.dataset))
+    keys = loop.summary_keys(cfg, parts, StateEvaluator(parts, cfg.eval, cfg.dataset))
     assert {"final.d_loss", "final.d_real", "eval.sample_std", "d_real_last_tenth", "eval.fid", "eval.kid"} <= set(keys)

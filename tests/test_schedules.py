@@ -101,10 +101,11 @@ def test_each_part_uses_the_value_of_the_step():
     validate(cfg, 1)
     gan = parts.build(cfg)
     assert gan.d_hyperparams is not None and gan.g_hyperparams is not None
-    values = gan.d_hyperparams(jax.numpy.asarray(4))
+    at_4 = gan.schedules.values(jax.numpy.asarray(4))
+    values = gan.d_hyperparams(at_4)
     assert float(values["learning_rate"]) == pytest.approx(_expected("optim.lr", 4), rel=1e-5)
     assert float(values["b2"]) == pytest.approx(_expected("optim.b2", 4), rel=1e-5)
-    assert float(gan.ema.beta(jax.numpy.asarray(4))) == pytest.approx(_expected("train.ema_decay", 4), rel=1e-5)
+    assert float(gan.ema.beta(jax.numpy.asarray(4), at_4)) == pytest.approx(_expected("train.ema_decay", 4), rel=1e-5)
     r1 = next(t for t in gan.terms if t.name == "r1")
     real = jax.random.normal(jax.random.key(1), (8, 2))
 
@@ -114,6 +115,7 @@ def test_each_part_uses_the_value_of_the_step():
             real_plain=real, fake_plain=real, real_labels=None, fake_labels=None,
             d=lambda x, labels: (x**2).sum(-1, keepdims=True), augment=None,
             keys=jax.random.split(jax.random.key(0), 8), step=jax.numpy.asarray(at), mean_over_devices=lambda v: v,
+            settings=gan.schedules.values(jax.numpy.asarray(at)),
         )  # fmt: skip
         return float(r1.fn(view, None).value)
 
@@ -127,7 +129,8 @@ def test_a_lazy_players_scheduled_settings_are_rescaled():
     """With lazy R1 every 4 updates, D's lr is lr * 4/5 and beta2 beta2 ** (4/5), at every step."""
     cfg = compose_config(TOY + SCHEDULED + ["penalty.r1.interval=4"])
     validate(cfg, 1)
-    values = parts.build(cfg).d_hyperparams(jax.numpy.asarray(4))
+    gan = parts.build(cfg)
+    values = gan.d_hyperparams(gan.schedules.values(jax.numpy.asarray(4)))
     assert float(values["learning_rate"]) == pytest.approx(_expected("optim.lr", 4) * 0.8, rel=1e-5)
     assert float(values["b2"]) == pytest.approx(_expected("optim.b2", 4) ** 0.8, rel=1e-5)
 
@@ -166,8 +169,8 @@ def test_adas_fixed_p_follows_its_schedule():
     pipeline = augment.from_config(cfg.augment, {"batch_size": 10, "schedules": curves})
     images = jax.numpy.zeros((4, 8, 8, 1)) + jax.numpy.linspace(-1, 1, 8)[None, :, None, None]
     keys = jax.random.split(jax.random.key(0), 4)
-    at_start = pipeline.apply(images, keys, {}, jax.numpy.asarray(0))
+    at_start = pipeline.apply(images, keys, {}, curves.values(jax.numpy.asarray(0)))
     np.testing.assert_array_equal(np.asarray(at_start), np.asarray(images))  # p = 0: untouched
-    later = pipeline.apply(images, keys, {}, jax.numpy.asarray(100))  # 1,000 images: p = 0.5
+    later = pipeline.apply(images, keys, {}, curves.values(jax.numpy.asarray(100)))  # 1,000 images: p = 0.5
     assert not np.allclose(np.asarray(later), np.asarray(images))
     assert math.isclose(float(curves.value("augment.p", jax.numpy.asarray(50))), 0.25, rel_tol=1e-5)

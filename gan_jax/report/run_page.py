@@ -29,11 +29,25 @@ def evaluation_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
     return [r for r in rows if TRAIN_KEY not in r]
 
 
+def who(row: Mapping[str, Any]) -> Any:
+    """Whose row it is: its seed, or in a hyper-parameter population (whose points share
+    seeds) "member <i>"."""
+    return f"member {row['member']}" if "member" in row else row.get("seed")
+
+
 def seeds_of(rows: Sequence[Mapping[str, Any]], written: Mapping[str, Any] | None) -> list[Any]:
-    """The population's seeds (one for a plain run), in the order summary.json or the rows give them."""
+    """The population's members (one for a plain run) as `who` names them, in the order
+    summary.json or the rows give them."""
+    replicas = (written or {}).get("replicas")
+    if isinstance(replicas, list) and replicas and all(isinstance(r, dict) and "member" in r for r in replicas):
+        return [who(r) for r in replicas]
     if written is not None and isinstance(written.get("seeds"), list):
         return list(written["seeds"])
-    return list(dict.fromkeys(r.get("seed") for r in rows)) or [None]
+    return list(dict.fromkeys(who(r) for r in rows)) or [None]
+
+
+def member_label(member: Any) -> str:
+    return member if isinstance(member, str) else "run" if member is None else f"seed {member}"
 
 
 def metric_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -41,14 +55,14 @@ def metric_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     keys: dict[str, None] = {}
     for row in rows:
         for k, v in row.items():
-            if k not in ("step", "seed") and (number(v) is not None or v is None):
+            if k not in ("step", "seed", "member") and (number(v) is not None or v is None):
                 keys.setdefault(k, None)
     return list(keys)
 
 
 def curve(rows: Sequence[Mapping[str, Any]], key: str, seed: Any) -> list[tuple[float, float | None]]:
     """(step, value) of `key` for one member; a null value (a diverged step) is a gap."""
-    return [(float(r["step"]), number(r.get(key))) for r in rows if r.get("seed") == seed and key in r]
+    return [(float(r["step"]), number(r.get(key))) for r in rows if who(r) == seed and key in r]
 
 
 def member_series(
@@ -64,7 +78,7 @@ def member_series(
     series = []
     for index, seed in enumerate(seeds):
         points = curve(rows, key, seed)
-        member = f"seed {seed}" if seed is not None else "run"
+        member = member_label(seed)
         if colour is None:
             shown_colour = PALETTE[index % len(PALETTE)]
             shown_legend = member if index < len(PALETTE) else None
@@ -278,11 +292,18 @@ def final_numbers(written: Mapping[str, Any] | None, seeds: Sequence[Any]) -> st
     values = [{**final, **last} for final, last in zip(finals, lasts, strict=True)]
     if len(entries) == 1:
         return table(["metric", "value"], [[text_cell(k), number_cell(values[0].get(k))] for k in keys])
+    varied = sorted({k for e in entries for k in (e.get("hyperparams") or {})})
     rows = [
-        [text_cell(entry.get("seed"))] + [number_cell(v.get(k)) for k in keys]
+        [text_cell(member_label(who(entry)) if varied else entry.get("seed"))]
+        + [text_cell(_shown((entry.get("hyperparams") or {}).get(k))) for k in varied]
+        + [number_cell(v.get(k)) for k in keys]
         for entry, v in zip(entries, values, strict=True)
     ]
-    return table(["seed", *keys], rows, sortable=True)
+    return table(["member" if varied else "seed", *varied, *keys], rows, sortable=True)
+
+
+def _shown(value: Any) -> str | None:
+    return f"{value:.4g}" if isinstance(value, float) else None if value is None else str(value)
 
 
 PROVENANCE_SKIP = ("final", "eval", "replicas", "seeds", "d_real_last_tenth", "d_fake_last_tenth")
@@ -328,7 +349,10 @@ def run_header(data: RunData, status: str, detail: str) -> str:
     last = max((r["step"] for r in rows if isinstance(r.get("step"), int)), default=0)
     requested = (data.summary or {}).get("steps_requested") or config_value(data.config_yaml, "train.steps")
     seeds = seeds_of(rows, data.summary)
-    population = f", a population of {len(seeds)} (seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+    named = "members" if isinstance(seeds[0], str) else "seeds"
+    bare = [str(s).removeprefix("member ") for s in seeds]
+    shown = ", ".join(bare) if len(bare) <= 16 else f"{bare[0]} .. {bare[-1]}"
+    population = f", a population of {len(seeds)} ({named} {shown})" if len(seeds) > 1 else ""
     up = f' · <a href="../{REPORT_FILE}">the sweep</a>' if data.in_sweep else ""
     detail_html = f" {esc(detail)} ·" if detail else " ·"
     return (
