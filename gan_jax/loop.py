@@ -32,7 +32,6 @@ from gan_jax import (
     checkpoint,
     config,
     distributed,
-    evaluators,
     feed,
     memory,
     parallel,
@@ -658,7 +657,11 @@ def _summary(run: RunContext, error: str | None) -> dict[str, Any]:
     replicas = [
         {
             **record.identity(member),
-            **({"hyperparams": _member_values(run, member)} if record.varied else {}),
+            **(
+                {"hyperparams": population.ended_values(run.cfg, member, record.rows_of(member.index))}
+                if record.varied
+                else {}
+            ),
             **summary.replica(
                 record.rows_of(member.index),
                 run.cfg.train.steps,
@@ -696,49 +699,14 @@ def _summary(run: RunContext, error: str | None) -> dict[str, Any]:
     )
 
 
+def _population_summary(run: RunContext, replicas: list[dict]) -> dict[str, Any]:
+    pbt_record = None if run.exploration is None else run.exploration.describe() | {"lineage": run.record.lineage}
+    return {"population": population.summary(run.cfg, replicas, pbt_record)}
+
+
 def _final_evaluation(record: Record, index: int) -> dict[str, Any] | None:
     final = record.finals.get(index)
     return None if final is None else {"step": final.step, **final.scalars}
-
-
-def _member_values(run: RunContext, member: population.Member) -> dict[str, Any]:
-    """A member's values of the varied keys as it ended (PBT moves them): its last training
-    row's, else its point's."""
-    rows = [r for r in run.record.rows_of(member.index) if "d_loss" in r]
-    if not rows:
-        return {k: member.values.get(k, OmegaConf.select(run.cfg, k)) for k in run.record.varied}
-    return {k: rows[-1].get(MEMBER_PREFIX + k) for k in run.record.varied}
-
-
-def _population_summary(run: RunContext, replicas: list[dict]) -> dict[str, Any]:
-    """summary.json's `population`: the keys varied, each member's starting point, PBT's
-    lineage, and with an `objective` that ranks (an evaluation key) its best member: what
-    gan-train returns to a sweeper (Optuna)."""
-    record = run.record
-    described: dict[str, Any] = {
-        "keys": list(record.varied),
-        "points": [dict(m.values) for m in record.members if m.seed == run.cfg.seed],
-        "num_seeds": run.cfg.train.num_seeds,
-        "members": [{"member": m.index, "seed": m.seed, "start": dict(m.values)} for m in record.members],
-    }
-    if run.exploration is not None:
-        described["pbt"] = run.exploration.describe() | {"lineage": record.lineage}
-    objective, way = run.cfg.objective, evaluators.direction(run.cfg.objective or "")
-    if objective is not None and objective.startswith("eval.") and way in ("min", "max"):
-        best = summary.best_member({"replicas": replicas}, objective, way)
-        described["best"] = (
-            None
-            if best is None
-            else {
-                "objective": objective,
-                "direction": way,
-                "value": summary.value(best, objective),
-                "member": best["member"],
-                "seed": best["seed"],
-                "hyperparams": best["hyperparams"],
-            }
-        )
-    return {"population": described}
 
 
 def _wandb_settings(

@@ -214,6 +214,49 @@ def readable(cfg: Any, key: str, value: float) -> Any:
     return loss_names(cfg)[int(value)] if key == LOSS_KEY else float(str(np.float32(value)))
 
 
+def ended_values(cfg: Any, member: Member, rows: list[dict]) -> dict[str, Any]:
+    """A member's values of the varied keys as it ended (PBT moves them): its last training
+    row's, else its point's."""
+    trained = [r for r in rows if "d_loss" in r]
+    if not trained:
+        return {k: member.values.get(k, OmegaConf.select(cfg, k)) for k in keys(cfg)}
+    return {k: trained[-1].get(schedules.MEMBER_PREFIX + k) for k in keys(cfg)}
+
+
+def summary(cfg: Any, replicas: list[dict], pbt: dict | None) -> dict[str, Any]:
+    """summary.json's `population`: the keys varied, the points, each member's start, PBT's
+    settings and lineage (`pbt`), and with an `objective` that ranks (an evaluation key with
+    a direction) the best member: what gan-train returns to a sweeper (Optuna)."""
+    from gan_jax import evaluators
+    from gan_jax import summary as summaries
+
+    described: dict[str, Any] = {
+        "keys": list(keys(cfg)),
+        "points": points(cfg),
+        "num_seeds": cfg.train.num_seeds,
+        "members": [{"member": m.index, "seed": m.seed, "start": dict(m.values)} for m in members(cfg)],
+    }
+    if pbt is not None:
+        described["pbt"] = pbt
+    objective = cfg.objective
+    way = evaluators.direction(objective or "")
+    if objective is not None and objective.startswith("eval.") and way in ("min", "max"):
+        best = summaries.best_member({"replicas": replicas}, objective, way)
+        described["best"] = (
+            None
+            if best is None
+            else {
+                "objective": objective,
+                "direction": way,
+                "value": summaries.value(best, objective),
+                "member": best["member"],
+                "seed": best["seed"],
+                "hyperparams": best["hyperparams"],
+            }
+        )
+    return described
+
+
 # --- validation ------------------------------------------------------------------------
 
 STRUCTURAL_HINT = "it changes the compiled program; sweep it instead: gan-train -m {key}=A,B"

@@ -201,3 +201,20 @@ def test_a_population_that_will_not_fit_stops_before_training_saying_what_fits(t
     assert not (tmp_path / "run" / "metrics.jsonl").exists() or not (tmp_path / "run" / "metrics.jsonl").read_text()
     fits = int(written["error"].split("about ")[-1].split(" members")[0])
     assert 1 <= fits < 16
+
+
+def test_an_ada_target_by_ema_decay_population_on_images_equals_its_single_runs(fashion_mnist_dir, tmp_path):
+    images = TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", "augment=ada", "augment.interval=1"]
+    images += ["augment.ada_kimg=0.032", "train.ema_decay=0.9"]  # p moves by 16 / 32 = 0.5 an iteration
+    grid = "train.population={augment.target:[0.3,0.9],train.ema_decay:[0.5,0.9]}"
+    loop.run(compose_config(images + [grid]), tmp_path / "population")
+    loop.run(compose_config(images + ["augment.target=0.3", "train.ema_decay=0.5"]), tmp_path / "single")
+    rows, alone = _member_rows(tmp_path / "population", 0), training_rows(tmp_path / "single")
+    assert len(rows) == len(alone) == 6
+    for key in ("d_loss", "g_loss", "ada_p", "ada_rt"):
+        np.testing.assert_allclose([r[key] for r in rows], [r[key] for r in alone], rtol=1e-4, atol=1e-4, err_msg=key)
+    assert rows[-1]["ada_p"] > 0  # r_t passed 0.3 (member 2's target, 0.9, it did not)
+    assert _member_rows(tmp_path / "population", 2)[-1]["ada_p"] == 0
+    samples = np.load(tmp_path / "population" / "samples.npy")  # from each member's EMA of G
+    np.testing.assert_allclose(samples[0], np.load(tmp_path / "single" / "samples.npy"), atol=1e-3)
+    assert not np.allclose(samples[0], samples[1], atol=1e-3)  # member 1: decay 0.9
