@@ -58,7 +58,7 @@ def load_runs(sweep_dir: Path) -> list[dict]:
                     "job": job.name,
                     "seed": replica.get("seed", config.get("seed")),
                     "config": _member_config(loaded, replica) if "member" in replica else config,
-                    "status": summary.status(written),
+                    "status": replica.get("status", summary.status(written)),  # a population's diverged member
                     "metrics": summary.final_metrics(replica),
                 }
             )

@@ -70,6 +70,9 @@ class Record:
     panels: list[Evaluation] = field(default_factory=list)  # at the evaluators' extra steps, first replica
     finals: dict[int, Evaluation] = field(default_factory=dict)  # member index -> latest evaluation
     lineage: list[dict] = field(default_factory=list)  # PBT's exploit events (gan_jax/pbt.py)
+    # A hyper-parameter population's members whose values stopped being finite -> that step:
+    # the others train on (a sweep's other jobs would), PBT overwrites them with a copy.
+    diverged: dict[int, int] = field(default_factory=dict)
     steps_done: int = 0
     start_step: int = 0  # > 0 when resumed from a checkpoint
     seconds_before: float = 0.0  # training time of earlier attempts, up to start_step
@@ -379,6 +382,7 @@ def _start_or_resume(
         rows=rows,
         panels=panels,
         lineage=[e for e in meta.get("pbt_lineage", []) if e["step"] <= at],
+        diverged={int(k): v for k, v in meta.get("diverged_members", {}).items()},
         steps_done=at,
         start_step=at,
         seconds_before=meta.get("train_seconds", 0.0),
@@ -421,6 +425,8 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
 
     def evaluate_population(members_state: step.GANState, log_rows: bool = True) -> None:
         for member in record.members:
+            if member.index in record.diverged:
+                continue  # nothing to score until PBT copies a member over it
             evaluation = run.evaluate(parallel.replica(members_state, member.index))
             record.finals[member.index] = evaluation
             if log_rows:
@@ -511,9 +517,12 @@ def _exploits_now(run: RunContext) -> bool:
 def _exploit(run: RunContext, state: step.GANState) -> step.GANState:
     """PBT's exploit and explore round at this step, on the evaluation just made."""
     exploration, record = cast(pbt.Exploration, run.exploration), run.record
-    scores = [record.finals[m.index].scalars.get(exploration.objective) for m in record.members]
+    finals = [record.finals.get(m.index) for m in record.members]
+    scores = [None if final is None else final.scalars.get(exploration.objective) for final in finals]
     state, events = exploration.exploit(state, record.steps_done, scores)
     record.lineage += events
+    for event in events:  # a diverged member lives again as its source's copy
+        record.diverged.pop(event["member"], None)
     for event in events:
         log.info(
             "PBT at step %d: member %d (%s %s) copies member %d (%s), now %s",
@@ -542,7 +551,8 @@ def _checkpoint_and_stop(run: RunContext, state: step.GANState, signal_name: str
 def _keep_if_best(run: RunContext, best: BestCheckpoint, state: step.GANState) -> None:
     """train.keep_best: saves the state when this evaluation (a population: its replicas' mean) beats the best."""
     key = best.key.removeprefix("eval.")
-    value = summary.mean_or_none(run.record.finals[m.index].scalars.get(key) for m in run.record.members)
+    finals = [run.record.finals.get(m.index) for m in run.record.members]
+    value = summary.mean_or_none(None if f is None else f.scalars.get(key) for f in finals)
     best.consider(run.record.steps_done, value, state, _checkpoint_meta(run))
 
 
@@ -558,6 +568,7 @@ def _checkpoint_meta(run: RunContext) -> dict[str, Any]:
         "train_seconds": record.train_seconds,
         "images_sha256": _images_sha256(run.parts),
         "pbt_lineage": record.lineage,
+        "diverged_members": {str(k): v for k, v in record.diverged.items()},
     }
 
 
@@ -597,21 +608,29 @@ def _real_examples(parts: step.GANParts, state: step.GANState, seed: int, count:
 def _log_rows(run: RunContext, metrics: dict[str, np.ndarray], first_step: int) -> None:
     """Logs every log_every-th step of a chunk (metrics: [replicas, steps]).
 
-    Stops at the first step where any replica's value is not finite.
+    Stops at the first step where any replica's value is not finite; a hyper-parameter
+    population only when every member's is (a member that diverged is logged at that step,
+    then no more until PBT replaces it).
     """
     train, record = run.cfg.train, run.record
-    finite = np.all([np.isfinite(v) for v in metrics.values()], axis=(0, 1))
-    for i in range(len(finite)):
+    finite_members = np.all([np.isfinite(v) for v in metrics.values()], axis=0)  # [replicas, steps]
+    for i in range(finite_members.shape[1]):
         step_number = first_step + i
-        if finite[i] and step_number % train.log_every and step_number != train.steps:
+        newly = [m for m in record.members if not finite_members[m.index, i] and m.index not in record.diverged]
+        if record.varied and newly:
+            _members_diverged(run, newly, {k: v[:, i] for k, v in metrics.items()}, step_number)
+        finite = bool(finite_members[:, i].all()) or (record.varied and len(record.diverged) < len(record.members))
+        if finite and not newly and step_number % train.log_every and step_number != train.steps:
             continue
         for member in record.members:
+            if record.diverged.get(member.index, step_number) < step_number:
+                continue
             values: dict[str, Any] = {k: float(v[member.index, i]) for k, v in metrics.items()}
             for key in record.varied:  # as the config spells it: 0.001, not float32's 0.0010000000474974513
                 values[MEMBER_PREFIX + key] = population.readable(run.cfg, key, values[MEMBER_PREFIX + key])
             run.logger.log(step_number, record.identity(member), values)
             record.rows.append({"step": step_number, **record.identity(member), **values})
-        if not finite[i]:
+        if not finite:
             record.steps_done = step_number
             bad = ", ".join(
                 f"{k}={v[member.index, i]}" + (f" ({member.label()})" if len(record.members) > 1 else "")
@@ -625,19 +644,37 @@ def _log_rows(run: RunContext, metrics: dict[str, np.ndarray], first_step: int) 
             )
 
 
+def _members_diverged(run: RunContext, members: list[population.Member], values: dict, step_number: int) -> None:
+    """Marks hyper-parameter population members whose values stopped being finite."""
+    for member in members:
+        run.record.diverged[member.index] = step_number
+        run.record.finals.pop(member.index, None)  # an earlier score would rank it among the living
+        bad = ", ".join(f"{k}={v[member.index]}" for k, v in values.items() if not np.isfinite(v[member.index]))
+        log.warning(
+            "%s diverged at step %d (%s); the other members train on%s",
+            member.label(),
+            step_number,
+            bad,
+            ", and PBT will replace it" if run.exploration is not None else "",
+        )
+
+
 def _write_final_outputs(run: RunContext, state: step.GANState) -> None:
     """samples.npy: [eval samples, *data shape] (images: the first SAVED_IMAGES), or
-    [num_seeds, ...] for a population; the figures show the first replica."""
+    [num_seeds, ...] for a population (NaN for a member that diverged); the figures show the
+    first replica (that did not)."""
     record, evaluate, run_dir = run.record, run.evaluate, run.run_dir
-    finals = [record.finals[m.index] for m in record.members]
-    samples = np.stack([f.samples[:SAVED_IMAGES] if f.samples.ndim == 4 else f.samples for f in finals])
-    np.save(run_dir / "samples.npy", samples[0] if len(finals) == 1 else samples)
-    first = parallel.replica(state, 0)
-    shown = min(GRID_IMAGES, evaluate.num_samples) if finals[0].samples.ndim == 4 else evaluate.num_samples
-    real = _real_examples(run.parts, first, record.seeds[0], shown)
-    first_rows = record.rows_of(0)
+    shown_member = next(m for m in record.members if m.index in record.finals)
+    kept = {i: f.samples[:SAVED_IMAGES] if f.samples.ndim == 4 else f.samples for i, f in record.finals.items()}
+    blank = np.full_like(kept[shown_member.index], np.nan)
+    samples = np.stack([kept.get(m.index, blank) for m in record.members])
+    np.save(run_dir / "samples.npy", samples[0] if len(record.members) == 1 else samples)
+    first, shown_final = parallel.replica(state, shown_member.index), record.finals[shown_member.index]
+    shown = min(GRID_IMAGES, evaluate.num_samples) if shown_final.samples.ndim == 4 else evaluate.num_samples
+    real = _real_examples(run.parts, first, shown_member.seed, shown)
+    first_rows = record.rows_of(shown_member.index)
     figures = {
-        "samples": plots.samples(real, finals[0].samples, run_dir / "samples.png"),
+        "samples": plots.samples(real, shown_final.samples, run_dir / "samples.png"),
         "discriminator_outputs": plots.discriminator_outputs(first_rows, run_dir / "discriminator_outputs.png"),
     }
     curves = plots.evaluation_curves(first_rows, evaluate.directions(), run_dir / "evaluation.png")
@@ -660,6 +697,11 @@ def _summary(run: RunContext, error: str | None) -> dict[str, Any]:
             **(
                 {"hyperparams": population.ended_values(run.cfg, member, record.rows_of(member.index))}
                 if record.varied
+                else {}
+            ),
+            **(
+                {"status": Status.DIVERGED.value, "diverged_step": record.diverged[member.index]}
+                if member.index in record.diverged
                 else {}
             ),
             **summary.replica(

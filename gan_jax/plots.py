@@ -95,7 +95,8 @@ def member_values(member_rows: Sequence[list[dict]], keys: Sequence[str], lineag
             if isinstance(values[0], str):  # loss.name: one level per loss
                 categories += [v for v in values if v not in categories]
                 values = tuple(categories.index(v) for v in values)
-            ax.plot(steps, values, color=colours(index % 20), lw=1.2, label=f"member {index}")
+            # a row's value is the one its steps trained with: a copy at an exploit step shows from that step on
+            ax.plot(steps, values, color=colours(index % 20), lw=1.2, label=f"member {index}", drawstyle="steps-pre")
         for event in lineage:
             ax.axvline(event["step"], color="0.85", lw=0.6, zorder=0)
         if categories:

@@ -117,10 +117,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
         if writes:
             _record_failure(error, run_dir, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, started_at)
         return None
+    many = "replicas" in outputs
     log.info(
-        "finished: d_real %.3f, d_fake %.3f over the last tenth; outputs in %s",
-        outputs.get("d_real_last_tenth", float("nan")),
-        outputs.get("d_fake_last_tenth", float("nan")),
+        "finished: d_real %.3f, d_fake %.3f over the last tenth%s; outputs in %s",
+        *(summary.value(outputs, f"{k}_last_tenth") or float("nan") for k in ("d_real", "d_fake")),
+        f" (the mean of {len(outputs['replicas'])} members)" if many else "",
         run_dir,
     )
     for figure in sorted(run_dir.glob("*.png")):  # whatever the loop and the evaluators drew

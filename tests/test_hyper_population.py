@@ -203,6 +203,7 @@ def test_a_population_that_will_not_fit_stops_before_training_saying_what_fits(t
     assert 1 <= fits < 16
 
 
+@pytest.mark.slow  # make test's budget: the traced EMA and ADA readers are the schedules' (test_schedules.py)
 def test_an_ada_target_by_ema_decay_population_on_images_equals_its_single_runs(fashion_mnist_dir, tmp_path):
     images = TINY_DCGAN + [f"dataset.data_dir={fashion_mnist_dir}", "augment=ada", "augment.interval=1"]
     images += ["augment.ada_kimg=0.032", "train.ema_decay=0.9"]  # p moves by 16 / 32 = 0.5 an iteration

@@ -9,7 +9,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from conftest import compose_config, metrics_rows
+from conftest import compose_config, metrics_rows, with_overrides
 
 from gan_jax import loop, parts, population, step
 from gan_jax.checkpoint import Checkpoints
@@ -126,3 +126,17 @@ def test_an_objective_the_run_does_not_produce_fails_at_start(tmp_path):
     ):
         loop.run(compose_config(PBT + ["train.steps=8", "train.pbt.objective=eval.fid"]), tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_diverged_member_does_not_stop_the_population_and_pbt_replaces_it(tmp_path):
+    diverging = with_overrides(PBT, "train.population={optim.lr:[1e-4,3e-4,1e-3,1e9]}", "train.steps=8")
+    without_pbt = loop.run(compose_config(with_overrides(diverging, "train.pbt.every=null")), tmp_path / "plain")
+    assert without_pbt["status"] == "finished"
+    assert without_pbt["replicas"][3]["status"] == "diverged" and "eval" not in without_pbt["replicas"][3]
+    assert all("status" not in r and "eval" in r for r in without_pbt["replicas"][:3])
+    assert np.isnan(np.load(tmp_path / "plain" / "samples.npy")[3]).all()
+    with_pbt = loop.run(compose_config(diverging), tmp_path / "pbt")
+    (event,) = [e for e in with_pbt["population"]["pbt"]["lineage"] if e["member"] == 3]
+    assert event["step"] == 4 and event["objective"]["member"] is None  # ranked last: nothing to score
+    assert "status" not in with_pbt["replicas"][3] and "eval" in with_pbt["replicas"][3]  # a copy, trained on
+    assert with_pbt["replicas"][3]["hyperparams"]["optim.lr"] < 1.0
