@@ -12,6 +12,7 @@ writes it, with one box plot per metric (one box per group, as in Lucic et al. 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -66,9 +67,17 @@ def load_runs(sweep_dir: Path) -> list[dict]:
 
 
 def _member_config(run_config: Any, replica: Any) -> dict[str, Any]:
-    """The flat config of the single run a population's member is (its starting settings)."""
+    """The flat config of the single run a population's member is (its starting settings);
+    under PBT, whose members are no fixed setting, the values it ended with and the run's
+    train.pbt (so PBT's members group apart from runs of a fixed setting)."""
     member = population.members(run_config)[replica["member"]]
-    return _flatten(OmegaConf.to_container(population.member_config(run_config, member)))
+    pbt = run_config.train.get("pbt")
+    if pbt is None or pbt.get("every") is None:
+        return _flatten(OmegaConf.to_container(population.member_config(run_config, member)))
+    ended = dataclasses.replace(member, values=dict(replica.get("hyperparams") or member.values))
+    single = population.member_config(run_config, ended)
+    single.train.pbt = pbt
+    return _flatten(OmegaConf.to_container(single))
 
 
 def varying_keys(runs: list[dict]) -> list[str]:

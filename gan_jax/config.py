@@ -104,7 +104,9 @@ class PBTConfig:
     fraction: float = rule(MISSING, "a number in (0, 0.5]", lambda v: 0 < v <= 0.5)
     # Each copied value is multiplied by one of these, drawn uniformly...
     perturb: list[float] = rule(
-        MISSING, "a non-empty list of numbers > 0", lambda v: len(v) > 0 and all(x > 0 for x in v)
+        MISSING,
+        "a non-empty list of finite numbers > 0",
+        lambda v: len(v) > 0 and all(0 < x < math.inf for x in v),
     )
     # ... or, with this probability, drawn afresh from the population's own values (a grid's
     # axis, a random range, the list's points).

@@ -13,6 +13,7 @@ directory (Orbax checkpoints are written by all together).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -73,6 +74,7 @@ class Record:
     # A hyper-parameter population's members whose values stopped being finite -> that step:
     # the others train on (a sweep's other jobs would), PBT overwrites them with a copy.
     diverged: dict[int, int] = field(default_factory=dict)
+    pbt_rounds: list[int] = field(default_factory=list)  # the steps of PBT's rounds (one may copy nothing)
     steps_done: int = 0
     start_step: int = 0  # > 0 when resumed from a checkpoint
     seconds_before: float = 0.0  # training time of earlier attempts, up to start_step
@@ -383,6 +385,7 @@ def _start_or_resume(
         panels=panels,
         lineage=[e for e in meta.get("pbt_lineage", []) if e["step"] <= at],
         diverged={int(k): v for k, v in meta.get("diverged_members", {}).items()},
+        pbt_rounds=[r for r in meta.get("pbt_rounds", []) if r <= at],
         steps_done=at,
         start_step=at,
         seconds_before=meta.get("train_seconds", 0.0),
@@ -437,7 +440,7 @@ def _train(run: RunContext, state: step.GANState) -> step.GANState:
 
     if (record.steps_done == 0 and 0 in stops.extra) or record.steps_done == train.steps:
         evaluate_population(state, log_rows=False)  # a metric's step 0, or a resumed run already done
-    if _exploits_now(run) and not any(e["step"] == record.steps_done for e in record.lineage):
+    if _exploits_now(run) and record.steps_done not in record.pbt_rounds:
         # continued from a run that ended at an exploit step (it does not exploit at its last step)
         evaluate_population(state, log_rows=False)
         state = _exploit(run, state)
@@ -519,8 +522,9 @@ def _exploit(run: RunContext, state: step.GANState) -> step.GANState:
     exploration, record = cast(pbt.Exploration, run.exploration), run.record
     finals = [record.finals.get(m.index) for m in record.members]
     scores = [None if final is None else final.scalars.get(exploration.objective) for final in finals]
-    state, events = exploration.exploit(state, record.steps_done, scores)
+    state, events = exploration.exploit(state, record.steps_done, scores, set(record.diverged))
     record.lineage += events
+    record.pbt_rounds.append(record.steps_done)
     for event in events:  # a diverged member lives again as its source's copy
         record.diverged.pop(event["member"], None)
     for event in events:
@@ -569,6 +573,7 @@ def _checkpoint_meta(run: RunContext) -> dict[str, Any]:
         "images_sha256": _images_sha256(run.parts),
         "pbt_lineage": record.lineage,
         "diverged_members": {str(k): v for k, v in record.diverged.items()},
+        "pbt_rounds": record.pbt_rounds,
     }
 
 
@@ -650,9 +655,10 @@ def _members_diverged(run: RunContext, members: list[population.Member], values:
         run.record.diverged[member.index] = step_number
         run.record.finals.pop(member.index, None)  # an earlier score would rank it among the living
         bad = ", ".join(f"{k}={v[member.index]}" for k, v in values.items() if not np.isfinite(v[member.index]))
+        now = {k: population.readable(run.cfg, k, values[MEMBER_PREFIX + k][member.index]) for k in run.record.varied}
         log.warning(
             "%s diverged at step %d (%s); the other members train on%s",
-            member.label(),
+            dataclasses.replace(member, values=now).label(),
             step_number,
             bad,
             ", and PBT will replace it" if run.exploration is not None else "",

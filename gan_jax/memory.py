@@ -58,11 +58,13 @@ def check(executable: Any, limit: int, members: int, source: str) -> None:
         else "not even one member fits: lower train.batch_size or the model's widths"
     )
     raise ConfigError(
-        f"train.population: {members} members need about {_size(needed)} of device memory "
+        f"train.population: the population's {members} members need about {_size(needed)} of device memory "
         f"({_size(per_member)} each, by XLA's memory analysis of the compiled step), more than the "
         f"{_size(limit)} of {source}; {advice}, or split it into a sweep (-m)"
     )
 
 
 def _size(count: float) -> str:
-    return f"{count / GIB:.2f} GiB" if count >= GIB / 10 else f"{count / 2**20:.1f} MiB"
+    if count >= GIB / 10:
+        return f"{count / GIB:.2f} GiB"
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 / 10 else f"{count / 2**10:.1f} KiB"

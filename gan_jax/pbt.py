@@ -20,7 +20,7 @@ checkpoint and written to summary.json.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,10 @@ def errors(cfg: Any) -> list[str]:
         )
     if pbt.objective is None or not str(pbt.objective).startswith("eval."):
         messages.append(f"train.pbt.objective={pbt.objective!r}: give the evaluation key PBT ranks, e.g. eval.fid")
+    if pbt.every >= cfg.train.steps:
+        messages.append(
+            f"train.pbt.every={pbt.every}: no round before train.steps={cfg.train.steps} (none runs at the last step)"
+        )
     if pbt.every % cfg.eval.every:
         messages.append(
             f"train.pbt.every={pbt.every}: an exploit ranks the latest evaluation; make it a multiple of "
@@ -88,20 +92,39 @@ class Exploration:
         }
 
     def plan(
-        self, step: int, scores: Sequence[float | None], values: dict[str, np.ndarray]
+        self,
+        step: int,
+        scores: Sequence[float | None],
+        values: dict[str, np.ndarray],
+        diverged: Collection[int] = (),
     ) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
         """(source of each member's state, the members' new values, the events) for an
-        exploit at `step` given each member's objective value."""
+        exploit at `step` given each member's objective value (None: none) and the members
+        that diverged. A member copies only a source that ranks strictly better: a diverged
+        member ranks below every living one, a member without a value below those with one;
+        ties (no information) copy nothing."""
         count = len(scores)
         cut = max(1, int(math.floor(count * self.fraction)))
-        order = sorted(range(count), key=lambda i: self._rank_key(scores[i]))  # best first
+
+        def rank(i: int) -> tuple[int, float]:
+            if i in diverged:
+                return (2, 0.0)
+            score = scores[i]
+            if score is None or not math.isfinite(score):
+                return (1, 0.0)
+            return (0, score if self.direction == "min" else -score)
+
+        order = sorted(range(count), key=lambda i: (rank(i), i))  # best first
         top, bottom = order[:cut], order[count - cut :]
         rng = np.random.default_rng([self.seed, step, 0x70B7])
         sources = np.arange(count)
         new_values = {k: v.copy() for k, v in values.items()}
         events = []
         for member in sorted(bottom):
-            source = int(top[int(rng.integers(len(top)))])
+            better = [t for t in top if rank(t) < rank(member)]
+            if not better:
+                continue
+            source = int(better[int(rng.integers(len(better)))])
             sources[member] = source
             before = {k: self._readable(k, values[k][member]) for k in values}
             for key in values:
@@ -118,18 +141,15 @@ class Exploration:
             )
         return sources, new_values, events
 
-    def exploit(self, state: Any, step: int, scores: Sequence[float | None]) -> tuple[Any, list[dict]]:
+    def exploit(
+        self, state: Any, step: int, scores: Sequence[float | None], diverged: Collection[int] = ()
+    ) -> tuple[Any, list[dict]]:
         """The population state after an exploit and explore round at `step`, and its events."""
         values = {k: np.asarray(v) for k, v in state.hyperparams.items()}
-        sources, new_values, events = self.plan(step, scores, values)
+        sources, new_values, events = self.plan(step, scores, values, diverged)
         copied = jax.tree.map(lambda leaf: leaf[sources], state)
         hyperparams = {k: jax.numpy.asarray(v, values[k].dtype) for k, v in new_values.items()}
         return copied.replace(rng=state.rng, hyperparams=hyperparams), events
-
-    def _rank_key(self, score: float | None) -> float:
-        if score is None or not math.isfinite(score):
-            return math.inf  # a member without a value ranks last
-        return score if self.direction == "min" else -score
 
     def _explore(self, key: str, value: Any, rng: np.random.Generator) -> Any:
         resample = rng.random() < self.resample_probability

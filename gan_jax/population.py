@@ -271,7 +271,7 @@ def errors(cfg: Any, validate_member: Any) -> list[str]:
     form = _form_errors(given)
     if form:
         return form
-    messages = _key_errors(cfg)
+    messages = _key_errors(cfg) or _value_errors(cfg)
     if messages:
         return messages
     if cfg.train.pbt.every is None and len(points(cfg)) < 2 and cfg.train.num_seeds < 2:
@@ -308,8 +308,17 @@ def _form_errors(given: Any) -> list[str]:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             return [f"train.population.random={count!r}: must be the number of points to draw (an integer >= 1)"]
         messages = []
+        if len(given) == 1:
+            messages.append(
+                "train.population.random: draws over no keys; name the ranges, e.g. optim.lr: {low: 1e-5, high: 1e-3}"
+            )
         for key, choice in given.items():
             if key == RANDOM_KEY or (isinstance(choice, list) and choice):
+                continue
+            if key == LOSS_KEY:
+                messages.append(
+                    f"train.population.loss.name={choice!r}: a loss is drawn from a list, e.g. [hinge, lsgan]"
+                )
                 continue
             if (
                 not isinstance(choice, dict)
@@ -322,8 +331,12 @@ def _form_errors(given: Any) -> list[str]:
                 )
                 continue
             low, high = choice["low"], choice["high"]
-            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or not low < high:
-                messages.append(f"train.population.{key}: low={low!r}, high={high!r}: must be numbers with low < high")
+            if not all(_is_number(v) for v in (low, high)) or not low < high:
+                messages.append(
+                    f"train.population.{key}: low={low!r}, high={high!r}: must be finite numbers with low < high"
+                )
+            elif not isinstance(choice.get("log", False), bool):
+                messages.append(f"train.population.{key}.log={choice['log']!r}: must be true or false")
             elif choice.get("log") and low <= 0:
                 messages.append(f"train.population.{key}: log-uniform needs low > 0, not {low!r}")
         return messages
@@ -334,11 +347,40 @@ def _form_errors(given: Any) -> list[str]:
     ]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _value_errors(cfg: Any) -> list[str]:
+    """Each point's values: numbers for the numeric keys (float32's: one that underflows to 0
+    is refused), a loss's name for loss.name."""
+    messages = []
+    for point in points(cfg):
+        for key, value in point.items():
+            if key == LOSS_KEY:
+                if not isinstance(value, str):
+                    messages.append(
+                        f"train.population.loss.name={value!r}: a loss's name, one of {', '.join(losses.names())}"
+                    )
+            elif not _is_number(value):
+                messages.append(f"train.population.{key}={value!r}: must be a finite number")
+            elif value != 0 and np.float32(value) == 0:
+                messages.append(f"train.population.{key}={value!r}: is 0 in float32, the step's precision")
+    return list(dict.fromkeys(messages))
+
+
 def _key_errors(cfg: Any) -> list[str]:
     valid = traceable_keys(cfg)
     messages = []
+    chosen_penalties = list(cfg.get("penalty") or {})
     for key in keys(cfg):
         if key in valid:
+            continue
+        parts = key.split(".")
+        if parts[0] == "penalty" and len(parts) == 3 and parts[1] not in chosen_penalties:
+            messages.append(
+                f"train.population.{key}: penalty={parts[1]} is not chosen; choose it (e.g. 'penalty=[{parts[1]}]')"
+            )
             continue
         if key in ("seed", "train.num_seeds", "train.population") or key.startswith("train.pbt"):
             messages.append(f"train.population.{key}: not a hyper-parameter of a member; set {key} itself")

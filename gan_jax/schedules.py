@@ -113,10 +113,12 @@ class Schedules:
         """values -> `key`'s value, None when `key` does not vary (its part uses the constant)."""
         return (lambda values: values[key]) if self.varies(key) else None
 
-    def metrics(self, values: Values) -> dict[str, jax.Array]:
-        """What a logged row carries: each scheduled key's value, and a member's own values."""
+    def metrics(self, values: Values, member_values: Values | None = None) -> dict[str, jax.Array]:
+        """What a logged row carries: each scheduled key's value at the step, and a member's
+        own values (a key also scheduled: the member's, from which its curve starts)."""
         rows = {METRIC_PREFIX + c.key: values[c.key] for c in self.curves}
-        rows |= {MEMBER_PREFIX + k: jnp.asarray(values[k], jnp.float32) for k in self.member_keys}
+        own = member_values or {}
+        rows |= {MEMBER_PREFIX + k: jnp.asarray(own[k], jnp.float32) for k in self.member_keys}
         return rows
 
 

@@ -202,6 +202,10 @@ class _PopulationLike:
         return population.initial_state(self.parts(cfg), cfg)
 
 
+def _who(replica: dict) -> str:
+    return f"member {replica['member']}" if "member" in replica else f"seed {replica['seed']}"
+
+
 def _identity(cfg: DictConfig, member: population.Member) -> dict[str, int]:
     """Whose scores these are: a seed, or a hyper-parameter population's member and seed (as its rows say)."""
     return {"member": member.index, "seed": member.seed} if population.keys(cfg) else {"seed": member.seed}
@@ -302,7 +306,12 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """Markdown: one row per (label, scalars), one column per metric, and a last column for the
     rows' `note`s (a run not scored, or scored from an older checkpoint) when any has one."""
     columns = sorted(
-        {k for _, values in rows for k, v in values.items() if isinstance(v, (int, float)) and k != "seed"}
+        {
+            k
+            for _, values in rows
+            for k, v in values.items()
+            if isinstance(v, (int, float)) and k not in ("seed", "member")
+        }
     )
     notes = any("note" in values for _, values in rows)
     lines = [
@@ -383,11 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %s written to %s", run_dir, key, run_dir / EVAL_FILE)
         note = {"note": _passed_over(entry["passed_over"])} if "passed_over" in entry else {}
         label = (
-            f"{run_dir.name} {entry['checkpoint']}"
-            if args.samples
-            else f"{run_dir.name} seed {{seed}} step {entry['step']}"
+            f"{run_dir.name} {entry['checkpoint']}" if args.samples else f"{run_dir.name} {{who}} step {entry['step']}"
         )
-        rows += [(label.format(seed=r["seed"]), r | note) for r in entry["replicas"]]
+        rows += [(label.format(who=_who(r)), r | note) for r in entry["replicas"]]
         protocols_used.add(protocol_line(entry.get("provenance")))
     for line in sorted(protocols_used):
         print(line)

@@ -799,7 +799,7 @@ def train_step(
     )
 
     metrics = {
-        **parts.schedules.metrics(settings),
+        **parts.schedules.metrics(settings, state.hyperparams),
         **d_metrics,
         **_lazy_metrics("d", terms_lib.of_player(parts.terms, DISCRIMINATOR, lazy=True), term_states),
         **g_metrics,

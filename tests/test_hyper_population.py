@@ -110,10 +110,18 @@ def test_a_list_of_points_crossed_with_seeds():
         ("train.population={random:0,optim.lr:{low:1e-5,high:1e-3}}", r"random=0: must be the number of points"),
         (
             "train.population={random:4,optim.lr:{low:1e-3,high:1e-5}}",
-            r"low=0.001, high=1e-05: must be numbers with low < high",
+            r"low=0.001, high=1e-05: must be finite numbers with low < high",
         ),
         ("train.population={random:4,optim.lr:{low:0,high:1e-3,log:true}}", r"log-uniform needs low > 0"),
         ("train.population={optim.g_lr:[1e-4,2e-4]}", r"optim.g_lr is null here"),
+        ("train.population={random:4,optim.lr:{low:1e-5,high:inf}}", r"must be finite numbers with low < high"),
+        ("train.population={random:4,optim.lr:{low:1e-5,high:1e-3,log:maybe}}", r"optim.lr.log='maybe': must be true"),
+        ("train.population={random:3}", r"draws over no keys"),
+        ("train.population={random:4,loss.name:{low:0,high:1}}", r"loss.name=.*: a loss is drawn from a list"),
+        ("train.population={loss.name:[null,hinge]}", r"loss.name=None: a loss's name"),
+        ("train.population={optim.lr:['1e-4','1e-3']}", r"optim.lr='1e-4': must be a finite number"),
+        ("train.population={optim.lr:[1e-50,1e-3]}", r"optim.lr=1e-50: is 0 in float32"),
+        ("train.population={penalty.dragan.weight:[1,10]}", r"penalty=dragan is not chosen"),
     ],
 )
 def test_a_bad_population_fails_at_start_naming_the_key(override, message):
@@ -219,3 +227,16 @@ def test_an_ada_target_by_ema_decay_population_on_images_equals_its_single_runs(
     samples = np.load(tmp_path / "population" / "samples.npy")  # from each member's EMA of G
     np.testing.assert_allclose(samples[0], np.load(tmp_path / "single" / "samples.npy"), atol=1e-3)
     assert not np.allclose(samples[0], samples[1], atol=1e-3)  # member 1: decay 0.9
+
+
+def test_a_key_both_varied_and_scheduled_logs_the_members_value_beside_the_curves(tmp_path):
+    cfg = compose_config(
+        TOY + ["train.population={optim.lr:[1e-4,1e-3]}", "+schedule.final.optim.lr=1e-5", "schedule.kimg=0.32"]
+    )
+    result = loop.run(cfg, tmp_path / "run")
+    last = [r for r in training_rows(tmp_path / "run") if r["step"] == 10]
+    assert [r["population/optim.lr"] for r in last] == [1e-4, 1e-3]  # each member's own, as it started
+    assert all(
+        r["schedule/optim.lr"] == pytest.approx(1e-5, rel=1e-4) for r in last
+    )  # the curve's end, after 320 images
+    assert [r["hyperparams"]["optim.lr"] for r in result["replicas"]] == [1e-4, 1e-3]

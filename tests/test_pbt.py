@@ -19,7 +19,7 @@ PBT = [
     "logger=none",
     "train.progress_bar=false",
     "experiment=none",
-    "dataset=ring_2d",
+    "dataset=gaussian_1d",  # its JSD ranks the members from the first steps on
     "train.batch_size=64",
     "model.generator.width=16",
     "model.discriminator.width=16",
@@ -33,7 +33,7 @@ PBT = [
     "penalty=r1",
     "train.population={optim.lr:[1e-4,3e-4,1e-3,3e-3],penalty.r1.weight:[1.0]}",
     "train.pbt.every=4",
-    "train.pbt.objective=eval.high_quality",
+    "train.pbt.objective=eval.jsd",
     "train.pbt.fraction=0.5",
 ]
 
@@ -50,7 +50,7 @@ def _state_at(run_dir, cfg, at):
 
 def test_an_exploit_copies_the_sources_whole_state_and_explores_its_values(tmp_path):
     cfg = compose_config(PBT + ["train.steps=8"])
-    loop.run(compose_config(PBT + ["train.steps=4"]), tmp_path / "before")  # no round at its last step
+    loop.run(compose_config(with_overrides(PBT, "train.steps=4", "train.pbt.every=null")), tmp_path / "before")
     result = loop.run(cfg, tmp_path / "after")
     before, after = _state_at(tmp_path / "before", cfg, 4), _state_at(tmp_path / "after", cfg, 4)
     events = [e for e in result["population"]["pbt"]["lineage"] if e["step"] == 4]
@@ -101,7 +101,7 @@ def test_a_run_stopped_after_an_exploit_resumes_to_the_same_rows_and_lineage(tmp
     extended = loop.run(cfg, tmp_path / "extended")
     assert extended["population"]["pbt"]["lineage"] == whole["population"]["pbt"]["lineage"]
     assert json.loads((tmp_path / "whole" / "summary.json").read_text())["population"]["pbt"]["objective"] == (
-        "eval.high_quality"
+        "eval.jsd"
     )
 
 
@@ -113,6 +113,8 @@ def test_a_run_stopped_after_an_exploit_resumes_to_the_same_rows_and_lineage(tmp
         (["train.pbt.every=6"], r"train.pbt.every=6: .* a multiple of eval.every=4"),
         (["train.pbt.fraction=0.7"], r"train.pbt.fraction=0.7: must be a number in \(0, 0.5\]"),
         (["train.pbt.perturb=[]"], r"train.pbt.perturb=\[\]: must be a non-empty list"),
+        (["train.pbt.perturb=[inf]"], r"train.pbt.perturb=\[inf\]: must be a non-empty list of finite numbers"),
+        (["train.pbt.every=8"], r"train.pbt.every=8: no round before train.steps=8"),
     ],
 )
 def test_bad_pbt_settings_fail_at_start(overrides, message):
@@ -121,9 +123,7 @@ def test_bad_pbt_settings_fail_at_start(overrides, message):
 
 
 def test_an_objective_the_run_does_not_produce_fails_at_start(tmp_path):
-    with pytest.raises(
-        ConfigError, match=r"train.pbt.objective='eval.fid': not an evaluation key .* eval.high_quality"
-    ):
+    with pytest.raises(ConfigError, match=r"train.pbt.objective='eval.fid': not an evaluation key .* eval.jsd"):
         loop.run(compose_config(PBT + ["train.steps=8", "train.pbt.objective=eval.fid"]), tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
@@ -140,3 +140,18 @@ def test_a_diverged_member_does_not_stop_the_population_and_pbt_replaces_it(tmp_
     assert event["step"] == 4 and event["objective"]["member"] is None  # ranked last: nothing to score
     assert "status" not in with_pbt["replicas"][3] and "eval" in with_pbt["replicas"][3]  # a copy, trained on
     assert with_pbt["replicas"][3]["hyperparams"]["optim.lr"] < 1.0
+
+
+def test_a_diverged_member_is_never_a_source_and_a_copy_is_of_a_better_member(tmp_path):
+    # member 0 diverges at once
+    ranked = with_overrides(
+        PBT, "train.population=[{optim.lr:1e30},{optim.lr:1e-4},{optim.lr:1.1e-4},{optim.lr:1.2e-4}]"
+    )
+    result = loop.run(compose_config(with_overrides(ranked, "train.steps=12")), tmp_path / "run")
+    lineage = result["population"]["pbt"]["lineage"]
+    first = [e for e in lineage if e["step"] == 4]
+    assert first and all(e["source"] != 0 for e in first)  # while diverged, never a source
+    assert any(e["member"] == 0 for e in first)  # replaced by a living member's copy (a source later on)
+    for event in lineage:
+        member, source = event["objective"]["member"], event["objective"]["source"]
+        assert source is not None and (member is None or source < member)  # strictly better (JSD: min)

@@ -7,7 +7,9 @@
 # contenders run where torch is installed (`pip install -e '.[bench]'`), on CUDA when torch
 # sees a GPU. Sizes come from the environment, e.g. `ROUNDS=7 MLP_STEPS=2000 bash ...`;
 # DATA_DIR=<TFDS data dir> also times the DCGAN input pipeline on Fashion-MNIST and what an
-# in-training evaluation costs (eval_cost.py; also run when Debian's Fashion-MNIST is installed).
+# in-training evaluation costs (eval_cost.py; also run when Debian's Fashion-MNIST is installed), and is
+# the hyper-parameter population's DCGAN data (population.py --mode hyper: HYPER_RING_STEPS, HYPER_DCGAN_STEPS;
+# without DATA_DIR it finds Debian's or TFDS's own copy, else trains on a generated stand-in and says so).
 # DINOV2_SRC=<a checkout of facebookresearch/dinov2> adds the authors' ViT to features.py's DINOv2 timing.
 # NVIDIA_DIR=<a checkout of NVlabs/stylegan2-ada-pytorch> also times the StyleGAN2 iteration against
 # NVIDIA's own (stylegan2.py; skipped without torch or without the checkout); STYLEGAN2_ARGS adds
@@ -24,6 +26,8 @@ mlp_steps="${MLP_STEPS:-200}"
 dcgan_steps="${DCGAN_STEPS:-5}"
 seeds="${SEEDS:-8}"
 population_steps="${POPULATION_STEPS:-200}"
+hyper_ring_steps="${HYPER_RING_STEPS:-500}"    # population.py --mode hyper: 16 members against a 16-job sweep
+hyper_dcgan_steps="${HYPER_DCGAN_STEPS:-100}"
 classifier_images="${CLASSIFIER_IMAGES:-1000}"
 inception_images="${INCEPTION_IMAGES:-50}"  # one batch: fewer cost as much
 # One in-training evaluation: 10,000 samples on a CPU, a whole 50k FID (fid50k_full's N) on an accelerator.
@@ -38,6 +42,8 @@ trap 'rm -rf "$work"' EXIT
 torch_device="$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)"
 pipeline=(--skip-pipeline)
 if [[ -n "${DATA_DIR:-}" ]]; then pipeline=(--data-dir "$DATA_DIR"); fi
+data_dir=()
+if [[ -n "${DATA_DIR:-}" ]]; then data_dir=(--data-dir "$DATA_DIR"); fi
 
 echo "== MLP GAN step" >&2
 "$python" "$here/mlp_gan.py" --rounds "$rounds" --steps "$mlp_steps" --torch-device "$torch_device" \
@@ -48,13 +54,14 @@ echo "== DCGAN step" >&2
 echo "== population" >&2
 "$python" "$here/population.py" --seeds "$seeds" --steps "$population_steps" --sequential 2 \
     --json "$work/population.json"
+echo "== hyper-parameter population against a Hydra sweep (ring_2d MLP, Fashion-MNIST DCGAN)" >&2
+"$python" "$here/population.py" --mode hyper --steps "$hyper_ring_steps" --dcgan-steps "$hyper_dcgan_steps" \
+    "${data_dir[@]}" --json "$work/population_hyper.json"
 echo "== phases: lazy R1, gradient accumulation's memory" >&2
 "$python" "$here/phases.py" --steps "${PHASE_STEPS:-16}" --json "$work/phases.json"
 echo "== feature extraction" >&2
 "$python" "$here/features.py" --rounds "$rounds" --classifier-images "$classifier_images" \
     --inception-images "$inception_images" --json "$work/features.json"
-data_dir=()
-if [[ -n "${DATA_DIR:-}" ]]; then data_dir=(--data-dir "$DATA_DIR"); fi
 if [[ -n "${DATA_DIR:-}" || -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]]; then
   echo "== one in-training evaluation" >&2
   "$python" "$here/eval_cost.py" --rounds "$rounds" --num-samples "$eval_samples" "${data_dir[@]}" \
@@ -105,7 +112,10 @@ merged = {
     },
     **{
         name: json.loads((work / f"{name}.json").read_text())
-        for name in ("mlp_gan", "dcgan", "population", "phases", "features", "eval_cost", "stylegan2", "model_zoo")
+        for name in (
+            "mlp_gan", "dcgan", "population", "population_hyper", "phases", "features", "eval_cost", "stylegan2",
+            "model_zoo",
+        )
         if (work / f"{name}.json").exists()
     },
 }

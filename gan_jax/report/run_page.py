@@ -180,7 +180,11 @@ def evaluation_charts(
     for entry in evaluations.values():
         for replica in entry.get("replicas", []) if isinstance(entry.get("replicas"), list) else []:
             if isinstance(replica, dict):
-                keys += [k for k, v in replica.items() if k != "seed" and number(v) is not None and k not in keys]
+                keys += [
+                    k
+                    for k, v in replica.items()
+                    if k not in ("seed", "member") and number(v) is not None and k not in keys
+                ]
     return [
         line_chart(
             key + direction_words(key, directions),
@@ -200,7 +204,7 @@ def evaluations_table(evaluations: Mapping[str, Any]) -> str:
             for r in e["replicas"]
             if isinstance(r, dict)
             for k, v in r.items()
-            if k != "seed" and number(v) is not None
+            if k not in ("seed", "member") and number(v) is not None
         }
     )
     rows = []
@@ -216,10 +220,11 @@ def evaluations_table(evaluations: Mapping[str, Any]) -> str:
                         number_cell(entry.get("num_samples")),
                         text_cell(when),
                     ]
-                    + [text_cell(replica.get("seed"))]
+                    + [text_cell(who(replica))]
                     + [number_cell(replica.get(m)) for m in metrics]
                 )
-    return table(["entry", "step", "N", "scored at", "seed", *metrics], rows, sortable=True)
+    named = "member" if any("member" in r for _, e in entries for r in e["replicas"] if isinstance(r, dict)) else "seed"
+    return table(["entry", "step", "N", "scored at", named, *metrics], rows, sortable=True)
 
 
 def grid_slider(grids: Sequence[tuple[int, bytes]], total: int) -> str:
@@ -371,8 +376,8 @@ def last_tenth(written: Mapping[str, Any] | None) -> str:
     for entry in summary.replicas(written):
         values = [number(entry.get(f"{k}_last_tenth")) for k in HEADLINE]
         if all(v is not None for v in values):
-            who = f"seed {entry['seed']}: " if "seed" in entry else ""
-            parts.append(f"{who}d_real {fmt(values[0])}, d_fake {fmt(values[1])}")
+            who_of = f"{member_label(who(entry))}: " if "seed" in entry else ""
+            parts.append(f"{who_of}d_real {fmt(values[0])}, d_fake {fmt(values[1])}")
     if not parts:
         return ""
     return f'<p class="headline">over the last tenth of the steps (1/2 at the equilibrium): {esc("; ".join(parts))}</p>'
