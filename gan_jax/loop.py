@@ -497,16 +497,19 @@ def _check_memory(
 ) -> tuple[Iterator[int], Iterator]:
     """A population whose first chunk's step needs more device memory than there is stops
     here, before training (gan_jax/memory.py); the chunks and batches come back as they were."""
+    if run.cfg.train.parallel == "pmap" or len(run.record.members) < 2:
+        return chunks, real_batches
     limit_gb = run.cfg.train.get("memory_limit_gb")
-    limit = memory.limit_bytes(limit_gb, run.devices[0])
-    if limit is None or run.cfg.train.parallel == "pmap" or len(run.record.members) < 2:
+    device = next(d for d in run.devices if d.process_index == jax.process_index())  # this process's
+    limit = memory.limit_bytes(limit_gb, device)
+    if limit is None:
         return chunks, real_batches
     first_size = next(chunks, None)
     if first_size is None:
         return chunks, real_batches
     first_batches = next(real_batches)
     executable = train_steps.compile(replicated, first_size, first_batches)
-    source = "train.memory_limit_gb" if limit_gb is not None else f"the device ({run.devices[0].device_kind})"
+    source = "train.memory_limit_gb" if limit_gb is not None else f"the device ({device.device_kind})"
     memory.check(executable, limit, len(run.record.members), source)
     return itertools.chain([first_size], chunks), itertools.chain([first_batches], real_batches)
 

@@ -23,7 +23,10 @@ GIB = 2**30
 def limit_bytes(limit_gb: float | None, device: Any) -> int | None:
     if limit_gb is not None:
         return int(limit_gb * GIB)
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    try:
+        stats = device.memory_stats()
+    except Exception:  # noqa: BLE001 - a backend without memory statistics: no limit known
+        stats = None
     return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
 
 
