@@ -30,7 +30,7 @@ from jax.experimental import multihost_utils
 from omegaconf import DictConfig, OmegaConf
 
 from gan_jax import rundir
-from gan_jax.errors import ConfigError, GanJaxError
+from gan_jax.errors import OTHER_PROCESS_FAILED, ConfigError, GanJaxError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ _barriers_passed = 0
 
 class ProcessFailed(GanJaxError):
     """Another process of the run could not start; the message gives its reason."""
+
+    exit_code = OTHER_PROCESS_FAILED
 
 
 def initialize(dist: DictConfig) -> None:

@@ -7,6 +7,11 @@ class GanJaxError(Exception):
     exit_code = 1
 
 
+# A process of a multi-process run whose failure is another process's (distributed.ProcessFailed):
+# the launcher reports the cause's code instead.
+OTHER_PROCESS_FAILED = 5
+
+
 class ConfigError(GanJaxError, ValueError):
     """A composed config breaks a rule; the message names the key and the valid values."""
 

@@ -7,7 +7,8 @@ and its `dist.process_id`, and all share one run directory (a `hydra.run.dir` is
 when the command gives none). `--devices-per-process` forces that many CPU devices per
 process (XLA_FLAGS), the way multi-host code is tried without a cluster. Output lines are
 prefixed with the process number. When one process fails, the others are stopped, and
-the launcher exits with the first failure's code.
+the launcher exits with the first failure's code (the cause's: not that of a process that only
+heard of another's failure, exit 5).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+
+from gan_jax.errors import OTHER_PROCESS_FAILED
 
 STOP_GRACE_SECONDS = 10
 
@@ -62,6 +65,22 @@ def _relay(index: int, stream, lock: threading.Lock) -> None:
             sys.stdout.flush()
 
 
+def _settled(children: list[subprocess.Popen]) -> list[int | None]:
+    """The children's exit codes once the others have had STOP_GRACE_SECONDS to end on their own
+    (a process that failed at start tells the others, which then exit too)."""
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline and any(c.poll() is None for c in children):
+        time.sleep(0.1)
+    return [c.poll() for c in children]
+
+
+def _cause(codes: list[int | None]) -> int:
+    """The first failure's code that is not a process reporting another's failure; else the first."""
+    failed = [code for code in codes if code not in (None, 0)]
+    own = [code for code in failed if code != OTHER_PROCESS_FAILED]
+    return (own or failed or [0])[0]
+
+
 def _stop(children: list[subprocess.Popen]) -> None:
     for child in children:
         if child.poll() is None:
@@ -90,9 +109,8 @@ def launch(command: Sequence[str], processes: int, devices_per_process: int | No
     failure = 0
     try:
         while None in (codes := [child.poll() for child in children]):  # polls every child
-            failed = [code for code in codes if code not in (None, 0)]
-            if failed:
-                failure = failed[0]
+            if any(code not in (None, 0) for code in codes):
+                failure = _cause(_settled(children))
                 _stop(children)
                 break
             time.sleep(0.2)
@@ -101,7 +119,7 @@ def launch(command: Sequence[str], processes: int, devices_per_process: int | No
         failure = 130
     for relay in relays:
         relay.join(timeout=5)
-    code = failure or next((c.returncode for c in children if c.returncode), 0)
+    code = failure or _cause([c.returncode for c in children])
     return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
 
 
