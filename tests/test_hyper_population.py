@@ -176,7 +176,7 @@ def test_gan_compare_tables_a_population_as_the_sweep_of_its_members(tmp_path):
 
 
 def test_each_member_is_a_w_and_b_run_of_its_own_in_the_populations_group(tmp_path, monkeypatch):
-    from wandb_records import read_run
+    from wandb_records import read_finished_run
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -189,7 +189,8 @@ def test_each_member_is_a_w_and_b_run_of_its_own_in_the_populations_group(tmp_pa
     assert len(ids) == 2 and result["wandb"]["id"] == ids[0]
     for member, run_id in enumerate(ids):
         (run_file,) = (tmp_path / "run" / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
-        record = read_run(run_file)
+        record = read_finished_run(run_file)
+        assert record["exited"], f"{run_file} has no exit record after 60 s"
         assert record["run"].run_group == "run" and record["run"].display_name == f"run/member_{member}"
         assert record["config"]["optim"]["lr"] == (1e-4, 1e-3)[member]
         assert record["config"]["population_member"] == member

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -26,7 +27,7 @@ def _payloads(data: bytes):
             pos += BLOCK - pos % BLOCK
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
-        if kind == 0 and length == 0:
+        if (kind == 0 and length == 0) or pos + HEADER + length > len(data):  # the end, or a chunk still being written
             break
         chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
@@ -40,9 +41,20 @@ def _payloads(data: bytes):
             yield pending + chunk
 
 
+def read_finished_run(path: Path, timeout_s: float = 60.0) -> dict:
+    """`read_run` once the file holds the run's exit record. In the process that logged it, W&B's
+    service may still be writing the file after `run.finish()` returns (seen under load)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = read_run(path)
+        if record["exited"] or time.monotonic() > deadline:
+            return record
+        time.sleep(0.2)
+
+
 def read_run(path: Path) -> dict:
-    """{'run': Record.run, 'config': {key: value}, 'history': [{key: value}]}"""
-    out = {"run": None, "config": {}, "history": []}
+    """{'run': Record.run, 'config': {key: value}, 'history': [{key: value}], 'exited': bool}"""
+    out = {"run": None, "config": {}, "history": [], "exited": False}
     for payload in _payloads(Path(path).read_bytes()):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
@@ -52,6 +64,8 @@ def read_run(path: Path) -> dict:
             out["config"].update({i.key: json.loads(i.value_json) for i in record.run.config.update})
         elif kind == "config":
             out["config"].update({i.key: json.loads(i.value_json) for i in record.config.update})
+        elif kind == "exit":
+            out["exited"] = True
         elif kind == "history":
             out["history"].append(
                 {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
