@@ -126,7 +126,7 @@ class Exploration:
                 continue
             source = int(better[int(rng.integers(len(better)))])
             sources[member] = source
-            before = {k: self._readable(k, values[k][member]) for k in values}
+            before = {k: population.readable_among(self.loss_names, k, values[k][member]) for k in values}
             for key in values:
                 new_values[key][member] = self._explore(key, values[key][source], rng)
             events.append(
@@ -136,7 +136,7 @@ class Exploration:
                     "source": source,
                     "objective": {"member": _number(scores[member]), "source": _number(scores[source])},
                     "before": before,
-                    "after": {k: self._readable(k, new_values[k][member]) for k in values},
+                    "after": {k: population.readable_among(self.loss_names, k, new_values[k][member]) for k in values},
                 }
             )
         return sources, new_values, events
@@ -160,9 +160,6 @@ class Exploration:
         if key.endswith(UNIT_INTERVAL_SUFFIXES):
             explored = min(max(explored, UNIT_MARGIN if key == "augment.target" else 0.0), 1.0 - UNIT_MARGIN)
         return explored if self.valid(key, explored) else float(value)
-
-    def _readable(self, key: str, value: Any) -> Any:
-        return self.loss_names[int(value)] if key == population.LOSS_KEY else float(str(np.float32(value)))
 
 
 def _number(value: float | None) -> float | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -211,7 +211,12 @@ def numeric_values(cfg: Any) -> dict[str, np.ndarray]:
 def readable(cfg: Any, key: str, value: float) -> Any:
     """A member's value (float32 in the state) as the config spells it: the shortest decimal
     that is the same float32 (0.001), a loss index as its name."""
-    return loss_names(cfg)[int(value)] if key == LOSS_KEY else float(str(np.float32(value)))
+    return readable_among(loss_names(cfg), key, value)
+
+
+def readable_among(loss_order: Sequence[str], key: str, value: float) -> Any:
+    """`readable`, given the population's losses by index."""
+    return loss_order[int(value)] if key == LOSS_KEY else float(str(np.float32(value)))
 
 
 def ended_values(cfg: Any, member: Member, rows: list[dict]) -> dict[str, Any]:
@@ -276,6 +281,7 @@ def errors(cfg: Any, validate_member: Any) -> list[str]:
         return messages
     if cfg.train.pbt.every is None and len(points(cfg)) < 2 and cfg.train.num_seeds < 2:
         return ["train.population: one point; give two or more (or drop train.population)"]
+    messages = _repeated_point_errors(cfg)
     seen: set[str] = set()
     for member in members(cfg):
         if member.seed != cfg.seed:  # each point once: its seeds share its settings
@@ -289,6 +295,25 @@ def errors(cfg: Any, validate_member: Any) -> list[str]:
                 if line.strip() and message not in seen:
                     seen.add(message)
                     messages.append(message)
+    return messages
+
+
+def _repeated_point_errors(cfg: Any) -> list[str]:
+    """A grid or list that names one setting twice trains the same run twice (same seed); random
+    draws may coincide (a loss drawn from two names)."""
+    if RANDOM_KEY in spec(cfg):
+        return []
+    first_of: dict[tuple, int] = {}
+    messages = []
+    for index, point in enumerate(points(cfg)):
+        setting = tuple((k, point.get(k, OmegaConf.select(cfg, k))) for k in keys(cfg))
+        if setting in first_of:
+            spelled = ", ".join(f"{k}={v}" for k, v in setting)
+            messages.append(
+                f"train.population: points {first_of[setting]} and {index} are the same setting ({spelled}); "
+                "to train a setting more than once, use train.num_seeds"
+            )
+        first_of.setdefault(setting, index)
     return messages
 
 

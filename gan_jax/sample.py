@@ -91,6 +91,12 @@ class Sampler:
         replicas = len(population.members(restored.cfg))
         if not 0 <= replica < replicas:
             raise GanJaxError(f"--replica {replica}: the run has {replicas} replica(s), 0 to {replicas - 1}")
+        if replica in restored.diverged:
+            living = [m for m in range(replicas) if m not in restored.diverged]
+            raise GanJaxError(
+                f"--replica {replica}: member {replica} diverged at step {restored.diverged[replica]} "
+                f"(its parameters are not finite); members that did not: {living}"
+            )
         state = parallel.replica(restored.state, replica)
         generator = state.generator if raw else step.sampling_generator(state)
         models = restored.parts.models

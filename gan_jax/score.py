@@ -44,10 +44,10 @@ from gan_jax.checkpoint import Checkpoints, DamagedCheckpoint
 from gan_jax.errors import ConfigError, GanJaxError
 from gan_jax.evaluate import StateEvaluator
 from gan_jax.parts import build as build_parts
+from gan_jax.report.reading import EVAL_FILE, NOT_SCORES
 
 log = logging.getLogger("gan_jax.eval")
 
-EVAL_FILE = "eval.json"
 CHECKPOINT_DIRS = {"latest": "checkpoints", "best": "best"}
 
 
@@ -121,6 +121,7 @@ class RestoredRun:
     cfg: DictConfig
     parts: step.GANParts
     damaged: list[DamagedCheckpoint]
+    diverged: dict[int, int]  # a population's members that had diverged by then -> the step they did
 
 
 def restore(run_dir: Path, checkpoint: str) -> RestoredRun:
@@ -151,7 +152,8 @@ def restore(run_dir: Path, checkpoint: str) -> RestoredRun:
             "%s; using step %d, the latest intact checkpoint, instead", "; ".join(map(str, damaged)), restored.step
         )
     cfg = OmegaConf.create(restored.meta["config"])
-    return RestoredRun(which, restored.step, restored.state, cfg, population_like.parts(cfg), damaged)
+    diverged = {int(m): int(s) for m, s in restored.meta.get("diverged_members", {}).items()}
+    return RestoredRun(which, restored.step, restored.state, cfg, population_like.parts(cfg), damaged, diverged)
 
 
 def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -168,7 +170,9 @@ def score_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         progress=True,
     )
     replicas = [
-        {**_identity(cfg, member), **evaluate(parallel.replica(run.state, member.index)).scalars}
+        {**_identity(cfg, member), **_diverged(run.diverged[member.index])}
+        if member.index in run.diverged  # its parameters are NaN: nothing to score
+        else {**_identity(cfg, member), **evaluate(parallel.replica(run.state, member.index)).scalars}
         for member in population.members(cfg)
     ]
     entry = {
@@ -200,6 +204,10 @@ class _PopulationLike:
     def __call__(self, meta: dict) -> step.GANState:
         cfg = OmegaConf.create(meta["config"])
         return population.initial_state(self.parts(cfg), cfg)
+
+
+def _diverged(at_step: int) -> dict[str, Any]:
+    return {"status": "diverged", "diverged_step": at_step, "note": f"diverged at step {at_step}: not scored"}
 
 
 def _who(replica: dict) -> str:
@@ -306,12 +314,7 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """Markdown: one row per (label, scalars), one column per metric, and a last column for the
     rows' `note`s (a run not scored, or scored from an older checkpoint) when any has one."""
     columns = sorted(
-        {
-            k
-            for _, values in rows
-            for k, v in values.items()
-            if isinstance(v, (int, float)) and k not in ("seed", "member")
-        }
+        {k for _, values in rows for k, v in values.items() if isinstance(v, (int, float)) and k not in NOT_SCORES}
     )
     notes = any("note" in values for _, values in rows)
     lines = [
@@ -322,6 +325,11 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
         cells = [_cell(values.get(c)) for c in columns] + [values.get("note", "").replace("|", "\\|")] * notes
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _with_note(replica: dict[str, Any], note: dict[str, str]) -> dict[str, Any]:
+    notes = [n for n in (replica.get("note"), note.get("note")) if n]
+    return replica | ({"note": "; ".join(notes)} if notes else {})
 
 
 def _passed_over(damaged: list[dict[str, Any]]) -> str:
@@ -394,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         label = (
             f"{run_dir.name} {entry['checkpoint']}" if args.samples else f"{run_dir.name} {{who}} step {entry['step']}"
         )
-        rows += [(label.format(who=_who(r)), r | note) for r in entry["replicas"]]
+        rows += [(label.format(who=_who(r)), _with_note(r, note)) for r in entry["replicas"]]
         protocols_used.add(protocol_line(entry.get("provenance")))
     for line in sorted(protocols_used):
         print(line)

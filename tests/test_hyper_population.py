@@ -122,6 +122,11 @@ def test_a_list_of_points_crossed_with_seeds():
         ("train.population={optim.lr:['1e-4','1e-3']}", r"optim.lr='1e-4': must be a finite number"),
         ("train.population={optim.lr:[1e-50,1e-3]}", r"optim.lr=1e-50: is 0 in float32"),
         ("train.population={penalty.dragan.weight:[1,10]}", r"penalty=dragan is not chosen"),
+        (
+            "train.population=[{optim.lr:1e-4},{optim.lr:0.0001,optim.b1:0.5}]",
+            r"points 0 and 1 are the same setting \(optim.lr=0.0001, optim.b1=0.5\); .* use train.num_seeds",
+        ),
+        ("train.population={optim.lr:[1e-4,3e-4,1e-4]}", r"points 0 and 2 are the same setting"),
     ],
 )
 def test_a_bad_population_fails_at_start_naming_the_key(override, message):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import compose_config, metrics_rows, with_overrides
 
-from gan_jax import loop, parts, population, step
+from gan_jax import loop, parts, population, sample, score, step
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.config import ConfigError, validate
 
@@ -128,13 +128,26 @@ def test_an_objective_the_run_does_not_produce_fails_at_start(tmp_path):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-def test_a_diverged_member_does_not_stop_the_population_and_pbt_replaces_it(tmp_path):
+def test_a_diverged_member_does_not_stop_the_population_and_pbt_replaces_it(tmp_path, caplog):
     diverging = with_overrides(PBT, "train.population={optim.lr:[1e-4,3e-4,1e-3,1e9]}", "train.steps=8")
     without_pbt = loop.run(compose_config(with_overrides(diverging, "train.pbt.every=null")), tmp_path / "plain")
     assert without_pbt["status"] == "finished"
     assert without_pbt["replicas"][3]["status"] == "diverged" and "eval" not in without_pbt["replicas"][3]
     assert all("status" not in r and "eval" in r for r in without_pbt["replicas"][:3])
     assert np.isnan(np.load(tmp_path / "plain" / "samples.npy")[3]).all()
+    assert score.main([str(tmp_path / "plain")]) == 0  # gan-eval leaves the diverged member out, saying so
+    (scored,) = json.loads((tmp_path / "plain" / "eval.json").read_text()).values()
+    assert scored["replicas"][3] == {
+        "member": 3,
+        "seed": 0,
+        "status": "diverged",
+        "diverged_step": without_pbt["replicas"][3]["diverged_step"],
+        "note": f"diverged at step {without_pbt['replicas'][3]['diverged_step']}: not scored",
+    }
+    assert all(np.isfinite(r["jsd"]) for r in scored["replicas"][:3])
+    caplog.clear()
+    assert sample.main([str(tmp_path / "plain"), "--replica", "3", "--out", str(tmp_path / "s.npz"), "--quiet"]) == 1
+    assert "--replica 3: member 3 diverged at step" in caplog.text and "did not: [0, 1, 2]" in caplog.text
     with_pbt = loop.run(compose_config(diverging), tmp_path / "pbt")
     (event,) = [e for e in with_pbt["population"]["pbt"]["lineage"] if e["member"] == 3]
     assert event["step"] == 4 and event["objective"]["member"] is None  # ranked last: nothing to score

@@ -16,6 +16,7 @@ from gan_jax import rundir
 REPORT_FILE = "report.html"
 SAMPLES_DIR = "samples"  # the loop's samples/step_<step>.png
 EVAL_FILE = "eval.json"  # gan-eval's (gan_jax/score.py)
+NOT_SCORES = ("seed", "member", "diverged_step")  # the numbers of its replicas that say whose they are
 MAX_GRIDS = 60  # sample grids on a page, evenly spaced over training (the first and last kept)
 
 

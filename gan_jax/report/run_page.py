@@ -10,7 +10,7 @@ import yaml
 
 from gan_jax import summary
 from gan_jax.report.html import badge, data_uri, key_value_table, number_cell, page, section, table, text_cell
-from gan_jax.report.reading import EVAL_FILE, REPORT_FILE, RunData
+from gan_jax.report.reading import EVAL_FILE, NOT_SCORES, REPORT_FILE, RunData
 from gan_jax.report.svg import Series, empty_chart, esc, fmt, line_chart, number
 
 TRAIN_KEY = "d_loss"  # a metrics.jsonl row with it is a training row; the others are evaluation rows
@@ -181,9 +181,7 @@ def evaluation_charts(
         for replica in entry.get("replicas", []) if isinstance(entry.get("replicas"), list) else []:
             if isinstance(replica, dict):
                 keys += [
-                    k
-                    for k, v in replica.items()
-                    if k not in ("seed", "member") and number(v) is not None and k not in keys
+                    k for k, v in replica.items() if k not in NOT_SCORES and number(v) is not None and k not in keys
                 ]
     return [
         line_chart(
@@ -204,7 +202,7 @@ def evaluations_table(evaluations: Mapping[str, Any]) -> str:
             for r in e["replicas"]
             if isinstance(r, dict)
             for k, v in r.items()
-            if k not in ("seed", "member") and number(v) is not None
+            if k not in NOT_SCORES and number(v) is not None
         }
     )
     rows = []
