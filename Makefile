@@ -22,7 +22,7 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/gan-train $(ARGS)
 
-## The test suite (tiny configs, real loop; under 10 minutes on 2 CPU cores): two processes,
+## The test suite (tiny configs, real loop; 10-16 minutes on 2 shared CPU cores, cold JAX cache): two processes,
 ## each test file in one of them (its module fixtures shared; XLA compiles on one core a program)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

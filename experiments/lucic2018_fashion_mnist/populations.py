@@ -16,7 +16,8 @@ steps per G step) splits them into one gan-train run each:
 
 Writes DIR/populations/<program>/ (a run directory each, gan-compare reads it),
 DIR/populations.json (every member: its job in the sweep, its FID there and here, each
-program's wall time) and DIR/populations.md (the table beside the sweep's).
+program's wall time) and DIR/populations.md (the table beside the sweep's). Programs run by
+an earlier call into the same DIR, at the same scale, stay in both.
 """
 
 from __future__ import annotations
@@ -138,6 +139,18 @@ def table(ran: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _earlier_programs(path: Path, scale: dict, chosen: list[str]) -> list[dict]:
+    """The programs an earlier call wrote to DIR/populations.json at the same scale and not run
+    again now: the study can be run a program at a time."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    if earlier.get("scale") != scale:
+        print(f"{path}: written at scale {earlier.get('scale')}, not {scale}: its programs are replaced", flush=True)
+        return []
+    return [program for program in earlier["programs"] if program["program"] not in chosen]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -153,8 +166,11 @@ def main() -> None:
     chosen = args.programs.split(",") if args.programs else list(grouped)
     if unknown := [p for p in chosen if p not in grouped]:
         parser.error(f"--programs: {', '.join(unknown)} unknown; valid values are {', '.join(grouped)}")
+    scale = {"steps": args.steps, "width": args.width, "num_samples": args.num_samples}
+    kept = _earlier_programs(args.out / "populations.json", scale, chosen)
     ran = [run_program(name, grouped[name], args, args.out) for name in chosen]
-    record = {"scale": {"steps": args.steps, "width": args.width, "num_samples": args.num_samples}, "programs": ran}
+    ran = sorted(kept + ran, key=lambda program: list(grouped).index(program["program"]))
+    record = {"scale": scale, "programs": ran}
     write_atomic(args.out / "populations.json", json.dumps(record, indent=2) + "\n")
     summary = table(ran)
     write_atomic(args.out / "populations.md", summary)
