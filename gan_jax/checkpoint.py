@@ -17,6 +17,7 @@ starts at its initial value with a warning: an older checkpoint is not damaged.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -107,11 +108,19 @@ class Checkpoints:
         """Every process of a run calls it; host arrays make the checkpoint independent of
         the devices and processes that wrote it."""
         host_state = jax.device_get(state)
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+        except Exception as error:
+            if _is_disk_full(error):  # TensorStore says so in a ValueError; the run's handler expects an OSError
+                kept = [s for s in self.steps() if s != step]
+                latest = f"the latest checkpoint is step {kept[-1]}" if kept else "there is no earlier checkpoint"
+                free = shutil.disk_usage(self.directory).free // 2**10
+                raise OSError(errno.ENOSPC, f"checkpoint {step} not written, {free} KiB free; {latest}") from error
+            raise
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -434,3 +443,16 @@ def _is_off(value: Any) -> bool:
 
 def _resumable(key: str) -> bool:
     return any(key == prefix or key.startswith(prefix + ".") for prefix in RESUMABLE_CHANGES)
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    """An error (or its cause) that says the disk or quota is full."""
+    chain: BaseException | None = error
+    while chain is not None:
+        if isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(chain)
+        if "RESOURCE_EXHAUSTED" in text or "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False

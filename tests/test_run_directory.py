@@ -415,6 +415,32 @@ def test_a_save_cut_short_by_a_full_disk_leaves_room_for_the_summary(tmp_path, m
     assert _summary(tmp_path)["status"] == "failed" and "No space left" in _summary(tmp_path)["error"]
 
 
+def test_orbaxs_full_disk_error_is_a_full_disk_naming_the_latest_checkpoint(tmp_path, monkeypatch, uninterrupted):
+    import orbax.checkpoint as ocp
+
+    real_save = ocp.CheckpointManager.save
+
+    def save_on_a_full_disk(self, step, *args, **kwargs):
+        if step > 10:  # as TensorStore reports it (seen on a full tmpfs): a ValueError, not an OSError
+            raise ValueError(
+                f'RESOURCE_EXHAUSTED: Error writing "rng/0.0" in OCDBT database at local file "{step}.orbax-'
+                'checkpoint-tmp/state": Failed to write 901567 bytes to file 17: No space left on device '
+                "[os_error_code='28']"
+            )
+        return real_save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save_on_a_full_disk)
+    with pytest.raises(
+        OSError, match=r"checkpoint 20 not written, \d+ KiB free; the latest checkpoint is step 10"
+    ) as error:
+        loop.run(compose_config(BASE + ["train.steps=40", "train.checkpoint_every=10"]), tmp_path)
+    assert error.value.errno == errno.ENOSPC  # what gan-train's handler turns into "the disk is full"
+    assert _summary(tmp_path)["status"] == "failed" and "checkpoint 20 not written" in _summary(tmp_path)["error"]
+    monkeypatch.undo()  # space freed: the same command continues from step 10
+    loop.run(compose_config(BASE + ["train.steps=40", "train.checkpoint_every=10"]), tmp_path)
+    assert training_rows(tmp_path) == training_rows(uninterrupted)
+
+
 @pytest.mark.slow  # a whole gan-train process for one summary field
 def test_wandb_disabled_is_reported_as_disabled(tmp_path):
     result = gan_train(
