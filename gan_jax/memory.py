@@ -56,7 +56,8 @@ def check(executable: Any, limit: int, members: int, source: str) -> None:
     per_member = needed / members
     fits = int(limit // per_member)
     advice = (
-        f"the largest population that fits is about {fits} members (train.population's points x train.num_seeds)"
+        f"the largest population that fits is about {fits} member{'s' if fits > 1 else ''}"
+        " (train.population's points x train.num_seeds)"
         if fits >= 1
         else "not even one member fits: lower train.batch_size or the model's widths"
     )

@@ -20,6 +20,8 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
 def _payloads(data: bytes):
+    if len(data) < HEADER:  # W&B's service has not yet written the file's header
+        return
     assert data[:4] == b":W&B", "not a W&B run file"
     pos, pending = HEADER, b""
     while pos + HEADER <= len(data):
