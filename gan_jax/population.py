@@ -402,6 +402,13 @@ def _key_errors(cfg: Any) -> list[str]:
         if key in valid:
             continue
         parts = key.split(".")
+        if parts == ["penalty", "weight"]:
+            chosen = ", ".join(f"penalty.{name}.weight" for name in chosen_penalties)
+            messages.append(
+                f"train.population.{key}: a penalty's weight is penalty.<name>.weight, "
+                + (f"here {chosen}" if chosen else "and no penalty is chosen: e.g. penalty=r1 and penalty.r1.weight")
+            )
+            continue
         if parts[0] == "penalty" and len(parts) == 3 and parts[1] not in chosen_penalties:
             messages.append(
                 f"train.population.{key}: penalty={parts[1]} is not chosen; choose it (e.g. 'penalty=[{parts[1]}]')"

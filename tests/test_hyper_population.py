@@ -124,6 +124,10 @@ def test_a_list_of_points_crossed_with_seeds():
         ("train.population={optim.lr:[1e-50,1e-3]}", r"optim.lr=1e-50: is 0 in float32"),
         ("train.population={penalty.dragan.weight:[1,10]}", r"penalty=dragan is not chosen"),
         (
+            "train.population={penalty.weight:[1,10]}",
+            r"penalty.weight: a penalty's weight is .*, here penalty.r1.weight",
+        ),
+        (
             "train.population=[{optim.lr:1e-4},{optim.lr:0.0001,optim.b1:0.5}]",
             r"points 0 and 1 are the same setting \(optim.lr=0.0001, optim.b1=0.5\); .* use train.num_seeds",
         ),
