@@ -32,7 +32,7 @@ def _exit_with(error: Exception, run_dir: Path) -> None:
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         log.error(
             "%s: the disk is full (%s). What was written is whole; free some space and run the "
-            "same command to continue from the latest checkpoint",
+            "same command: it continues from the latest checkpoint, or starts afresh if there is none",
             run_dir,
             error,
         )

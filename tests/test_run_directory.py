@@ -441,6 +441,18 @@ def test_orbaxs_full_disk_error_is_a_full_disk_naming_the_latest_checkpoint(tmp_
     assert training_rows(tmp_path) == training_rows(uninterrupted)
 
 
+def test_gan_train_ends_a_full_disk_with_its_message_and_exit_code_1(tmp_path, caplog):
+    from gan_jax import train
+
+    full = OSError(errno.ENOSPC, "checkpoint 20 not written, 12 KiB free; there is no earlier checkpoint")
+    with pytest.raises(SystemExit) as ended:
+        train._exit_with(full, tmp_path)
+    assert ended.value.code == 1
+    (message,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"{tmp_path}: the disk is full" in message and "there is no earlier checkpoint" in message
+    assert "or starts afresh if there is none" in message
+
+
 @pytest.mark.slow  # a whole gan-train process for one summary field
 def test_wandb_disabled_is_reported_as_disabled(tmp_path):
     result = gan_train(
