@@ -19,6 +19,7 @@ checkpoint and written to summary.json.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ import jax
 import numpy as np
 
 from gan_jax import population
+
+log = logging.getLogger(__name__)
 
 # Keys whose values lie in [0, 1] (Adam's betas, a decay, a probability): explored values stay inside.
 UNIT_INTERVAL_SUFFIXES = ("b1", "b2", "ema_decay", "augment.p", "augment.target")
@@ -170,6 +173,12 @@ def from_config(cfg: Any, directions: dict[str, str], valid: Callable[[str, floa
     """The run's PBT (None: off); `directions`: the evaluators' keys -> "min" | "max" | "none"."""
     pbt = cfg.train.pbt
     if pbt.every is None:
+        if pbt.objective is not None:  # a warning, not an error: a sweep may set train.pbt.every=null,500
+            log.warning(
+                "train.pbt.objective=%s without train.pbt.every: no PBT rounds run, the members keep their "
+                "values (set train.pbt.every to the steps between rounds)",
+                pbt.objective,
+            )
         return None
     key = str(pbt.objective).removeprefix("eval.")
     return Exploration(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import compose_config, metrics_rows, with_overrides
 
-from gan_jax import loop, parts, population, sample, score, step
+from gan_jax import loop, parts, pbt, population, sample, score, step
 from gan_jax.checkpoint import Checkpoints
 from gan_jax.config import ConfigError, validate
 
@@ -120,6 +120,13 @@ def test_a_run_stopped_after_an_exploit_resumes_to_the_same_rows_and_lineage(tmp
 def test_bad_pbt_settings_fail_at_start(overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate(compose_config(PBT + ["train.steps=8"] + overrides), num_devices=1)
+
+
+def test_an_objective_without_pbt_every_warns_that_no_rounds_run(caplog):
+    cfg = compose_config(PBT + ["train.steps=8", "train.pbt.every=null"])
+    validate(cfg, num_devices=1)  # accepted: a sweep may run train.pbt.every=null,4 beside one objective
+    assert pbt.from_config(cfg, {"jsd": "min"}, lambda key, value: True) is None
+    assert any("without train.pbt.every: no PBT rounds run" in r.getMessage() for r in caplog.records)
 
 
 def test_an_objective_the_run_does_not_produce_fails_at_start(tmp_path):
