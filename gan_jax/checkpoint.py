@@ -451,8 +451,8 @@ def _is_disk_full(error: BaseException) -> bool:
     while chain is not None:
         if isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        text = str(chain)
-        if "RESOURCE_EXHAUSTED" in text or "No space left on device" in text or "Disk quota exceeded" in text:
+        text = str(chain)  # TensorStore's RESOURCE_EXHAUSTED names the OS error; other exhaustion is not a full disk
+        if "No space left on device" in text or "Disk quota exceeded" in text:
             return True
         chain = chain.__cause__ or chain.__context__
     return False
